@@ -1,0 +1,10 @@
+export { ConfigError } from './config.error.ts';
+export {
+  parseSettings,
+  redact,
+  isValidTimeZone,
+  type Settings,
+  type AppEnv,
+  type LogLevel,
+} from './settings.ts';
+export { loadSettings } from './load-settings.ts';

@@ -1,0 +1,14 @@
+export { createPool, type Pool, type PoolClient, type Queryable, type PoolOptions } from './pool.ts';
+export { withTransaction, inTransaction, type IsolationLevel } from './transaction.ts';
+export {
+  migrate,
+  migrationStatus,
+  readMigrations,
+  migrationsDir,
+  MigrationMismatchError,
+  type Migration,
+  type MigrationStatus,
+} from './migrator.ts';
+export { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.ts';
+export { connectDatabase, type Database } from './connect.ts';
+export { SqlState, sqlStateOf } from './sqlstate.ts';

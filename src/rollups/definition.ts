@@ -1,0 +1,45 @@
+/**
+ * Terminology
+ * - rollup:   a table in schema `analytics` that holds one row per group, derived from one source table.
+ * - grain:    the width of a bucket: hour, day, week (from Monday), month, or a fixed number of minutes.
+ * - bucket:   one interval of a grain; `bucket_start` is its start in ANALYTICS_TIMEZONE, as timestamptz.
+ * - group:    one (bucket, dimension values) pair: one row of a rollup when it has source rows.
+ * - horizon:  a transaction id; every source write by a transaction below it is folded into the rollup.
+ * - frozen:   a bucket that starts before the source's retention cutoff; never recomputed again.
+ * - window:   [start, end) in time; a window refresh recomputes every bucket in it.
+ */
+
+export type Grain = 'hour' | 'day' | 'week' | 'month' | { readonly minutes: number };
+
+export interface Dimension {
+  /** Column of the source table, copied to the rollup under the same name. Must be NOT NULL. */
+  readonly column: string;
+  /** Its SQL type in the rollup table. */
+  readonly type: string;
+}
+
+export interface Measure {
+  /** Column of the rollup table. */
+  readonly name: string;
+  /** Its SQL type. */
+  readonly type: string;
+  /** An aggregate expression over the source table's columns, e.g. `count(*) FILTER (WHERE status = 'failed')`. */
+  readonly sql: string;
+}
+
+/** One rollup, declared as data: the engine derives its table, its refresh SQL and its change capture. */
+export interface RollupDefinition {
+  /** Table name in schema `analytics`. */
+  readonly name: string;
+  /** Schema-qualified source table; it must have a bigint primary key `id`. */
+  readonly source: string;
+  /** timestamptz column of the source that places a row in a bucket. */
+  readonly timeColumn: string;
+  readonly grain: Grain;
+  readonly dimensions: readonly Dimension[];
+  readonly measures: readonly Measure[];
+}
+
+export function grainLabel(grain: Grain): string {
+  return typeof grain === 'string' ? grain : `${grain.minutes} minutes`;
+}

@@ -1,0 +1,30 @@
+import type { Grain } from './definition.ts';
+
+/**
+ * SQL for the start of the bucket holding `time` (a timestamptz expression), in time zone `zone`
+ * (an SQL expression, usually a parameter). Days, weeks (Monday) and months follow the zone's
+ * calendar, so a 23-hour or 25-hour day is one bucket. Fixed widths count from a Monday midnight UTC.
+ */
+export function bucketStartSql(grain: Grain, time: string, zone: string): string {
+  if (typeof grain === 'object') {
+    return `date_bin(interval '${grain.minutes} minutes', ${time}, timestamptz '2000-01-03 00:00:00+00')`;
+  }
+  return `date_trunc('${grain}', ${time}, ${zone})`;
+}
+
+/** SQL for the end of the bucket that starts at `start` (exclusive), DST-correct. */
+export function bucketEndSql(grain: Grain, start: string, zone: string): string {
+  if (typeof grain === 'object') return `(${start} + interval '${grain.minutes} minutes')`;
+  if (grain === 'hour') return `(${start} + interval '1 hour')`;
+  // Add calendar units in local time, then convert back: 1 day after a spring-forward midnight is 23 h.
+  return `((${start} AT TIME ZONE ${zone} + interval '1 ${grain}') AT TIME ZONE ${zone})`;
+}
+
+/** Validates a fixed grain: whole minutes that divide a day evenly (so buckets never straddle midnight UTC oddly). */
+export function checkGrain(grain: Grain): void {
+  if (typeof grain === 'string') return;
+  const { minutes } = grain;
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440 || 1440 % minutes !== 0) {
+    throw new Error(`grain.minutes must be a whole number of minutes that divides 1440, got ${minutes}`);
+  }
+}

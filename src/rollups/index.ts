@@ -1,0 +1,20 @@
+export type { RollupDefinition, Grain, Dimension, Measure } from './definition.ts';
+export { grainLabel } from './definition.ts';
+export { builtinRollups } from './builtin-rollups.ts';
+export { installRollups, checkDefinition } from './install.ts';
+export {
+  refreshRollup,
+  pruneChangeLog,
+  RefreshAbortedError,
+  type RefreshResult,
+  type RefreshMode,
+  type RefreshOptions,
+} from './refresh.ts';
+export {
+  createMaterializedViews,
+  refreshMaterializedViews,
+  materializedViewNames,
+  type ViewRefreshResult,
+} from './materialized-views.ts';
+export { cleanupOldData, defaultSources, type CleanupResult, type RetentionPolicy } from './retention.ts';
+export { prepareDatabase } from './prepare-database.ts';

@@ -1,0 +1,109 @@
+import type { Pool } from '../db/index.ts';
+import { withTransaction } from '../db/index.ts';
+import type { RollupDefinition } from './definition.ts';
+import { checkGrain } from './grain.ts';
+import { rollupSql } from './rollup-sql.ts';
+import { ident, literal, qualified } from './sql-identifier.ts';
+
+const NAME = /^[a-z_][a-z0-9_]*$/;
+
+/** Rejects a definition the engine cannot run, naming the field and the rule. */
+export function checkDefinition(def: RollupDefinition): void {
+  const fail = (field: string, rule: string, value: unknown): never => {
+    throw new Error(
+      `rollup ${JSON.stringify(def.name)}: ${field} must be ${rule}, got ${JSON.stringify(value)}`,
+    );
+  };
+  if (!NAME.test(def.name)) fail('name', 'a lower-case SQL name', def.name);
+  if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(def.source))
+    fail('source', 'schema.table in lower case', def.source);
+  if (!NAME.test(def.timeColumn)) fail('timeColumn', 'a lower-case column name', def.timeColumn);
+  if (def.dimensions.length === 0) fail('dimensions', 'at least one column', def.dimensions);
+  for (const d of def.dimensions)
+    if (!NAME.test(d.column)) fail('dimensions[].column', 'a lower-case column name', d.column);
+  for (const m of def.measures)
+    if (!NAME.test(m.name)) fail('measures[].name', 'a lower-case column name', m.name);
+  const names = [...def.dimensions.map((d) => d.column), ...def.measures.map((m) => m.name)];
+  const reserved = names.find((n) => ['bucket_start', 'updated_at'].includes(n));
+  if (reserved !== undefined) fail('dimensions/measures', 'not bucket_start or updated_at', reserved);
+  if (new Set(names).size !== names.length) fail('dimensions/measures', 'distinct names', names);
+  try {
+    checkGrain(def.grain);
+  } catch (error) {
+    fail('grain', 'valid', (error as Error).message);
+  }
+}
+
+/** Every column any rollup groups a source's rows by: what the change log must keep of an old row. */
+export function groupColumnsBySource(definitions: readonly RollupDefinition[]): Map<string, string[]> {
+  const bySource = new Map<string, Set<string>>();
+  for (const def of definitions) {
+    const columns = bySource.get(def.source) ?? new Set<string>();
+    columns.add(def.timeColumn);
+    for (const d of def.dimensions) columns.add(d.column);
+    bySource.set(def.source, columns);
+  }
+  return new Map([...bySource].map(([source, columns]) => [source, [...columns].sort()]));
+}
+
+function changeCaptureSql(source: string, columns: readonly string[]): string[] {
+  const table = qualified(source);
+  const bare = source.split('.')[1] ?? source;
+  const args = columns.map(literal).join(', ');
+  return [
+    // No default on ADD COLUMN: existing rows keep NULL without a table rewrite; a rollup that has
+    // never run recomputes all of history on its first run, so they are covered.
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS aggjobs_xid xid8`,
+    `ALTER TABLE ${table} ALTER COLUMN aggjobs_xid SET DEFAULT pg_current_xact_id()`,
+    `CREATE INDEX IF NOT EXISTS ${ident(`${bare}_aggjobs_xid_idx`)} ON ${table} (aggjobs_xid)`,
+    `CREATE OR REPLACE TRIGGER aggjobs_stamp_xid BEFORE UPDATE ON ${table}
+       FOR EACH ROW EXECUTE FUNCTION aggjobs.stamp_row_xid()`,
+    `CREATE OR REPLACE TRIGGER aggjobs_log_deletes AFTER DELETE ON ${table}
+       REFERENCING OLD TABLE AS old_rows
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_old_groups(${args})`,
+    `CREATE OR REPLACE TRIGGER aggjobs_log_moves AFTER UPDATE ON ${table}
+       REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_old_groups(${args})`,
+  ];
+}
+
+async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
+  const { rows } = await pool.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = $1`,
+    [def.name],
+  );
+  const have = new Set(rows.map((r) => r.column_name));
+  const want = ['bucket_start', ...def.dimensions.map((d) => d.column), ...def.measures.map((m) => m.name)];
+  const missing = want.filter((c) => !have.has(c));
+  if (missing.length > 0) {
+    throw new Error(
+      `analytics.${def.name} exists without column(s) ${missing.join(', ')} of its definition: ` +
+        'add them with a migration, or drop the table to have it rebuilt by a backfill',
+    );
+  }
+}
+
+/**
+ * Makes the database ready for these rollups: change capture on each source table, the rollup
+ * tables, and a state row per rollup. Idempotent; serialized with the migrator's lock.
+ */
+export async function installRollups(pool: Pool, definitions: readonly RollupDefinition[]): Promise<void> {
+  definitions.forEach(checkDefinition);
+  const names = definitions.map((d) => d.name);
+  if (new Set(names).size !== names.length)
+    throw new Error(`rollup names must be distinct: ${names.join(', ')}`);
+  await withTransaction(pool, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
+    for (const [source, columns] of groupColumnsBySource(definitions)) {
+      for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
+    }
+    for (const def of definitions) {
+      await client.query(rollupSql(def).createTable);
+      await client.query(
+        'INSERT INTO aggjobs.rollup_state (rollup, source_table) VALUES ($1, $2) ON CONFLICT (rollup) DO NOTHING',
+        [def.name, def.source],
+      );
+    }
+  });
+  for (const def of definitions) await checkColumns(pool, def);
+}

@@ -1,0 +1,192 @@
+import type { Pool, PoolClient } from '../db/index.ts';
+import type { RollupDefinition } from './definition.ts';
+import { CHANGED_TABLE, rollupSql } from './rollup-sql.ts';
+
+export type RefreshMode = { kind: 'incremental' } | { kind: 'window'; start: Date; end: Date };
+
+/** What one refresh of one rollup did: the runtime's task results are built from these. */
+export interface RefreshResult {
+  rollup: string;
+  /** `initial`: an incremental refresh of a rollup that had never run, so all of history was recomputed. */
+  mode: 'incremental' | 'window' | 'initial';
+  groupsRecomputed: number;
+  rowsWritten: number;
+  rowsDeleted: number;
+  durationMs: number;
+  /** Incremental and initial: the new horizon (a transaction id). */
+  horizon?: string;
+  /** Window: the buckets recomputed, widened to whole buckets and clipped to unfrozen ones. */
+  window?: { start: string; end: string };
+}
+
+export interface RefreshOptions {
+  timezone: string;
+  mode: RefreshMode;
+  statementTimeoutMs?: number;
+  lockTimeoutMs?: number;
+  /** Aborting cancels the running statement; the transaction rolls back and nothing is written. */
+  signal?: AbortSignal;
+}
+
+/** Thrown when a refresh was aborted through its signal (soft time limit, revoke). */
+export class RefreshAbortedError extends Error {
+  override readonly name = 'RefreshAbortedError';
+}
+
+async function cancelOnAbort(
+  pool: Pool,
+  client: PoolClient,
+  signal: AbortSignal | undefined,
+): Promise<() => void> {
+  if (signal === undefined) return () => undefined;
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const pid = rows[0]?.pid;
+  const onAbort = (): void => {
+    void pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+function count(rows: Array<Record<string, unknown>>, column: string): number {
+  return Number(rows[0]?.[column] ?? 0);
+}
+
+/**
+ * Brings one rollup up to date (incremental) or recomputes a window of it, in one REPEATABLE READ
+ * transaction: readers see the old rows or the new, never half a bucket.
+ *
+ * Serialized per rollup by a session advisory lock taken *before* the transaction starts, so that
+ * the snapshot is taken after the previous run committed its horizon. The engine takes no lock on
+ * source tables beyond the ACCESS SHARE of reading them: the application's writers never wait.
+ */
+export async function refreshRollup(
+  pool: Pool,
+  def: RollupDefinition,
+  options: RefreshOptions,
+): Promise<RefreshResult> {
+  const sql = rollupSql(def);
+  const started = performance.now();
+  const client = await pool.connect();
+  let releaseCancel = (): void => undefined;
+  let locked = false;
+  try {
+    releaseCancel = await cancelOnAbort(pool, client, options.signal);
+    if (options.signal?.aborted === true) throw new RefreshAbortedError(`refresh of ${def.name} aborted`);
+    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [
+      String(options.lockTimeoutMs ?? 30_000),
+    ]);
+    await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name]);
+    locked = true;
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    try {
+      await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
+        String(options.statementTimeoutMs ?? 600_000),
+      ]);
+      const { rows: stateRows } = await client.query<{
+        horizon: string | null;
+        cutoff: Date | null;
+        next: string;
+      }>(
+        `SELECT s.horizon::text AS horizon, w.cutoff, pg_snapshot_xmin(pg_current_snapshot())::text AS next
+         FROM aggjobs.rollup_state s
+         LEFT JOIN aggjobs.retention_watermarks w ON w.source_table = s.source_table
+         WHERE s.rollup = $1`,
+        [def.name],
+      );
+      const state = stateRows[0];
+      if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
+      const cutoff: Date | string = state.cutoff ?? '-infinity';
+      let result: Omit<RefreshResult, 'durationMs'>;
+
+      if (options.mode.kind === 'incremental' && state.horizon !== null) {
+        await client.query(sql.createChanged);
+        await client.query(sql.collectChanged, [state.horizon, options.timezone, def.source, cutoff]);
+        await client.query(`ANALYZE ${CHANGED_TABLE}`);
+        const up = await client.query(sql.recomputeChanged);
+        const del = await client.query(sql.deleteEmptiedChanged);
+        result = {
+          rollup: def.name,
+          mode: 'incremental',
+          groupsRecomputed: count(up.rows, 'groups'),
+          rowsWritten: count(up.rows, 'written'),
+          rowsDeleted: del.rowCount ?? 0,
+          horizon: state.next,
+        };
+      } else {
+        const mode = options.mode;
+        const initial = mode.kind === 'incremental';
+        const [start, end] = mode.kind === 'window' ? [mode.start, mode.end] : ['-infinity', 'infinity'];
+        const { rows } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
+          `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
+          [start, end, options.timezone, cutoff],
+        );
+        const lo = rows[0]?.lo ?? '-infinity';
+        const hi = rows[0]?.hi ?? 'infinity';
+        let groups = 0;
+        let written = 0;
+        let deleted = 0;
+        if (rows[0]?.nonempty === true) {
+          const up = await client.query(sql.recomputeWindow, [lo, hi, options.timezone]);
+          const del = await client.query(sql.deleteEmptiedWindow, [lo, hi, options.timezone]);
+          groups = count(up.rows, 'groups');
+          written = count(up.rows, 'written');
+          deleted = del.rowCount ?? 0;
+        }
+        result = {
+          rollup: def.name,
+          mode: initial ? 'initial' : 'window',
+          groupsRecomputed: groups,
+          rowsWritten: written,
+          rowsDeleted: deleted,
+          ...(initial ? { horizon: state.next } : { window: { start: lo, end: hi } }),
+        };
+      }
+      const durationMs = Math.round(performance.now() - started);
+      await client.query(
+        `UPDATE aggjobs.rollup_state
+         SET horizon = coalesce($2::xid8, horizon),
+             horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
+             last_refresh_at = now(), last_result = $3
+         WHERE rollup = $1`,
+        [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs })],
+      );
+      await client.query('COMMIT');
+      return { ...result, durationMs };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    if (options.signal?.aborted === true) {
+      throw new RefreshAbortedError(`refresh of ${def.name} aborted: nothing was written`, { cause: error });
+    }
+    throw error;
+  } finally {
+    releaseCancel();
+    if (locked)
+      await client
+        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name])
+        .catch(() => undefined);
+    await client.query('RESET lock_timeout').catch(() => undefined);
+    client.release();
+  }
+}
+
+/**
+ * Forgets change-log entries that every rollup of `source` and every materialized view has folded
+ * in. Safe at any time: a refresh in progress only reads entries at or above its own horizon, which
+ * is at or above the minimum. A rollup that has never run keeps nothing back (it recomputes all).
+ */
+export async function pruneChangeLog(pool: Pool, source: string): Promise<number> {
+  const { rowCount } = await pool.query(
+    `DELETE FROM aggjobs.change_log
+     WHERE source_table = $1
+       AND xid < (SELECT min(h) FROM (
+             SELECT horizon AS h FROM aggjobs.rollup_state WHERE source_table = $1 AND horizon IS NOT NULL
+             UNION ALL
+             SELECT horizon FROM aggjobs.view_refreshes) horizons)`,
+    [source],
+  );
+  return rowCount ?? 0;
+}

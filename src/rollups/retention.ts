@@ -1,0 +1,104 @@
+import type { Pool } from '../db/index.ts';
+import { withTransaction } from '../db/index.ts';
+import type { RollupDefinition } from './definition.ts';
+import { ident, qualified } from './sql-identifier.ts';
+
+export interface RetentionPolicy {
+  /** Source rows older than this many days are deleted. */
+  retentionDays: number;
+  /** Source tables cleaned, with their time column. The seed's policy: execution logs and activity events. */
+  sources: ReadonlyArray<{ table: string; timeColumn: string }>;
+  /** Rollups of these grains are kept `rollupRetentionFactor` × retentionDays; daily and coarser forever. */
+  rollupRetentionFactor: number;
+  batchSize: number;
+}
+
+export const defaultSources = [
+  { table: 'public.execution_logs', timeColumn: 'started_at' },
+  { table: 'public.user_activity_events', timeColumn: 'occurred_at' },
+] as const;
+
+export interface CleanupResult {
+  retentionDays: number;
+  /** Source rows before this time were deleted; rollup buckets that start before it are now frozen. */
+  sourceCutoff: string;
+  rollupCutoff: string;
+  /** Rows deleted per table. */
+  deleted: Record<string, number>;
+  batches: number;
+  durationMs: number;
+}
+
+/**
+ * Deletes rows past retention in bounded batches (each batch a short transaction, so no statement
+ * holds locks for long). The watermark moves first, in its own transaction: from then on the buckets
+ * before it are frozen, so the deletes that follow never change a rollup — and the change-capture
+ * trigger is told to ignore them (`aggjobs.retention = on`).
+ */
+export async function cleanupOldData(
+  pool: Pool,
+  rollups: readonly RollupDefinition[],
+  policy: RetentionPolicy,
+  options: { signal?: AbortSignal; onProgress?: (table: string, deleted: number) => void } = {},
+): Promise<CleanupResult> {
+  const started = performance.now();
+  const { rows } = await pool.query<{ source_cutoff: Date; rollup_cutoff: Date }>(
+    `SELECT now() - make_interval(days => $1) AS source_cutoff, now() - make_interval(days => $1 * $2) AS rollup_cutoff`,
+    [policy.retentionDays, policy.rollupRetentionFactor],
+  );
+  const sourceCutoff = rows[0]?.source_cutoff ?? new Date(0);
+  const rollupCutoff = rows[0]?.rollup_cutoff ?? new Date(0);
+  const deleted: Record<string, number> = {};
+  let batches = 0;
+
+  const deleteInBatches = async (
+    table: string,
+    where: string,
+    key: string,
+    cutoff: Date,
+    retention: boolean,
+  ): Promise<void> => {
+    deleted[table] = 0;
+    for (;;) {
+      if (options.signal?.aborted === true) throw new Error('cleanup aborted');
+      const n = await withTransaction(
+        pool,
+        async (client) => {
+          const result = await client.query(
+            `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${where} < $1 LIMIT $2)`,
+            [cutoff, policy.batchSize],
+          );
+          return result.rowCount ?? 0;
+        },
+        { settings: retention ? { 'aggjobs.retention': 'on', lock_timeout: '1s' } : { lock_timeout: '1s' } },
+      );
+      batches += 1;
+      deleted[table] = (deleted[table] ?? 0) + n;
+      options.onProgress?.(table, deleted[table] ?? 0);
+      if (n < policy.batchSize) return;
+    }
+  };
+
+  for (const source of policy.sources) {
+    await pool.query(
+      `INSERT INTO aggjobs.retention_watermarks (source_table, cutoff) VALUES ($1, $2)
+       ON CONFLICT (source_table) DO UPDATE SET cutoff = greatest(retention_watermarks.cutoff, EXCLUDED.cutoff), updated_at = now()`,
+      [source.table, sourceCutoff],
+    );
+    await deleteInBatches(qualified(source.table), ident(source.timeColumn), 'id', sourceCutoff, true);
+  }
+  // Only hourly (and finer) rollups expire; daily and coarser are kept for ever.
+  for (const rollup of rollups) {
+    const fine = rollup.grain === 'hour' || typeof rollup.grain === 'object';
+    if (!fine) continue;
+    await deleteInBatches(`analytics.${ident(rollup.name)}`, 'bucket_start', 'ctid', rollupCutoff, false);
+  }
+  return {
+    retentionDays: policy.retentionDays,
+    sourceCutoff: sourceCutoff.toISOString(),
+    rollupCutoff: rollupCutoff.toISOString(),
+    deleted,
+    batches,
+    durationMs: Math.round(performance.now() - started),
+  };
+}

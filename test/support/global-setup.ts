@@ -1,0 +1,73 @@
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { parseSettings } from '../../src/config/index.ts';
+import { createPool, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/index.ts';
+import { prepareDatabase } from '../../src/rollups/index.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgAdminUrl: string;
+    pgTemplate: string;
+  }
+}
+
+async function reachable(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.end();
+    return true;
+  } catch {
+    await client.end().catch(() => undefined);
+    return false;
+  }
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/**
+ * Finds a PostgreSQL server (TEST_DATABASE_URL, else the local one on 127.0.0.1:5432, else an
+ * embedded one), builds a template database with the real migrator once, and hands its name to the
+ * test files, which clone it (`test/support/database.ts`).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let embedded: EmbeddedDatabase | undefined;
+  let adminUrl = process.env.TEST_DATABASE_URL;
+  if (adminUrl === undefined) {
+    const local = `postgres://${process.env.PGUSER ?? process.env.USER ?? 'postgres'}@127.0.0.1:5432/postgres`;
+    if (await reachable(local)) adminUrl = local;
+  }
+  if (adminUrl === undefined) {
+    embedded = await startEmbeddedPostgres({ dataDir: '.aggjobs/test' });
+    adminUrl = withDatabase(embedded.url, 'postgres');
+  }
+  const template = `aggjobs_tpl_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  // Leftovers of runs that were killed before their teardown.
+  const { rows } = await admin.query<{ datname: string }>(
+    "SELECT datname FROM pg_database WHERE datname LIKE 'aggjobs\\_t%' AND datname NOT LIKE $1",
+    [`%_${process.pid}%`],
+  );
+  for (const row of rows)
+    await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`).catch(() => undefined);
+  await admin.query(`DROP DATABASE IF EXISTS "${template}"`);
+  await admin.query(`CREATE DATABASE "${template}"`);
+  const pool = createPool({ connectionString: withDatabase(adminUrl, template), max: 2 });
+  try {
+    await prepareDatabase(pool, parseSettings({}));
+  } finally {
+    await pool.end();
+  }
+  project.provide('pgAdminUrl', adminUrl);
+  project.provide('pgTemplate', template);
+  return async () => {
+    await admin.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`).catch(() => undefined);
+    await admin.end();
+    await embedded?.stop();
+  };
+}
