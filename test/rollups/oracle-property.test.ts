@@ -1,0 +1,244 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { builtinRollups, refreshRollup } from '../../src/rollups/index.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { compareWithOracle } from '../support/oracle.ts';
+import { refreshAll, resetData } from '../support/rollup-helpers.ts';
+
+// A zone with DST: the 14 days from 2026-10-24 hold the 25-hour day of 2026-11-01, a month change
+// and two week changes, so every grain's bucket math is exercised.
+const ZONE = 'America/New_York';
+const BASE = Date.parse('2026-10-24T00:00:00Z');
+const SPAN_MINUTES = 14 * 24 * 60;
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
+
+const time = fc
+  .integer({ min: 0, max: SPAN_MINUTES })
+  .chain((m) =>
+    fc.integer({ min: 0, max: 59 }).map((s) => new Date(BASE + m * 60_000 + s * 1000).toISOString()),
+  );
+const workspace = fc.integer({ min: 1, max: 3 });
+const status = fc.constantFrom('running', 'success', 'failed', 'timeout', 'cancelled');
+const duration = fc.option(fc.integer({ min: 0, max: 600_000 }), { nil: null });
+const credits = fc.integer({ min: -500, max: 5000 }).map((c) => (c / 100).toFixed(2));
+const pick = fc.nat(1000);
+
+type Op =
+  | {
+      op: 'insertExecution';
+      ws: number;
+      user: number;
+      workflow: number;
+      status: string;
+      at: string;
+      duration: number | null;
+      credits: string;
+    }
+  | { op: 'insertActivity'; ws: number; user: number; type: string; at: string; session: string | null }
+  | { op: 'insertCredit'; ws: number; user: number | null; source: string; at: string; credits: string }
+  | { op: 'finishExecution'; pick: number; status: string; duration: number | null; credits: string }
+  | { op: 'moveExecution'; pick: number; at: string | null; ws: number | null }
+  | { op: 'moveActivity'; pick: number; at: string | null; ws: number | null; type: string | null }
+  | { op: 'moveCredit'; pick: number; at: string | null; ws: number | null; source: string | null }
+  | { op: 'delete'; table: 'execution_logs' | 'user_activity_events' | 'credit_transactions'; pick: number }
+  | { op: 'bulkUpdate'; ws: number; status: string }
+  | { op: 'windowRefresh'; rollup: number; from: string; to: string }
+  | { op: 'refresh' };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant('insertExecution' as const),
+      ws: workspace,
+      user: fc.integer({ min: 1, max: 4 }),
+      workflow: fc.integer({ min: 1, max: 3 }),
+      status,
+      at: time,
+      duration,
+      credits,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('insertActivity' as const),
+      ws: workspace,
+      user: fc.integer({ min: 1, max: 4 }),
+      type: fc.constantFrom('login', 'page_view'),
+      at: time,
+      session: fc.option(fc.constantFrom('s1', 's2', 's3'), { nil: null }),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('insertCredit' as const),
+      ws: workspace,
+      user: fc.option(fc.integer({ min: 1, max: 4 }), { nil: null }),
+      source: fc.constantFrom('execution', 'api', 'refund'),
+      at: time,
+      credits,
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant('finishExecution' as const), pick, status, duration, credits }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('moveExecution' as const),
+      pick,
+      at: fc.option(time, { nil: null }),
+      ws: fc.option(workspace, { nil: null }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('moveActivity' as const),
+      pick,
+      at: fc.option(time, { nil: null }),
+      ws: fc.option(workspace, { nil: null }),
+      type: fc.option(fc.constantFrom('login', 'logout'), { nil: null }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('moveCredit' as const),
+      pick,
+      at: fc.option(time, { nil: null }),
+      ws: fc.option(workspace, { nil: null }),
+      source: fc.option(fc.constantFrom('api', 'storage'), { nil: null }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('delete' as const),
+      table: fc.constantFrom(
+        'execution_logs' as const,
+        'user_activity_events' as const,
+        'credit_transactions' as const,
+      ),
+      pick,
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('bulkUpdate' as const), ws: workspace, status }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('windowRefresh' as const),
+      rollup: fc.nat(builtinRollups.length - 1),
+      from: time,
+      to: time,
+    }),
+  },
+  { weight: 2, arbitrary: fc.constant({ op: 'refresh' as const }) },
+);
+
+function nth(table: string, pickIndex: number): string {
+  return `(SELECT id FROM public.${table} ORDER BY id OFFSET ($1::int % greatest((SELECT count(*) FROM public.${table})::int, 1)) LIMIT 1)`;
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+
+async function apply(op: Op): Promise<void> {
+  const q = (sql: string, params: unknown[]): Promise<unknown> => db.pool.query(sql, params);
+  switch (op.op) {
+    case 'insertExecution':
+      await q(
+        `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+        [op.ws, op.user, op.workflow, op.status, op.at, op.duration, op.credits],
+      );
+      return;
+    case 'insertActivity':
+      await q(
+        `INSERT INTO public.user_activity_events (workspace_id, user_id, event_type, occurred_at, session_id) VALUES ($1, $2, $3, $4, $5)`,
+        [op.ws, op.user, op.type, op.at, op.session],
+      );
+      return;
+    case 'insertCredit':
+      await q(
+        `INSERT INTO public.credit_transactions (workspace_id, user_id, source, credits, created_at) VALUES ($1, $2, $3, $4, $5)`,
+        [op.ws, op.user, op.source, op.credits, op.at],
+      );
+      return;
+    case 'finishExecution':
+      await q(
+        `UPDATE public.execution_logs SET status = $2, duration_ms = $3, credits_used = $4, completed_at = started_at
+         WHERE id = ${nth('execution_logs', op.pick)}`,
+        [op.pick, op.status, op.duration, op.credits],
+      );
+      return;
+    case 'moveExecution':
+      await q(
+        `UPDATE public.execution_logs SET started_at = coalesce($2, started_at), workspace_id = coalesce($3, workspace_id)
+         WHERE id = ${nth('execution_logs', op.pick)}`,
+        [op.pick, op.at, op.ws],
+      );
+      return;
+    case 'moveActivity':
+      await q(
+        `UPDATE public.user_activity_events SET occurred_at = coalesce($2, occurred_at), workspace_id = coalesce($3, workspace_id),
+           event_type = coalesce($4, event_type) WHERE id = ${nth('user_activity_events', op.pick)}`,
+        [op.pick, op.at, op.ws, op.type],
+      );
+      return;
+    case 'moveCredit':
+      await q(
+        `UPDATE public.credit_transactions SET created_at = coalesce($2, created_at), workspace_id = coalesce($3, workspace_id),
+           source = coalesce($4, source) WHERE id = ${nth('credit_transactions', op.pick)}`,
+        [op.pick, op.at, op.ws, op.source],
+      );
+      return;
+    case 'delete':
+      await q(`DELETE FROM public.${op.table} WHERE id = ${nth(op.table, op.pick)}`, [op.pick]);
+      return;
+    case 'bulkUpdate':
+      // One statement, many rows: some move to another workspace, the rest change status.
+      await q(
+        `UPDATE public.execution_logs SET status = $2, workspace_id = CASE WHEN id % 2 = 0 THEN workspace_id % 3 + 1 ELSE workspace_id END
+         WHERE workspace_id = $1`,
+        [op.ws, op.status],
+      );
+      return;
+    case 'windowRefresh': {
+      const def = builtinRollups[op.rollup];
+      if (def === undefined) return;
+      const [from, to] = op.from <= op.to ? [op.from, op.to] : [op.to, op.from];
+      await refreshRollup(db.pool, def, {
+        timezone: ZONE,
+        mode: { kind: 'window', start: new Date(from), end: new Date(to) },
+      });
+      return;
+    }
+    case 'refresh':
+      await refreshAll(db.pool, ZONE);
+      return;
+  }
+}
+
+describe('rollups equal a plain GROUP BY over the source rows', () => {
+  it(`after random inserts, late inserts, updates, moves and deletes (${RUNS} cases, ${ZONE})`, async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
+        await resetData(db.pool);
+        await refreshAll(db.pool, ZONE); // initial run on empty tables: the rest is incremental
+        for (const op of ops) {
+          await apply(op);
+          if (op.op === 'refresh') expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+        }
+        await refreshAll(db.pool, ZONE);
+        expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+      }),
+      { numRuns: RUNS, endOnFailure: true },
+    );
+  }, 600_000);
+});
