@@ -1,8 +1,8 @@
 -- Change capture for the rollup engine (README "How change capture works").
 --
 -- Every source row carries `aggjobs_xid`, the id of the transaction that last wrote it (set by a
--- column default on INSERT and by a row trigger on UPDATE). A refresh takes the rows written since
--- its last horizon. Deletes, and updates that move a row to another group (its time or a dimension
+-- column default on INSERT and by a row trigger on UPDATE). A refresh takes the rows whose writer
+-- was not visible in the snapshot of the previous refresh. Deletes, and updates that move a row to another group (its time or a dimension
 -- changed), leave the old row's group columns in aggjobs.change_log through a statement trigger
 -- with transition tables. The columns, triggers and indexes are attached to each source table by
 -- the engine from the rollup definitions (installRollups), so a user-defined rollup on another table
@@ -54,11 +54,15 @@ END
 $$;
 
 -- One row per rollup: up to where it has consumed changes.
---   horizon: every transaction with a smaller id has been folded in (NULL: never refreshed; the
---            first incremental run recomputes all of history).
+--   snapshot: the snapshot the last incremental run read the sources with; every write visible in
+--             it has been folded in. The next run takes the writes *not* visible in it. NULL: never
+--             refreshed; the first incremental run recomputes all of history.
+--   horizon:  that snapshot's xmin: every transaction below it has been folded in (lag reporting
+--             and change-log pruning).
 CREATE TABLE aggjobs.rollup_state (
   rollup          text PRIMARY KEY,
   source_table    text NOT NULL,
+  snapshot        pg_snapshot,
   horizon         xid8,
   horizon_at      timestamptz,
   last_refresh_at timestamptz,
@@ -77,6 +81,7 @@ CREATE TABLE aggjobs.retention_watermarks (
 -- change nothing.
 CREATE TABLE aggjobs.view_refreshes (
   view_name       text PRIMARY KEY,
+  snapshot        pg_snapshot NOT NULL,
   horizon         xid8 NOT NULL,
   inputs_token    text NOT NULL,
   refreshed_at    timestamptz NOT NULL,

@@ -174,12 +174,15 @@ async function refreshView(
       await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.view'), hashtext($1))", [view.name]);
       const { rows } = await client.query<{
         horizon: string;
+        snapshot: string;
         token: string;
         populated: boolean;
         last: string | null;
+        last_snapshot: string | null;
         last_token: string | null;
       }>(
-        `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
+        `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, pg_current_snapshot()::text AS snapshot,
+                (SELECT snapshot::text FROM aggjobs.view_refreshes WHERE view_name = $1) AS last_snapshot,
                 (SELECT ispopulated FROM pg_matviews WHERE schemaname = 'analytics' AND matviewname = $1) AS populated,
                 (SELECT horizon::text FROM aggjobs.view_refreshes WHERE view_name = $1) AS last,
                 (SELECT inputs_token FROM aggjobs.view_refreshes WHERE view_name = $1) AS last_token,
@@ -197,10 +200,11 @@ async function refreshView(
       let reason: string | undefined;
       if (options.force === true) reason = 'forced';
       else if (!state.populated) reason = 'never populated';
-      else if (state.last === null) reason = 'no refresh on record';
+      else if (state.last === null || state.last_snapshot === null) reason = 'no refresh on record';
       else if (state.last_token !== state.token)
         reason = 'retention ran, the day changed or workspaces changed';
-      else if (await inputsChanged(client, view.inputs, state.last)) reason = 'inputs changed';
+      else if (await inputsChanged(client, view.inputs, state.last, state.last_snapshot))
+        reason = 'inputs changed';
       if (reason === undefined) {
         await client.query('COMMIT');
         return {
@@ -218,11 +222,11 @@ async function refreshView(
       );
       const durationMs = Math.round(performance.now() - started);
       await client.query(
-        `INSERT INTO aggjobs.view_refreshes (view_name, horizon, inputs_token, refreshed_at, duration_ms)
-         VALUES ($1, $2::xid8, $3, now(), $4)
-         ON CONFLICT (view_name) DO UPDATE SET horizon = EXCLUDED.horizon, inputs_token = EXCLUDED.inputs_token,
+        `INSERT INTO aggjobs.view_refreshes (view_name, snapshot, horizon, inputs_token, refreshed_at, duration_ms)
+         VALUES ($1, $5::pg_snapshot, $2::xid8, $3, now(), $4)
+         ON CONFLICT (view_name) DO UPDATE SET snapshot = EXCLUDED.snapshot, horizon = EXCLUDED.horizon, inputs_token = EXCLUDED.inputs_token,
            refreshed_at = EXCLUDED.refreshed_at, duration_ms = EXCLUDED.duration_ms`,
-        [view.name, state.horizon, state.token, durationMs],
+        [view.name, state.horizon, state.token, durationMs, state.snapshot],
       );
       await client.query('COMMIT');
       return { view: view.name, status: 'refreshed', reason, durationMs, rows: countRows[0]?.n ?? 0 };
@@ -236,12 +240,19 @@ async function refreshView(
   }
 }
 
-async function inputsChanged(db: Queryable, inputs: string[], horizon: string): Promise<boolean> {
+/** Whether any input has a write (or a logged delete) by a transaction not visible in the last refresh's snapshot. */
+async function inputsChanged(
+  db: Queryable,
+  inputs: string[],
+  horizon: string,
+  snapshot: string,
+): Promise<boolean> {
   for (const input of inputs) {
     const { rows } = await db.query<{ changed: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM ${input} WHERE aggjobs_xid >= $1::xid8)
-           OR EXISTS (SELECT 1 FROM aggjobs.change_log WHERE source_table = $2 AND xid >= $1::xid8) AS changed`,
-      [horizon, input],
+      `SELECT EXISTS (SELECT 1 FROM ${input} WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $3::pg_snapshot))
+           OR EXISTS (SELECT 1 FROM aggjobs.change_log
+                      WHERE source_table = $2 AND xid >= $1::xid8 AND NOT pg_visible_in_snapshot(xid, $3::pg_snapshot)) AS changed`,
+      [horizon, input, snapshot],
     );
     if (rows[0]?.changed === true) return true;
   }

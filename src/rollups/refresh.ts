@@ -85,10 +85,13 @@ export async function refreshRollup(
       ]);
       const { rows: stateRows } = await client.query<{
         horizon: string | null;
+        snapshot: string | null;
         cutoff: Date | null;
         next: string;
+        nextSnapshot: string;
       }>(
-        `SELECT s.horizon::text AS horizon, w.cutoff, pg_snapshot_xmin(pg_current_snapshot())::text AS next
+        `SELECT s.horizon::text AS horizon, s.snapshot::text AS snapshot, w.cutoff,
+                pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot"
          FROM aggjobs.rollup_state s
          LEFT JOIN aggjobs.retention_watermarks w ON w.source_table = s.source_table
          WHERE s.rollup = $1`,
@@ -99,9 +102,15 @@ export async function refreshRollup(
       const cutoff: Date | string = state.cutoff ?? '-infinity';
       let result: Omit<RefreshResult, 'durationMs'>;
 
-      if (options.mode.kind === 'incremental' && state.horizon !== null) {
+      if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
         await client.query(sql.createChanged);
-        await client.query(sql.collectChanged, [state.horizon, options.timezone, def.source, cutoff]);
+        await client.query(sql.collectChanged, [
+          state.horizon,
+          options.timezone,
+          def.source,
+          cutoff,
+          state.snapshot,
+        ]);
         await client.query(`ANALYZE ${CHANGED_TABLE}`);
         const up = await client.query(sql.recomputeChanged);
         const del = await client.query(sql.deleteEmptiedChanged);
@@ -146,10 +155,11 @@ export async function refreshRollup(
       await client.query(
         `UPDATE aggjobs.rollup_state
          SET horizon = coalesce($2::xid8, horizon),
+             snapshot = CASE WHEN $2::xid8 IS NULL THEN snapshot ELSE $4::pg_snapshot END,
              horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
              last_refresh_at = now(), last_result = $3
          WHERE rollup = $1`,
-        [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs })],
+        [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs }), state.nextSnapshot],
       );
       await client.query('COMMIT');
       return { ...result, durationMs };

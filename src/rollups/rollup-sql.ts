@@ -14,7 +14,11 @@ export interface RollupSql {
   createTable: string;
   /** Creates the per-transaction table of changed groups. */
   createChanged: string;
-  /** $1 horizon (xid8 as text), $2 time zone, $3 source table name, $4 retention cutoff. Fills the changed groups. */
+  /**
+   * $1 xmin of the previous snapshot, $2 time zone, $3 source table name, $4 retention cutoff,
+   * $5 the previous snapshot. Fills the changed groups: of rows written, and of old rows logged, by
+   * transactions not visible in the previous snapshot.
+   */
   collectChanged: string;
   /** Recomputes every changed group from the source and upserts rows that differ. Returns groups, written. */
   recomputeChanged: string;
@@ -64,17 +68,18 @@ CREATE TEMP TABLE ${CHANGED_TABLE} (
   // Rows written since the horizon (their new group) and old groups of deleted or moved rows.
   const changedStart = bucketStartSql(def.grain, `changed_rows.${time}`, zoneParam(2));
   const collectChanged = `
-WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz)
+WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot)
 INSERT INTO ${CHANGED_TABLE} (bucket_start, bucket_end, ${dims.join(', ')})
 SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))}, ${dims.map((d) => `g.${d}`).join(', ')}
 FROM (
   SELECT DISTINCT ${changedStart} AS bucket_start, ${dims.map((d) => `changed_rows.${d}`).join(', ')}
   FROM (
-    SELECT ${time}, ${dims.join(', ')} FROM ${source} WHERE aggjobs_xid >= $1::xid8
+    SELECT ${time}, ${dims.join(', ')} FROM ${source}
+    WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
     UNION ALL
     SELECT r.${time}, ${dims.map((d) => `r.${d}`).join(', ')}
     FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
-    WHERE l.source_table = $3 AND l.xid >= $1::xid8
+    WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
   ) changed_rows
 ) g
 WHERE g.bucket_start >= $4::timestamptz`;

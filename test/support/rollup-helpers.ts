@@ -23,5 +23,5 @@ export async function resetData(pool: Pool): Promise<void> {
   await pool.query(`
     TRUNCATE public.execution_logs, public.user_activity_events, public.credit_transactions, public.workspaces,
              aggjobs.change_log, aggjobs.retention_watermarks, aggjobs.view_refreshes, ${rollupTables};
-    UPDATE aggjobs.rollup_state SET horizon = NULL, horizon_at = NULL, last_refresh_at = NULL, last_result = NULL;`);
+    UPDATE aggjobs.rollup_state SET snapshot = NULL, horizon = NULL, horizon_at = NULL, last_refresh_at = NULL, last_result = NULL;`);
 }

@@ -1,0 +1,224 @@
+import pg from 'pg';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  builtinRollups,
+  installRollups,
+  refreshMaterializedViews,
+  refreshRollup,
+  RefreshAbortedError,
+  type RollupDefinition,
+} from '../../src/rollups/index.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { compareWithOracle } from '../support/oracle.ts';
+import { refreshAll, resetData } from '../support/rollup-helpers.ts';
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+beforeEach(async () => {
+  await resetData(db.pool);
+});
+
+const hourly = builtinRollups.find((d) => d.name === 'execution_metrics_hourly') as RollupDefinition;
+const daily = builtinRollups.find((d) => d.name === 'execution_metrics_daily') as RollupDefinition;
+
+async function insertExecution(at: string, ws = 1, extra = ''): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms ${extra ? ', credits_used' : ''})
+     VALUES ($1, 1, 1, 'success', $2, 10 ${extra ? `, ${extra}` : ''})`,
+    [ws, at],
+  );
+}
+
+describe('time zones', () => {
+  it('gives a 23-hour and a 25-hour day one daily bucket each, holding exactly their rows', async () => {
+    const zone = 'Europe/Berlin';
+    // 2026-03-29 is 23 hours long in Berlin, 2026-10-25 is 25 hours long. One row per UTC hour.
+    await db.pool.query(`
+      INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+      SELECT 1, 1, 1, 'success', t FROM generate_series(timestamptz '2026-03-28 20:00Z', timestamptz '2026-03-30 04:00Z', interval '1 hour') t
+      UNION ALL
+      SELECT 1, 1, 1, 'success', t FROM generate_series(timestamptz '2026-10-24 20:00Z', timestamptz '2026-10-26 04:00Z', interval '1 hour') t`);
+    await refreshRollup(db.pool, daily, { timezone: zone, mode: { kind: 'incremental' } });
+    const { rows } = await db.pool.query<{ day: string; n: number }>(
+      `SELECT to_char(bucket_start AT TIME ZONE $1, 'YYYY-MM-DD HH24:MI') AS day, executions_total AS n
+       FROM analytics.execution_metrics_daily ORDER BY bucket_start`,
+      [zone],
+    );
+    expect(rows).toContainEqual({ day: '2026-03-29 00:00', n: 23 });
+    expect(rows).toContainEqual({ day: '2026-10-25 00:00', n: 25 });
+    expect(await compareWithOracle(db.pool, zone, { tables: ['execution_metrics_daily'] })).toEqual([]);
+  });
+});
+
+describe('change capture', () => {
+  it('holds the horizon behind a long-open transaction and loses nothing when it commits', async () => {
+    await refreshAll(db.pool, 'UTC');
+    const app = new pg.Client({ connectionString: db.url });
+    await app.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query(
+        `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at) VALUES (7, 1, 1, 'success', now() - interval '5 hours')`,
+      );
+      await insertExecution(new Date().toISOString(), 8); // committed meanwhile, by another transaction
+      const first = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+      expect(first.groupsRecomputed).toBe(1); // workspace 8's row; workspace 7's is not visible yet
+      const { rows: held } = await db.pool.query<{ holding: boolean }>(
+        `SELECT horizon <= (SELECT backend_xid::text::xid8 FROM pg_stat_activity WHERE pid = $1) AS holding
+         FROM aggjobs.rollup_state WHERE rollup = $2`,
+        [(await app.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid, hourly.name],
+      );
+      expect(held[0]?.holding).toBe(true);
+      await app.query('COMMIT');
+    } finally {
+      await app.end();
+    }
+    await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);
+    const { rows } = await db.pool.query(
+      'SELECT 1 FROM analytics.execution_metrics_hourly WHERE workspace_id = 7',
+    );
+    expect(rows).toHaveLength(1);
+  });
+
+  it('recomputes only the groups that changed, and reports what it did', async () => {
+    await db.pool.query(`
+      INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+      SELECT ws, 1, 1, 'success', timestamptz '2026-01-01' + make_interval(hours => h)
+      FROM generate_series(0, 99) h, generate_series(1, 10) ws`);
+    const initial = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(initial).toMatchObject({
+      mode: 'initial',
+      groupsRecomputed: 1000,
+      rowsWritten: 1000,
+      rowsDeleted: 0,
+    });
+    expect(initial.horizon).toMatch(/^\d+$/);
+    await db.pool.query(
+      `UPDATE public.execution_logs SET status = 'failed' WHERE workspace_id = 3 AND started_at = '2026-01-02 05:00Z'`,
+    );
+    await db.pool.query(
+      `DELETE FROM public.execution_logs WHERE workspace_id = 4 AND started_at = '2026-01-03 00:00Z'`,
+    );
+    const next = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(next).toMatchObject({ mode: 'incremental', groupsRecomputed: 1, rowsWritten: 1, rowsDeleted: 1 });
+    const idle = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(idle).toMatchObject({ groupsRecomputed: 0, rowsWritten: 0, rowsDeleted: 0 });
+    expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);
+  });
+
+  it('a window refresh recomputes whole buckets of the window and reports them', async () => {
+    await insertExecution('2026-02-01T10:30:00Z');
+    await insertExecution('2026-02-01T11:30:00Z');
+    await db.pool.query('TRUNCATE analytics.execution_metrics_hourly');
+    const result = await refreshRollup(db.pool, hourly, {
+      timezone: 'UTC',
+      mode: {
+        kind: 'window',
+        start: new Date('2026-02-01T10:15:00Z'),
+        end: new Date('2026-02-01T11:00:00Z'),
+      },
+    });
+    expect(result.mode).toBe('window');
+    expect(result.window?.start).toBe('2026-02-01T10:00:00+00:00');
+    expect(result.window?.end).toBe('2026-02-01T11:00:00+00:00');
+    const { rows } = await db.pool.query<{ b: Date }>(
+      'SELECT bucket_start AS b FROM analytics.execution_metrics_hourly',
+    );
+    expect(rows.map((r) => r.b.toISOString())).toEqual(['2026-02-01T10:00:00.000Z']);
+  });
+
+  it('rolls back and writes nothing when aborted', async () => {
+    await refreshAll(db.pool, 'UTC');
+    await insertExecution('2026-02-01T10:30:00Z');
+    const controller = new AbortController();
+    controller.abort();
+    await expect(
+      refreshRollup(db.pool, hourly, {
+        timezone: 'UTC',
+        mode: { kind: 'incremental' },
+        signal: controller.signal,
+      }),
+    ).rejects.toBeInstanceOf(RefreshAbortedError);
+    const { rows } = await db.pool.query('SELECT 1 FROM analytics.execution_metrics_hourly');
+    expect(rows).toHaveLength(0);
+  });
+});
+
+describe('user-defined rollups', () => {
+  it('a 15-minute rollup by workflow is just a definition, and stays exact', async () => {
+    const custom: RollupDefinition = {
+      name: 'workflow_runs_15m',
+      source: 'public.execution_logs',
+      timeColumn: 'started_at',
+      grain: { minutes: 15 },
+      dimensions: [{ column: 'workflow_id', type: 'bigint' }],
+      measures: [
+        { name: 'runs', type: 'bigint', sql: 'count(*)' },
+        { name: 'failures', type: 'bigint', sql: "count(*) FILTER (WHERE status = 'failed')" },
+      ],
+    };
+    await installRollups(db.pool, [...builtinRollups, custom]);
+    await refreshRollup(db.pool, custom, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    await db.pool.query(`
+      INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+      SELECT 1, 1, i % 3, CASE WHEN i % 4 = 0 THEN 'failed' ELSE 'success' END, timestamptz '2026-05-01' + make_interval(mins => i * 7)
+      FROM generate_series(1, 50) i`);
+    await db.pool.query(
+      `UPDATE public.execution_logs SET workflow_id = 9 WHERE id IN (SELECT id FROM public.execution_logs ORDER BY id LIMIT 5)`,
+    );
+    await db.pool.query(
+      `DELETE FROM public.execution_logs WHERE id IN (SELECT id FROM public.execution_logs ORDER BY id DESC LIMIT 5)`,
+    );
+    await refreshRollup(db.pool, custom, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    const { rows } = await db.pool.query(`
+      (SELECT date_bin('15 minutes', started_at, timestamptz '2000-01-03Z') AS b, workflow_id, count(*) AS runs,
+              count(*) FILTER (WHERE status = 'failed') AS failures FROM public.execution_logs GROUP BY 1, 2
+       EXCEPT SELECT bucket_start, workflow_id, runs, failures FROM analytics.workflow_runs_15m)
+      UNION ALL
+      (SELECT bucket_start, workflow_id, runs, failures FROM analytics.workflow_runs_15m
+       EXCEPT SELECT date_bin('15 minutes', started_at, timestamptz '2000-01-03Z'), workflow_id, count(*),
+              count(*) FILTER (WHERE status = 'failed') FROM public.execution_logs GROUP BY 1, 2)`);
+    expect(rows).toEqual([]);
+    await db.pool.query('DROP TABLE analytics.workflow_runs_15m');
+    await db.pool.query(`DELETE FROM aggjobs.rollup_state WHERE rollup = 'workflow_runs_15m'`);
+    await installRollups(db.pool, builtinRollups);
+  });
+
+  it('rejects a bad definition naming the field and the rule', async () => {
+    const bad = { ...hourly, name: 'Bad Name' };
+    await expect(installRollups(db.pool, [bad])).rejects.toThrow(
+      /name must be a lower-case SQL name, got "Bad Name"/,
+    );
+    const badGrain = { ...hourly, name: 'x', grain: { minutes: 7 } };
+    await expect(installRollups(db.pool, [badGrain])).rejects.toThrow(/grain must be valid/);
+  });
+});
+
+describe('materialized views', () => {
+  it('refreshes when inputs changed, skips when they did not, and matches a direct query', async () => {
+    await insertExecution('2026-02-01T10:30:00Z', 1, '2.5');
+    await db.pool.query(
+      `INSERT INTO public.user_activity_events (workspace_id, user_id, event_type, occurred_at) VALUES (1, 1, 'login', '2026-02-01T09:00:00Z')`,
+    );
+    const first = await refreshMaterializedViews(db.pool, { timezone: 'UTC' });
+    expect(first.map((r) => r.status)).toEqual(['refreshed', 'refreshed', 'refreshed']);
+    const second = await refreshMaterializedViews(db.pool, { timezone: 'UTC' });
+    expect(second.map((r) => r.status)).toEqual(['skipped', 'skipped', 'skipped']);
+    await insertExecution('2026-02-01T11:30:00Z', 1, '1');
+    const third = await refreshMaterializedViews(db.pool, { timezone: 'UTC' });
+    expect(third.find((r) => r.view === 'mv_hourly_execution_stats')?.status).toBe('refreshed');
+    const { rows } = await db.pool.query(
+      `SELECT executions, credits_used::text, activity_events FROM analytics.mv_daily_user_metrics WHERE workspace_id = 1 AND user_id = 1`,
+    );
+    expect(rows).toEqual([{ executions: 2, credits_used: '3.5000', activity_events: 1 }]);
+    await db.pool.query(`DELETE FROM public.user_activity_events`);
+    const fourth = await refreshMaterializedViews(db.pool, { timezone: 'UTC' });
+    expect(fourth.find((r) => r.view === 'mv_daily_user_metrics')).toMatchObject({
+      status: 'refreshed',
+      reason: 'inputs changed',
+    });
+  });
+});
