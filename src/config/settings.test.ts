@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from './config.error.ts';
+import { parseSettings, redact } from './settings.ts';
+
+describe('parseSettings', () => {
+  it('has the documented defaults with nothing set', () => {
+    const s = parseSettings({});
+    expect(s).toMatchObject({
+      databaseUrl: undefined,
+      brokerUrl: undefined,
+      appEnv: 'development',
+      hourlyRollupEnabled: true,
+      monthlyRollupEnabled: true,
+      retentionDays: 90,
+      analyticsTimezone: 'UTC',
+      dashboardPort: 5555,
+      dbPoolMax: 10,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(s)).toBe(true);
+  });
+
+  it('reads the seed variables and ours', () => {
+    const s = parseSettings({
+      DATABASE_URL: 'postgresql://u:p@db:5432/app',
+      CELERY_BROKER_URL: 'redis://h:6379/1',
+      CELERY_RESULT_BACKEND: 'rediss://h:6380/2',
+      APP_ENV: 'production',
+      WEEKLY_ROLLUP_ENABLED: 'false',
+      RETENTION_DAYS: '30',
+      ANALYTICS_TIMEZONE: 'Europe/Berlin',
+      DASHBOARD_USER: 'admin',
+      DASHBOARD_PASSWORD: 'secret',
+    });
+    expect(s).toMatchObject({
+      databaseUrl: 'postgresql://u:p@db:5432/app',
+      brokerUrl: 'redis://h:6379/1',
+      resultBackendUrl: 'rediss://h:6380/2',
+      appEnv: 'production',
+      weeklyRollupEnabled: false,
+      retentionDays: 30,
+      analyticsTimezone: 'Europe/Berlin',
+    });
+  });
+
+  it('prefers REDIS_URL over CELERY_BROKER_URL', () => {
+    expect(parseSettings({ REDIS_URL: 'redis://a:1/0', CELERY_BROKER_URL: 'redis://b:2/1' }).brokerUrl).toBe(
+      'redis://a:1/0',
+    );
+  });
+
+  it.each([
+    ['HOURLY_ROLLUP_ENABLED', 'maybe', 'HOURLY_ROLLUP_ENABLED must be true or false, got "maybe"'],
+    ['APP_ENV', 'prod', 'APP_ENV must be one of development, staging, production, got "prod"'],
+    ['RETENTION_DAYS', '0', 'RETENTION_DAYS must be an integer from 1 to 36500, got "0"'],
+    ['RETENTION_DAYS', '1e3', 'RETENTION_DAYS must be an integer from 1 to 36500, got "1e3"'],
+    ['DASHBOARD_PORT', '70000', 'DASHBOARD_PORT must be an integer from 1 to 65535, got "70000"'],
+    [
+      'ANALYTICS_TIMEZONE',
+      'Mars/Olympus',
+      'ANALYTICS_TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got "Mars/Olympus"',
+    ],
+    [
+      'DATABASE_URL',
+      'mysql://x',
+      'DATABASE_URL must be a URL (postgres://… or postgresql://…), got "mysql://x"',
+    ],
+    ['REDIS_URL', 'http://x', 'REDIS_URL must be a URL (redis://… or rediss://…), got "http://x"'],
+    [
+      'LOG_LEVEL',
+      'loud',
+      'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"',
+    ],
+  ])('rejects %s=%s naming the variable, the rule and the value', (name, value, message) => {
+    let caught: unknown;
+    try {
+      parseSettings({ [name]: value });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).toBe(message);
+    expect((caught as ConfigError).variable).toBe(name);
+  });
+
+  it('requires dashboard user and password together', () => {
+    expect(() => parseSettings({ DASHBOARD_USER: 'admin' })).toThrow(/DASHBOARD_PASSWORD must be set/);
+  });
+
+  it('never repeats a password in its messages', () => {
+    expect(() => parseSettings({ DATABASE_URL: 'mysql://user:hunter2@db/x' })).toThrow(/user:\*\*\*@/);
+    expect(redact('redis://:s3cret@h:6379/0')).toBe('redis://:***@h:6379/0');
+  });
+});
