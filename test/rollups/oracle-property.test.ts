@@ -139,7 +139,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: 'refresh' as const }) },
 );
 
-function nth(table: string, pickIndex: number): string {
+/** SQL for the id of the (pick mod count)-th row of `table`; the pick is parameter $1. */
+function nth(table: string): string {
   return `(SELECT id FROM public.${table} ORDER BY id OFFSET ($1::int % greatest((SELECT count(*) FROM public.${table})::int, 1)) LIMIT 1)`;
 }
 
@@ -173,33 +174,33 @@ async function apply(op: Op): Promise<void> {
     case 'finishExecution':
       await q(
         `UPDATE public.execution_logs SET status = $2, duration_ms = $3, credits_used = $4, completed_at = started_at
-         WHERE id = ${nth('execution_logs', op.pick)}`,
+         WHERE id = ${nth('execution_logs')}`,
         [op.pick, op.status, op.duration, op.credits],
       );
       return;
     case 'moveExecution':
       await q(
         `UPDATE public.execution_logs SET started_at = coalesce($2, started_at), workspace_id = coalesce($3, workspace_id)
-         WHERE id = ${nth('execution_logs', op.pick)}`,
+         WHERE id = ${nth('execution_logs')}`,
         [op.pick, op.at, op.ws],
       );
       return;
     case 'moveActivity':
       await q(
         `UPDATE public.user_activity_events SET occurred_at = coalesce($2, occurred_at), workspace_id = coalesce($3, workspace_id),
-           event_type = coalesce($4, event_type) WHERE id = ${nth('user_activity_events', op.pick)}`,
+           event_type = coalesce($4, event_type) WHERE id = ${nth('user_activity_events')}`,
         [op.pick, op.at, op.ws, op.type],
       );
       return;
     case 'moveCredit':
       await q(
         `UPDATE public.credit_transactions SET created_at = coalesce($2, created_at), workspace_id = coalesce($3, workspace_id),
-           source = coalesce($4, source) WHERE id = ${nth('credit_transactions', op.pick)}`,
+           source = coalesce($4, source) WHERE id = ${nth('credit_transactions')}`,
         [op.pick, op.at, op.ws, op.source],
       );
       return;
     case 'delete':
-      await q(`DELETE FROM public.${op.table} WHERE id = ${nth(op.table, op.pick)}`, [op.pick]);
+      await q(`DELETE FROM public.${op.table} WHERE id = ${nth(op.table)}`, [op.pick]);
       return;
     case 'bulkUpdate':
       // One statement, many rows: some move to another workspace, the rest change status.

@@ -26,6 +26,7 @@ export function migrateCommand(): Command {
         ctx.logger.info(
           applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
         );
+        if (viewsCreated.length > 0) ctx.logger.info(`created materialized views ${viewsCreated.join(', ')}`);
       } finally {
         await ctx.close();
       }
