@@ -30,6 +30,33 @@ export interface Settings {
   readonly lockTimeoutMs: number;
   /** Rows of one source table a retention batch deletes in one statement. */
   readonly cleanupBatchSize: number;
+  /** Redis key prefix of every BullMQ key; a `{hash tag}` keeps one queue's keys in one Redis Cluster slot. */
+  readonly brokerKeyPrefix: string;
+  /** Seconds a task result is kept in CELERY_RESULT_BACKEND (Celery's `result_expires`). */
+  readonly resultExpiresSeconds: number;
+  /** Rows of aggjobs.task_runs older than this many days are pruned (by cleanup_old_data). */
+  readonly runHistoryDays: number;
+  /** Default soft and hard time limits (seconds) of a task that declares none (Celery's task_soft_time_limit/task_time_limit). */
+  readonly taskSoftTimeLimitSeconds: number;
+  readonly taskHardTimeLimitSeconds: number;
+  /** Per-task overrides: `TASK_TIME_LIMITS=hourly_rollup=3600:3300,health_check=300` (hard[:soft] seconds). */
+  readonly taskTimeLimits: Readonly<Record<string, { hard: number; soft: number | undefined }>>;
+  /** Attempts after the first for transient failures (lost connection, serialization failure, deadlock). */
+  readonly taskMaxRetries: number;
+  /** First retry delay in milliseconds; doubles with each attempt. */
+  readonly taskRetryBackoffMs: number;
+  /** Retry a task that hit its time limit (Celery never does; off by default). */
+  readonly taskRetryOnTimeout: boolean;
+  /** After downtime, enqueue the missed slots of each schedule: once (the latest), all, or none. */
+  readonly beatCatchup: 'once' | 'all' | 'none';
+  /** Seconds a beat's leadership lasts without renewal: the failover time when the leader dies. */
+  readonly beatLeaseSeconds: number;
+  readonly workerConcurrency: number;
+  readonly workerMaxTasksPerChild: number;
+  /** KiB of heap a task thread may use before it is replaced (0: no limit), like Celery's --max-memory-per-child. */
+  readonly workerMaxMemoryPerChildKb: number;
+  /** Seconds a stopping worker lets running tasks finish before aborting them. */
+  readonly workerShutdownGraceSeconds: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -90,6 +117,27 @@ export function isValidTimeZone(zone: string): boolean {
   }
 }
 
+/** `task=hard[:soft],…` in seconds. */
+function timeLimits(env: Env, name: string): Record<string, { hard: number; soft: number | undefined }> {
+  const value = raw(env, name);
+  const limits: Record<string, { hard: number; soft: number | undefined }> = {};
+  if (value === undefined) return limits;
+  for (const item of value.split(',')) {
+    const match = /^\s*([a-z_]+)\s*=\s*(\d+)(?::(\d+))?\s*$/.exec(item);
+    const hard = Number(match?.[2]);
+    const soft = match?.[3] === undefined ? undefined : Number(match[3]);
+    if (match === null || hard < 1 || (soft !== undefined && (soft < 1 || soft > hard))) {
+      throw new ConfigError(
+        name,
+        'a list of task=hard[:soft] seconds, soft at most hard (e.g. health_check=300:270)',
+        value,
+      );
+    }
+    limits[match[1] ?? ''] = { hard, soft };
+  }
+  return limits;
+}
+
 function timeZone(env: Env, name: string, fallback: string): string {
   const value = raw(env, name);
   if (value === undefined) return fallback;
@@ -102,7 +150,8 @@ function timeZone(env: Env, name: string, fallback: string): string {
 export function redact(value: string): string {
   try {
     const parsed = new URL(value);
-    if (parsed.password !== '') parsed.password = '***';
+    if (parsed.password === '') return value;
+    parsed.password = '***';
     return parsed.toString();
   } catch {
     return value.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
@@ -138,7 +187,29 @@ export function parseSettings(env: Env): Settings {
     statementTimeoutMs: int(env, 'ROLLUP_STATEMENT_TIMEOUT_MS', 600_000, 100, 86_400_000),
     lockTimeoutMs: int(env, 'ROLLUP_LOCK_TIMEOUT_MS', 30_000, 10, 3_600_000),
     cleanupBatchSize: int(env, 'CLEANUP_BATCH_SIZE', 10_000, 1, 10_000_000),
+    brokerKeyPrefix: raw(env, 'BROKER_KEY_PREFIX') ?? '{aggjobs}',
+    resultExpiresSeconds: int(env, 'CELERY_RESULT_EXPIRES', 86_400, 1, 31_536_000),
+    runHistoryDays: int(env, 'RUN_HISTORY_DAYS', 30, 1, 36500),
+    taskSoftTimeLimitSeconds: int(env, 'TASK_SOFT_TIME_LIMIT', 3300, 1, 604_800),
+    taskHardTimeLimitSeconds: int(env, 'TASK_HARD_TIME_LIMIT', 3600, 1, 604_800),
+    taskTimeLimits: Object.freeze(timeLimits(env, 'TASK_TIME_LIMITS')),
+    taskMaxRetries: int(env, 'TASK_MAX_RETRIES', 3, 0, 100),
+    taskRetryBackoffMs: int(env, 'TASK_RETRY_BACKOFF_MS', 5000, 1, 3_600_000),
+    taskRetryOnTimeout: bool(env, 'TASK_RETRY_ON_TIMEOUT', false),
+    beatCatchup: oneOf(env, 'BEAT_CATCHUP', ['once', 'all', 'none'] as const, 'once'),
+    beatLeaseSeconds: int(env, 'BEAT_LEASE_SECONDS', 10, 2, 3600),
+    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
+    workerMaxTasksPerChild: int(env, 'WORKER_MAX_TASKS_PER_CHILD', 1000, 1, 1_000_000_000),
+    workerMaxMemoryPerChildKb: int(env, 'WORKER_MAX_MEMORY_PER_CHILD', 0, 0, 1_000_000_000),
+    workerShutdownGraceSeconds: int(env, 'WORKER_SHUTDOWN_GRACE', 30, 0, 86_400),
   };
+  if (settings.taskSoftTimeLimitSeconds > settings.taskHardTimeLimitSeconds) {
+    throw new ConfigError(
+      'TASK_SOFT_TIME_LIMIT',
+      `at most TASK_HARD_TIME_LIMIT (${settings.taskHardTimeLimitSeconds})`,
+      String(settings.taskSoftTimeLimitSeconds),
+    );
+  }
   if ((settings.dashboardUser === undefined) !== (settings.dashboardPassword === undefined)) {
     const missing = settings.dashboardUser === undefined ? 'DASHBOARD_USER' : 'DASHBOARD_PASSWORD';
     throw new ConfigError(missing, 'set when the other of DASHBOARD_USER/DASHBOARD_PASSWORD is set', '');

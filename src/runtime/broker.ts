@@ -1,0 +1,194 @@
+import {
+  createPostgresBackend,
+  createRedisBackend,
+  withBackend,
+  type BackendFactory,
+  type FlowProducer,
+  type IQueueBackend,
+  type Queue,
+  type Worker,
+  type Processor,
+} from 'bullmq';
+import { Redis } from 'ioredis';
+import { redact } from '../config/index.ts';
+import type { BrokerProbe, QueueName } from '../tasks/index.ts';
+import { queueNames } from '../tasks/index.ts';
+
+/** What a job carries: the run's validated arguments. The task is the job's name, the run id its id. */
+export interface JobData {
+  args: Record<string, unknown>;
+}
+
+/** The queue classes take a connection option; ours is a token: the broker's factory holds the real one. */
+export interface BrokerToken {
+  readonly broker: 'redis' | 'postgres';
+}
+
+export type BrokerQueue = Queue<
+  JobData,
+  unknown,
+  string,
+  JobData,
+  unknown,
+  string,
+  IQueueBackend,
+  BrokerToken
+>;
+export type BrokerWorker = Worker<JobData, unknown, string, IQueueBackend, never, BrokerToken>;
+export type BrokerFlowProducer = FlowProducer<IQueueBackend, BrokerToken>;
+
+export interface BrokerOptions {
+  /** redis:// or rediss:// URL; undefined: BullMQ's PostgreSQL backend on `databaseUrl`. */
+  brokerUrl: string | undefined;
+  databaseUrl: string;
+  /**
+   * Namespace of every queue: the Redis key prefix (hash-tagged, e.g. `{aggjobs}`, so a queue's keys
+   * share one Redis Cluster slot), or the PostgreSQL schema of the backend (`bullmq`).
+   */
+  namespace: string;
+  /** Connections of each PostgreSQL backend pool (one per Queue/Worker object). */
+  pgPoolMax?: number;
+  onWarning?: (message: string) => void;
+}
+
+export interface Broker extends BrokerProbe {
+  /** For log lines: the broker in use, without secrets. */
+  readonly describe: string;
+  readonly namespace: string;
+  queue(name: QueueName): BrokerQueue;
+  createWorker(
+    name: QueueName,
+    processor: Processor<JobData, unknown, string>,
+    options: WorkerTuning,
+  ): BrokerWorker;
+  flowProducer(): BrokerFlowProducer;
+  /** The Redis client of a Redis broker (result backend, control), undefined on PostgreSQL. */
+  readonly redis: Redis | undefined;
+  close(): Promise<void>;
+}
+
+export interface WorkerTuning {
+  concurrency: number;
+  /** How long a job's lock lasts without renewal: after a kill -9, the job is taken again after about this long. */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for. */
+  stalledIntervalMs?: number;
+  /** How many times a job may stall (its worker died) before it fails. */
+  maxStalledCount?: number;
+}
+
+async function warnIfEvicting(redis: Redis, warn: (m: string) => void): Promise<void> {
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    const policy = reply[1];
+    if (policy !== undefined && policy !== 'noeviction') {
+      warn(
+        `Redis maxmemory-policy is "${policy}", not "noeviction": under memory pressure Redis will silently ` +
+          'delete queued jobs and locks. Set `maxmemory-policy noeviction` on the broker.',
+      );
+    }
+  } catch {
+    // CONFIG is disabled on some managed Redis services: nothing to check.
+  }
+}
+
+/**
+ * Connects BullMQ to Redis (REDIS_URL / CELERY_BROKER_URL) or, with neither set, to its own PostgreSQL
+ * backend on the database (schema `namespace`, migrated on first use). The rest of aggjobs sees the
+ * same Queue/Worker/FlowProducer API either way.
+ */
+export async function createBroker(options: BrokerOptions): Promise<Broker> {
+  const kind: BrokerToken['broker'] = options.brokerUrl === undefined ? 'postgres' : 'redis';
+  const token: BrokerToken = { broker: kind };
+  let redis: Redis | undefined;
+  let factory: BackendFactory<IQueueBackend, BrokerToken>;
+  let describe: string;
+
+  if (options.brokerUrl !== undefined) {
+    // rediss:// turns TLS on; a password in the URL is used for AUTH.
+    const client = new Redis(options.brokerUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+    client.on('error', () => undefined);
+    await client.ping();
+    redis = client;
+    await warnIfEvicting(client, options.onWarning ?? (() => undefined));
+    factory = (name, opts, extra) => createRedisBackend(name, { ...opts, connection: client }, extra);
+    describe = `Redis at ${redact(options.brokerUrl)} (key prefix ${options.namespace})`;
+  } else {
+    const connection = {
+      connectionString: options.databaseUrl,
+      schema: options.namespace,
+      migrate: true,
+      max: options.pgPoolMax ?? 3,
+      application_name: 'aggjobs broker',
+    };
+    factory = (name, opts, extra) => createPostgresBackend(name, { ...opts, connection }, extra);
+    describe = `PostgreSQL (BullMQ backend in schema ${options.namespace})`;
+  }
+  const classes = withBackend(factory);
+  const prefix = kind === 'redis' ? { prefix: options.namespace } : {};
+  const queues = new Map<QueueName, BrokerQueue>();
+  let flow: BrokerFlowProducer | undefined;
+  const workers = new Set<BrokerWorker>();
+
+  const queue = (name: QueueName): BrokerQueue => {
+    let q = queues.get(name);
+    if (q === undefined) {
+      q = new classes.Queue<JobData, unknown, string>(name, { connection: token, ...prefix });
+      q.on('error', () => undefined);
+      queues.set(name, q);
+    }
+    return q;
+  };
+
+  const broker: Broker = {
+    kind,
+    describe,
+    namespace: options.namespace,
+    redis,
+    queue,
+    createWorker(name, processor, tuning) {
+      const worker = new classes.Worker<JobData, unknown, string, never>(name, processor, {
+        connection: token,
+        ...prefix,
+        concurrency: tuning.concurrency,
+        lockDuration: tuning.lockDurationMs ?? 30_000,
+        stalledInterval: tuning.stalledIntervalMs ?? 30_000,
+        maxStalledCount: tuning.maxStalledCount ?? 2,
+        autorun: false,
+      });
+      workers.add(worker);
+      worker.on('closed', () => workers.delete(worker));
+      return worker;
+    },
+    flowProducer() {
+      flow ??= new classes.FlowProducer({ connection: token, ...prefix });
+      return flow;
+    },
+    async ping() {
+      const started = performance.now();
+      if (redis !== undefined) await redis.ping();
+      else await queue('maintenance').getJobCounts('waiting');
+      return Math.round(performance.now() - started);
+    },
+    async counts() {
+      const result: Record<string, { waiting: number; active: number; delayed: number; failed: number }> = {};
+      for (const name of queueNames) {
+        const c = await queue(name).getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed');
+        result[name] = {
+          waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
+          active: c.active ?? 0,
+          delayed: c.delayed ?? 0,
+          failed: c.failed ?? 0,
+        };
+      }
+      return result;
+    },
+    async close() {
+      await Promise.all([...workers].map((w) => w.close().catch(() => undefined)));
+      await Promise.all([...queues.values()].map((q) => q.close().catch(() => undefined)));
+      await flow?.close().catch(() => undefined);
+      if (redis !== undefined) await redis.quit().catch(() => redis?.disconnect());
+    },
+  };
+  return broker;
+}

@@ -1,0 +1,197 @@
+import { randomUUID } from 'node:crypto';
+import type { JobsOptions } from 'bullmq';
+import type { Settings } from '../config/index.ts';
+import type { Pool } from '../db/index.ts';
+import type { Logger } from '../log/index.ts';
+import {
+  builtinTaskSet,
+  findTask,
+  parseTaskArgs,
+  type AnyTaskDefinition,
+  type TaskSet,
+} from '../tasks/index.ts';
+import { AsyncResult } from './async-result.ts';
+import { createBroker, type Broker } from './broker.ts';
+import { createResultBackend, type ResultBackend } from './result-backend.ts';
+import { finishRun, recordQueued } from './run-log.ts';
+
+export interface RuntimeOptions {
+  settings: Settings;
+  pool: Pool;
+  /** The database's connection string: task threads open their own sessions with it. */
+  databaseUrl: string;
+  logger: Logger;
+  /**
+   * Broker namespace: the Redis key prefix or the PostgreSQL schema of the BullMQ backend. Defaults
+   * to BROKER_KEY_PREFIX on Redis and `bullmq` on PostgreSQL; tests use a unique one each.
+   */
+  namespace?: string;
+  /**
+   * Modules exporting `tasks: AnyTaskDefinition[]`, registered besides the built-in tasks, in this
+   * process and in every task thread (the seam through which tests add tasks).
+   */
+  taskModules?: readonly string[];
+  /** The clock of argument validation and of the beat (a seam for tests). */
+  now?: () => Date;
+}
+
+export interface EnqueueOptions {
+  /** The run id (BullMQ job id); default a random UUID. Must not contain ':'. */
+  runId?: string;
+  /** Record the run in this transaction (the beat's slot ledger); the job is added after it commits. */
+  parentId?: string;
+  /** Seconds before the run may start (Celery's countdown). */
+  countdown?: number;
+}
+
+/** Everything a process needs to enqueue and run tasks: settings, database, broker, tasks, clock. */
+export interface Runtime {
+  readonly settings: Settings;
+  readonly pool: Pool;
+  readonly databaseUrl: string;
+  readonly logger: Logger;
+  readonly broker: Broker;
+  readonly tasks: TaskSet;
+  readonly taskModules: readonly string[];
+  readonly resultBackend: ResultBackend | undefined;
+  now(): Date;
+  /** Validates (throws InvalidTaskArgsError at once), records the run as queued, and enqueues it. */
+  enqueue(
+    task: string,
+    input: { args?: readonly unknown[]; kwargs?: Record<string, unknown> },
+    options?: EnqueueOptions,
+  ): Promise<AsyncResult>;
+  /** Validated arguments for `task`, as the run will get them. */
+  validate(
+    task: string,
+    input: { args?: readonly unknown[]; kwargs?: Record<string, unknown> },
+  ): Record<string, unknown>;
+  /** Adds the job of a run already recorded as queued (the beat records it with its slot). */
+  addJob(task: AnyTaskDefinition, args: Record<string, unknown>, runId: string): Promise<void>;
+  /** The job options of a task: retries with exponential backoff, retention of finished jobs. */
+  jobOptions(task: AnyTaskDefinition): JobsOptions;
+  close(): Promise<void>;
+}
+
+export async function loadTaskModules(urls: readonly string[]): Promise<AnyTaskDefinition[]> {
+  const tasks: AnyTaskDefinition[] = [];
+  for (const url of urls) {
+    const mod = (await import(url)) as { tasks?: AnyTaskDefinition[] };
+    tasks.push(...(mod.tasks ?? []));
+  }
+  return tasks;
+}
+
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
+  const { settings, pool, logger } = options;
+  const taskModules = [...(options.taskModules ?? [])];
+  const tasks = builtinTaskSet(await loadTaskModules(taskModules));
+  const broker = await createBroker({
+    brokerUrl: settings.brokerUrl,
+    databaseUrl: options.databaseUrl,
+    namespace: options.namespace ?? (settings.brokerUrl === undefined ? 'bullmq' : settings.brokerKeyPrefix),
+    onWarning: (m) => logger.warn(m),
+  });
+  const resultBackend =
+    settings.resultBackendUrl === undefined
+      ? undefined
+      : await createResultBackend(settings.resultBackendUrl, settings.resultExpiresSeconds);
+  const now = options.now ?? (() => new Date());
+
+  const jobOptions = (_task: AnyTaskDefinition): JobsOptions => ({
+    attempts: settings.taskMaxRetries + 1,
+    backoff: { type: 'exponential', delay: settings.taskRetryBackoffMs },
+    // The run history lives in aggjobs.task_runs; the broker keeps finished jobs only briefly.
+    removeOnComplete: { age: 3600, count: 1000 },
+    removeOnFail: { age: 7 * 86_400, count: 10_000 },
+  });
+
+  const validate: Runtime['validate'] = (name, input) =>
+    parseTaskArgs(findTask(tasks, name), input, { settings, now: now() });
+
+  const addJob: Runtime['addJob'] = async (task, args, runId) => {
+    await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions(task), jobId: runId });
+  };
+
+  const runtime: Runtime = {
+    settings,
+    pool,
+    databaseUrl: options.databaseUrl,
+    logger,
+    broker,
+    tasks,
+    taskModules,
+    resultBackend,
+    now,
+    validate,
+    addJob,
+    jobOptions,
+    async enqueue(name, input, enqueueOptions = {}) {
+      const task = findTask(tasks, name);
+      const args = parseTaskArgs(task, input, { settings, now: now() });
+      const runId = enqueueOptions.runId ?? randomUUID();
+      const delay = enqueueOptions.countdown === undefined ? {} : { delay: enqueueOptions.countdown * 1000 };
+      try {
+        if (task.expand !== undefined) {
+          const children = await task.expand({ pool, settings }, args);
+          await recordQueued(pool, {
+            id: runId,
+            task: task.name,
+            args,
+            queue: task.queue,
+            parentId: enqueueOptions.parentId,
+          });
+          const childJobs = [];
+          for (const child of children) {
+            const childTask = findTask(tasks, child.task);
+            const childId = randomUUID();
+            await recordQueued(pool, {
+              id: childId,
+              task: childTask.name,
+              args: child.args,
+              queue: childTask.queue,
+              parentId: runId,
+            });
+            childJobs.push({
+              name: childTask.name,
+              queueName: childTask.queue,
+              data: { args: child.args },
+              opts: { ...jobOptions(childTask), jobId: childId, ignoreDependencyOnFailure: true },
+            });
+          }
+          await broker.flowProducer().add({
+            name: task.name,
+            queueName: task.queue,
+            data: { args },
+            opts: { ...jobOptions(task), ...delay, jobId: runId },
+            children: childJobs,
+          });
+        } else {
+          await recordQueued(pool, {
+            id: runId,
+            task: task.name,
+            args,
+            queue: task.queue,
+            parentId: enqueueOptions.parentId,
+          });
+          await broker
+            .queue(task.queue)
+            .add(task.name, { args }, { ...jobOptions(task), ...delay, jobId: runId });
+        }
+      } catch (error) {
+        await finishRun(pool, runId, {
+          state: 'failed',
+          error: `could not enqueue: ${error instanceof Error ? error.message : String(error)}`,
+        }).catch(() => undefined);
+        throw error;
+      }
+      logger.debug({ task: task.name, runId }, `enqueued ${task.name}`);
+      return new AsyncResult(runId, task.name, pool);
+    },
+    async close() {
+      await broker.close();
+      await resultBackend?.close();
+    },
+  };
+  return runtime;
+}

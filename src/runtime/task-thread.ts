@@ -1,0 +1,96 @@
+/**
+ * Entry of a task thread (worker_threads). The pool of a worker process runs each task in one of
+ * these, so that the hard time limit can end a task that ignores its abort signal — a busy loop
+ * included — with `Worker.terminate()`, without ending the process.
+ *
+ * Each run gets its own small pg pool whose connections carry `application_name = aggjobs run <id>`:
+ * the parent terminates those backends when it kills the thread, so a statement stuck in PostgreSQL
+ * ends with it and releases its locks.
+ */
+import { getHeapStatistics } from 'node:v8';
+import { parentPort, workerData } from 'node:worker_threads';
+import { createPool } from '../db/index.ts';
+import { createLogger } from '../log/index.ts';
+import { builtinTaskSet, findTask, type AnyTaskDefinition, type BrokerProbe } from '../tasks/index.ts';
+import { toErrorInfo } from './errors.ts';
+import { executeTask, type ExecutionOutcome } from './task-executor.ts';
+import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
+
+const init = workerData as ThreadInit;
+const port = parentPort;
+if (port === null) throw new Error('task-thread.ts must run in a worker thread');
+
+const extra: AnyTaskDefinition[] = [];
+for (const url of init.taskModules) {
+  const mod = (await import(url)) as { tasks?: AnyTaskDefinition[] };
+  extra.push(...(mod.tasks ?? []));
+}
+const tasks = builtinTaskSet(extra);
+const logger = createLogger(init.settings.logLevel, { name: 'aggjobs worker' }).child({
+  worker: init.workerName,
+});
+
+let nextProbe = 1;
+const probes = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+const probe = (op: 'ping' | 'counts'): Promise<unknown> =>
+  new Promise((resolve, reject) => {
+    const id = nextProbe++;
+    probes.set(id, { resolve, reject });
+    port.postMessage({ type: 'probe', id, op } satisfies FromThread);
+  });
+const broker: BrokerProbe = {
+  kind: init.brokerKind,
+  ping: async () => (await probe('ping')) as number,
+  counts: async () => (await probe('counts')) as Awaited<ReturnType<BrokerProbe['counts']>>,
+};
+
+let controller: AbortController | undefined;
+
+port.on('message', (message: ToThread) => {
+  if (message.type === 'abort') {
+    controller?.abort(new Error(message.reason));
+    return;
+  }
+  if (message.type === 'probe-reply') {
+    const p = probes.get(message.id);
+    probes.delete(message.id);
+    if (message.ok) p?.resolve(message.value);
+    else p?.reject(new Error(message.error));
+    return;
+  }
+  controller = new AbortController();
+  const signal = controller.signal;
+  void (async () => {
+    const pool = createPool({
+      connectionString: init.databaseUrl,
+      max: 4,
+      applicationName: runApplicationName(message.runId),
+    });
+    try {
+      let outcome: ExecutionOutcome;
+      try {
+        outcome = await executeTask({
+          task: findTask(tasks, message.task),
+          args: message.args,
+          pool,
+          settings: init.settings,
+          logger,
+          signal,
+          runId: message.runId,
+          attempt: message.attempt,
+          broker,
+        });
+      } catch (error) {
+        outcome = { ok: false, error: toErrorInfo(error, false) };
+      }
+      await pool.end().catch(() => undefined);
+      port.postMessage({
+        type: 'done',
+        outcome,
+        heapUsedKb: Math.round(getHeapStatistics().used_heap_size / 1024),
+      } satisfies FromThread);
+    } finally {
+      controller = undefined;
+    }
+  })();
+});

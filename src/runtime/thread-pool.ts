@@ -1,0 +1,198 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Pool } from '../db/index.ts';
+import type { BrokerProbe } from '../tasks/index.ts';
+import type { ExecutionOutcome } from './task-executor.ts';
+import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
+
+/** How a run in a thread ended. */
+export type ThreadOutcome =
+  | { kind: 'done'; outcome: ExecutionOutcome; softLimitHit: boolean }
+  | { kind: 'killed'; reason: 'hard_limit' | 'terminated' | 'shutdown'; softLimitHit: boolean }
+  | { kind: 'crashed'; message: string };
+
+export interface RunHandle {
+  /** Kills the run now: terminates its thread and its database sessions. */
+  kill(reason: 'terminated' | 'shutdown'): void;
+  /** Asks the run to stop (its AbortSignal fires). */
+  abort(reason: string): void;
+}
+
+interface Slot {
+  worker: Worker;
+  tasksRun: number;
+  heapUsedKb: number;
+}
+
+export interface ThreadPoolOptions {
+  init: ThreadInit;
+  /** The parent's pool: used to terminate a killed run's sessions. */
+  pool: Pool;
+  broker: BrokerProbe;
+  maxTasksPerThread: number;
+  /** KiB of heap after which a thread is replaced; 0: no limit. */
+  maxMemoryKb: number;
+  onRecycle?: (reason: string) => void;
+}
+
+function spawn(init: ThreadInit): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    // Running from source (tsx, vitest): the thread registers tsx's loader before importing the entry.
+    const tsx = join(dirname(createRequire(here).resolve('tsx/package.json')), 'dist/esm/api/index.mjs');
+    const entry = new URL('./task-thread.ts', here).href;
+    const code =
+      `import(${JSON.stringify(`file://${tsx}`)}).then((api) => { api.register(); ` +
+      `return import(${JSON.stringify(entry)}); })`;
+    return new Worker(code, { eval: true, workerData: init, execArgv: [] });
+  }
+  return new Worker(new URL('./task-thread.js', here), { workerData: init });
+}
+
+/**
+ * The threads of one worker process. A run takes an idle thread (or a new one); the thread goes back
+ * to the idle list unless it has run `maxTasksPerThread` tasks or outgrown `maxMemoryKb` (Celery's
+ * --max-tasks-per-child and --max-memory-per-child), in which case it is replaced.
+ */
+export class TaskThreadPool {
+  private readonly idle: Slot[] = [];
+  private readonly all = new Set<Slot>();
+  recycled = 0;
+
+  constructor(private readonly options: ThreadPoolOptions) {}
+
+  get threads(): number {
+    return this.all.size;
+  }
+
+  private take(): Slot {
+    const slot = this.idle.pop();
+    if (slot !== undefined) return slot;
+    const worker = spawn(this.options.init);
+    worker.unref();
+    const fresh: Slot = { worker, tasksRun: 0, heapUsedKb: 0 };
+    this.all.add(fresh);
+    return fresh;
+  }
+
+  private retire(slot: Slot, reason: string | undefined): void {
+    this.all.delete(slot);
+    void slot.worker.terminate().catch(() => undefined);
+    if (reason !== undefined) {
+      this.recycled += 1;
+      this.options.onRecycle?.(reason);
+    }
+  }
+
+  private giveBack(slot: Slot): void {
+    if (slot.tasksRun >= this.options.maxTasksPerThread) {
+      this.retire(slot, `ran ${slot.tasksRun} tasks (max tasks per child ${this.options.maxTasksPerThread})`);
+    } else if (this.options.maxMemoryKb > 0 && slot.heapUsedKb > this.options.maxMemoryKb) {
+      this.retire(
+        slot,
+        `heap ${slot.heapUsedKb} KiB over max memory per child ${this.options.maxMemoryKb} KiB`,
+      );
+    } else {
+      this.idle.push(slot);
+    }
+  }
+
+  /** Terminates the database sessions of a run (its statements end; PostgreSQL rolls back and unlocks). */
+  async killSessions(runId: string): Promise<number> {
+    const { rowCount } = await this.options.pool
+      .query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = $1 AND pid <> pg_backend_pid()`,
+        [runApplicationName(runId)],
+      )
+      .catch(() => ({ rowCount: 0 }));
+    return rowCount ?? 0;
+  }
+
+  /**
+   * Runs a task in a thread with a soft limit (its signal fires) and a hard limit (its thread and
+   * sessions are killed). `onStart` receives a handle to kill or abort it from outside.
+   */
+  run(
+    request: Extract<ToThread, { type: 'run' }>,
+    limits: { softMs: number; hardMs: number },
+    onStart?: (handle: RunHandle) => void,
+  ): Promise<ThreadOutcome> {
+    const slot = this.take();
+    const { worker } = slot;
+    return new Promise<ThreadOutcome>((resolve) => {
+      let settled = false;
+      let softLimitHit = false;
+      const finish = (outcome: ThreadOutcome, keep: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(softTimer);
+        clearTimeout(hardTimer);
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        if (keep) this.giveBack(slot);
+        else if (this.all.has(slot)) this.retire(slot, undefined);
+        resolve(outcome);
+      };
+      const kill = (reason: 'hard_limit' | 'terminated' | 'shutdown'): void => {
+        if (settled) return;
+        void (async () => {
+          await worker.terminate().catch(() => undefined);
+          await this.killSessions(request.runId);
+          finish({ kind: 'killed', reason, softLimitHit }, false);
+        })();
+      };
+      const onMessage = (message: FromThread): void => {
+        if (message.type === 'probe') {
+          const reply = (value: Promise<unknown>): void => {
+            value.then(
+              (v) =>
+                worker.postMessage({
+                  type: 'probe-reply',
+                  id: message.id,
+                  ok: true,
+                  value: v,
+                } satisfies ToThread),
+              (e: unknown) =>
+                worker.postMessage({
+                  type: 'probe-reply',
+                  id: message.id,
+                  ok: false,
+                  error: String(e),
+                } satisfies ToThread),
+            );
+          };
+          reply(message.op === 'ping' ? this.options.broker.ping() : this.options.broker.counts());
+          return;
+        }
+        slot.tasksRun += 1;
+        slot.heapUsedKb = message.heapUsedKb;
+        finish({ kind: 'done', outcome: message.outcome, softLimitHit }, true);
+      };
+      const onError = (error: Error): void => finish({ kind: 'crashed', message: error.message }, false);
+      const onExit = (code: number): void =>
+        finish({ kind: 'crashed', message: `task thread exited with code ${code}` }, false);
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      const softTimer = setTimeout(() => {
+        softLimitHit = true;
+        worker.postMessage({ type: 'abort', reason: 'soft time limit' } satisfies ToThread);
+      }, limits.softMs);
+      const hardTimer = setTimeout(() => kill('hard_limit'), limits.hardMs);
+      onStart?.({
+        kill,
+        abort: (reason) => worker.postMessage({ type: 'abort', reason } satisfies ToThread),
+      });
+      worker.postMessage(request satisfies ToThread);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.all].map((s) => s.worker.terminate().catch(() => undefined)));
+    this.all.clear();
+    this.idle.length = 0;
+  }
+}

@@ -1,0 +1,285 @@
+import type { Settings } from '../config/index.ts';
+import type { Pool } from '../db/index.ts';
+import type { BrokerProbe } from './task-definition.ts';
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface HealthCheckResult {
+  status: HealthStatus;
+  detail: string;
+  data?: unknown;
+}
+
+/** The seed's "dictionary with health status": one entry per check and the worst of them. */
+export interface HealthReport {
+  status: HealthStatus;
+  checkedAt: string;
+  checks: Record<string, HealthCheckResult>;
+}
+
+/** A schedule the health check expects to see succeed: within twice its period. */
+export interface ExpectedSchedule {
+  task: string;
+  periodSeconds: number;
+}
+
+/** How far a rollup of each grain may lag: twice the period of the task that refreshes it. */
+const maxLagSeconds: Record<string, number> = {
+  hour: 2 * 3600,
+  day: 2 * 86_400,
+  week: 14 * 86_400,
+  month: 62 * 86_400,
+};
+const BACKLOG_DEGRADED = 1000;
+const CHANGE_CAPTURE_LAG_DEGRADED_S = 3600;
+const DB_LATENCY_DEGRADED_MS = 1000;
+
+const rank: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 };
+
+export function worst(statuses: Iterable<HealthStatus>): HealthStatus {
+  let w: HealthStatus = 'healthy';
+  for (const s of statuses) if (rank[s] > rank[w]) w = s;
+  return w;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const value = await fn();
+  return [value, Math.round(performance.now() - started)];
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function checkDatabase(pool: Pool): Promise<HealthCheckResult> {
+  try {
+    const [, ms] = await timed(() => pool.query('SELECT 1'));
+    return {
+      status: ms > DB_LATENCY_DEGRADED_MS ? 'degraded' : 'healthy',
+      detail: `connected, round trip ${ms} ms`,
+      data: { latencyMs: ms },
+    };
+  } catch (error) {
+    return { status: 'unhealthy', detail: `cannot query the database: ${message(error)}` };
+  }
+}
+
+async function checkBroker(broker: BrokerProbe | undefined): Promise<HealthCheckResult> {
+  if (broker === undefined) return { status: 'healthy', detail: 'not checked (task ran without a broker)' };
+  try {
+    const ms = await broker.ping();
+    return {
+      status: 'healthy',
+      detail: `${broker.kind} broker reachable, round trip ${ms} ms`,
+      data: { latencyMs: ms },
+    };
+  } catch (error) {
+    return { status: 'unhealthy', detail: `${broker.kind} broker unreachable: ${message(error)}` };
+  }
+}
+
+async function checkRecentActivity(
+  pool: Pool,
+  expected: readonly ExpectedSchedule[],
+): Promise<HealthCheckResult> {
+  const { rows } = await pool.query<{
+    task: string;
+    last_success: Date | null;
+    first_run: Date | null;
+    now: Date;
+  }>(
+    `SELECT t.task, s.last_success, f.first_run, now() AS now
+     FROM unnest($1::text[]) AS t(task)
+     LEFT JOIN LATERAL (SELECT max(finished_at) AS last_success FROM aggjobs.task_runs r
+                        WHERE r.task = t.task AND r.state = 'succeeded') s ON true
+     CROSS JOIN LATERAL (SELECT min(enqueued_at) AS first_run FROM aggjobs.task_runs) f`,
+    [expected.map((e) => e.task)],
+  );
+  const late: string[] = [];
+  const data: Record<string, { lastSuccess: string | null; dueWithinSeconds: number }> = {};
+  for (const e of expected) {
+    const row = rows.find((r) => r.task === e.task);
+    const now = row?.now.getTime() ?? Date.now();
+    const allowed = 2 * e.periodSeconds * 1000;
+    const last = row?.last_success ?? null;
+    data[e.task] = { lastSuccess: last?.toISOString() ?? null, dueWithinSeconds: 2 * e.periodSeconds };
+    // Never succeeded: late only once the system has been running for longer than the allowance.
+    const since = last ?? row?.first_run ?? null;
+    if (since !== null && now - since.getTime() > allowed) late.push(e.task);
+  }
+  return late.length === 0
+    ? { status: 'healthy', detail: 'every enabled schedule succeeded within twice its interval', data }
+    : { status: 'degraded', detail: `no recent success of ${late.join(', ')}`, data };
+}
+
+async function checkFreshness(
+  pool: Pool,
+  rollups: ReadonlyArray<{ name: string; grain: string }>,
+): Promise<HealthCheckResult> {
+  const { rows } = await pool.query<{ rollup: string; lag_s: number | null }>(
+    `SELECT rollup, extract(epoch FROM now() - coalesce(horizon_at, last_refresh_at))::float8 AS lag_s
+     FROM aggjobs.rollup_state ORDER BY rollup`,
+  );
+  const stale: string[] = [];
+  const data: Record<string, number | null> = {};
+  for (const row of rows) {
+    const grain = rollups.find((r) => r.name === row.rollup)?.grain;
+    if (grain === undefined) continue;
+    data[row.rollup] = row.lag_s === null ? null : Math.round(row.lag_s);
+    const limit = maxLagSeconds[grain] ?? 2 * 3600;
+    if (row.lag_s === null || row.lag_s > limit) stale.push(row.rollup);
+  }
+  return stale.length === 0
+    ? {
+        status: 'healthy',
+        detail: 'every rollup refreshed within twice its interval',
+        data: { lagSeconds: data },
+      }
+    : {
+        status: 'degraded',
+        detail: `stale or never refreshed: ${stale.join(', ')}`,
+        data: { lagSeconds: data },
+      };
+}
+
+async function checkBacklog(broker: BrokerProbe | undefined): Promise<HealthCheckResult> {
+  if (broker === undefined) return { status: 'healthy', detail: 'not checked (task ran without a broker)' };
+  try {
+    const counts = await broker.counts();
+    const big = Object.entries(counts).filter(([, c]) => c.waiting > BACKLOG_DEGRADED);
+    return big.length === 0
+      ? { status: 'healthy', detail: 'queues are draining', data: counts }
+      : {
+          status: 'degraded',
+          detail: `backlog over ${BACKLOG_DEGRADED} on ${big.map(([q]) => q).join(', ')}`,
+          data: counts,
+        };
+  } catch (error) {
+    return { status: 'unhealthy', detail: `cannot read queue counts: ${message(error)}` };
+  }
+}
+
+async function checkFailures(pool: Pool): Promise<HealthCheckResult> {
+  const { rows } = await pool.query<{ task: string; n: number }>(
+    `SELECT task, count(*) AS n FROM aggjobs.task_runs
+     WHERE state IN ('failed', 'timed_out') AND finished_at > now() - interval '1 hour'
+     GROUP BY task ORDER BY task`,
+  );
+  const total = rows.reduce((s, r) => s + r.n, 0);
+  return total === 0
+    ? { status: 'healthy', detail: 'no failed runs in the last hour', data: {} }
+    : {
+        status: 'degraded',
+        detail: `${total} failed or timed-out run(s) in the last hour`,
+        data: Object.fromEntries(rows.map((r) => [r.task, r.n])),
+      };
+}
+
+async function checkChangeCaptureLag(pool: Pool): Promise<HealthCheckResult> {
+  // The oldest open transaction holds every horizon back: rows it writes are not folded in until it ends.
+  const { rows } = await pool.query<{ lag_s: number | null; pid: number | null; app: string | null }>(
+    `SELECT extract(epoch FROM now() - xact_start)::float8 AS lag_s, pid, application_name AS app
+     FROM pg_stat_activity
+     WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
+       AND xact_start IS NOT NULL
+     ORDER BY xact_start LIMIT 1`,
+  );
+  const lag = rows[0]?.lag_s ?? 0;
+  const data = {
+    lagSeconds: Math.round(lag),
+    pid: rows[0]?.pid ?? null,
+    applicationName: rows[0]?.app ?? null,
+  };
+  return lag > CHANGE_CAPTURE_LAG_DEGRADED_S
+    ? {
+        status: 'degraded',
+        detail: `a transaction open for ${Math.round(lag)} s holds the horizon back`,
+        data,
+      }
+    : { status: 'healthy', detail: `oldest open transaction ${Math.round(lag)} s`, data };
+}
+
+/**
+ * Workspaces whose last complete hour departs from their usual level for that hour of the week (the
+ * same local hour over the previous eight weeks): executions beyond 3 standard deviations (and at
+ * least half the mean and 5 executions), or a failure rate 25 points above usual.
+ */
+async function checkAnomalies(pool: Pool, zone: string): Promise<HealthCheckResult> {
+  const { rows } = await pool.query<{
+    workspace_id: number;
+    hour: Date;
+    executions: number;
+    usual: number;
+    failure_rate: number | null;
+    usual_failure_rate: number | null;
+  }>(
+    `WITH last AS (
+       SELECT date_trunc('hour', now(), $1) - interval '1 hour' AS h
+     ), past AS (
+       SELECT ((last.h AT TIME ZONE $1) - make_interval(weeks => w)) AT TIME ZONE $1 AS h
+       FROM last, generate_series(1, 8) w
+     ), hist AS (
+       SELECT workspace_id, avg(executions_total)::float8 AS mean,
+              coalesce(stddev_samp(executions_total), 0)::float8 AS sd,
+              (sum(executions_failed)::float8 / nullif(sum(executions_total), 0)) AS fail_rate, count(*) AS n
+       FROM analytics.execution_metrics_hourly WHERE bucket_start IN (SELECT h FROM past)
+       GROUP BY 1
+     ), cur AS (
+       SELECT workspace_id, executions_total, executions_failed
+       FROM analytics.execution_metrics_hourly, last WHERE bucket_start = last.h
+     )
+     SELECT hist.workspace_id, (SELECT h FROM last) AS hour,
+            coalesce(cur.executions_total, 0) AS executions, round(hist.mean::numeric, 1)::float8 AS usual,
+            cur.executions_failed::float8 / nullif(cur.executions_total, 0) AS failure_rate,
+            hist.fail_rate AS usual_failure_rate
+     FROM hist LEFT JOIN cur USING (workspace_id)
+     WHERE hist.n >= 3
+       AND (abs(coalesce(cur.executions_total, 0) - hist.mean) > greatest(3 * hist.sd, 0.5 * hist.mean, 5)
+            OR (cur.executions_total >= 10
+                AND cur.executions_failed::float8 / cur.executions_total > coalesce(hist.fail_rate, 0) + 0.25))
+     ORDER BY 1 LIMIT 50`,
+    [zone],
+  );
+  return rows.length === 0
+    ? {
+        status: 'healthy',
+        detail: 'no workspace departs from its usual level for this hour of the week',
+        data: [],
+      }
+    : { status: 'degraded', detail: `${rows.length} workspace(s) unusual in the last hour`, data: rows };
+}
+
+/** Runs every check; a check that throws is reported unhealthy, never aborts the others. */
+export async function runHealthChecks(options: {
+  pool: Pool;
+  settings: Pick<Settings, 'analyticsTimezone'>;
+  broker: BrokerProbe | undefined;
+  expected: readonly ExpectedSchedule[];
+  /** The rollups whose freshness matters: those of enabled grains. */
+  rollups: ReadonlyArray<{ name: string; grain: string }>;
+}): Promise<HealthReport> {
+  const guard = async (fn: () => Promise<HealthCheckResult>): Promise<HealthCheckResult> => {
+    try {
+      return await fn();
+    } catch (error) {
+      return { status: 'unhealthy', detail: `check failed: ${message(error)}` };
+    }
+  };
+  const database = await guard(() => checkDatabase(options.pool));
+  const checks: Record<string, HealthCheckResult> = { database };
+  checks.broker = await guard(() => checkBroker(options.broker));
+  if (database.status !== 'unhealthy') {
+    checks.recent_activity = await guard(() => checkRecentActivity(options.pool, options.expected));
+    checks.data_freshness = await guard(() => checkFreshness(options.pool, options.rollups));
+    checks.failures = await guard(() => checkFailures(options.pool));
+    checks.change_capture_lag = await guard(() => checkChangeCaptureLag(options.pool));
+    checks.anomalies = await guard(() => checkAnomalies(options.pool, options.settings.analyticsTimezone));
+  }
+  checks.queue_backlog = await guard(() => checkBacklog(options.broker));
+  return {
+    status: worst(Object.values(checks).map((c) => c.status)),
+    checkedAt: new Date().toISOString(),
+    checks,
+  };
+}

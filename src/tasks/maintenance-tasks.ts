@@ -1,0 +1,94 @@
+import {
+  builtinRollups,
+  cleanupOldData,
+  defaultSources,
+  refreshMaterializedViews,
+  type CleanupResult,
+  type ViewRefreshResult,
+} from '../rollups/index.ts';
+import { cleanupArgs, noArgs } from './task-args.ts';
+import type { TaskDefinition } from './task-definition.ts';
+
+export interface ViewsTaskResult {
+  views: ViewRefreshResult[];
+  refreshed: number;
+  skipped: number;
+  durationMs: number;
+}
+
+export const refreshMaterializedViewsTask: TaskDefinition<
+  Record<string, never>,
+  Record<string, never>,
+  ViewsTaskResult
+> = {
+  name: 'refresh_materialized_views',
+  queue: 'maintenance',
+  description: 'refresh the materialized views whose inputs changed (every 15 minutes)',
+  positional: [],
+  schema: noArgs,
+  hardLimitSeconds: 900,
+  schedule: { cron: '*/15 * * * *', periodSeconds: 900, enabled: () => true },
+  async run(ctx) {
+    const started = performance.now();
+    const views = await refreshMaterializedViews(ctx.pool, {
+      timezone: ctx.settings.analyticsTimezone,
+      statementTimeoutMs: ctx.settings.statementTimeoutMs,
+      signal: ctx.signal,
+    });
+    ctx.signal.throwIfAborted();
+    return {
+      views,
+      refreshed: views.filter((v) => v.status === 'refreshed').length,
+      skipped: views.filter((v) => v.status === 'skipped').length,
+      durationMs: Math.round(performance.now() - started),
+    };
+  },
+};
+
+export interface CleanupTaskResult extends CleanupResult {
+  /** Rows of aggjobs.task_runs (and the beat's slot ledger) older than RUN_HISTORY_DAYS removed. */
+  runHistoryPruned: number;
+}
+
+export const cleanupOldDataTask: TaskDefinition<
+  { retention_days?: number },
+  { retention_days: number },
+  CleanupTaskResult
+> = {
+  name: 'cleanup_old_data',
+  queue: 'maintenance',
+  description: 'delete source rows past retention, expire hourly rollups, prune run history (daily at 03:00)',
+  positional: ['retention_days'],
+  schema: cleanupArgs,
+  hardLimitSeconds: 7200,
+  schedule: { cron: '0 3 * * *', periodSeconds: 86_400, enabled: () => true },
+  async run(ctx, args) {
+    const result = await cleanupOldData(
+      ctx.pool,
+      builtinRollups,
+      {
+        retentionDays: args.retention_days,
+        sources: defaultSources,
+        rollupRetentionFactor: 2,
+        batchSize: ctx.settings.cleanupBatchSize,
+      },
+      { signal: ctx.signal },
+    );
+    const days = ctx.settings.runHistoryDays;
+    const runs = await ctx.pool.query(
+      `DELETE FROM aggjobs.task_runs
+         WHERE enqueued_at < now() - make_interval(days => $1)
+           AND state NOT IN ('queued', 'running', 'retrying')`,
+      [days],
+    );
+    await ctx.pool.query(`DELETE FROM aggjobs.beat_slots WHERE slot < now() - make_interval(days => $1)`, [
+      days,
+    ]);
+    await ctx.pool.query(
+      `DELETE FROM aggjobs.backfill_windows w WHERE updated_at < now() - make_interval(days => $1)`,
+      [days],
+    );
+    await ctx.pool.query(`DELETE FROM aggjobs.workers WHERE last_heartbeat < now() - interval '1 day'`);
+    return { ...result, runHistoryPruned: runs.rowCount ?? 0 };
+  },
+};
