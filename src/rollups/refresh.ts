@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
-import { CHANGED_TABLE, rollupSql } from './rollup-sql.ts';
+import { rollupSql } from './rollup-sql.ts';
 
 export type RefreshMode = { kind: 'incremental' } | { kind: 'window'; start: Date; end: Date };
 
@@ -24,6 +24,11 @@ export interface RefreshOptions {
   mode: RefreshMode;
   statementTimeoutMs?: number;
   lockTimeoutMs?: number;
+  /**
+   * Memory for the sorts of one refresh (PostgreSQL work_mem, e.g. '64MB'): the percentiles and
+   * distinct counts sort each group; at the server's default (4MB) a backfill spills to disk.
+   */
+  workMem?: string;
   /** Aborting cancels the running statement; the transaction rolls back and nothing is written. */
   signal?: AbortSignal;
 }
@@ -80,8 +85,9 @@ export async function refreshRollup(
     locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
-      await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
+      await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`, [
         String(options.statementTimeoutMs ?? 600_000),
+        options.workMem ?? '64MB',
       ]);
       const { rows: stateRows } = await client.query<{
         horizon: string | null;
@@ -103,23 +109,19 @@ export async function refreshRollup(
       let result: Omit<RefreshResult, 'durationMs'>;
 
       if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
-        await client.query(sql.createChanged);
-        await client.query(sql.collectChanged, [
+        const { rows } = await client.query(sql.refreshChanged, [
           state.horizon,
           options.timezone,
           def.source,
           cutoff,
           state.snapshot,
         ]);
-        await client.query(`ANALYZE ${CHANGED_TABLE}`);
-        const up = await client.query(sql.recomputeChanged);
-        const del = await client.query(sql.deleteEmptiedChanged);
         result = {
           rollup: def.name,
           mode: 'incremental',
-          groupsRecomputed: count(up.rows, 'groups'),
-          rowsWritten: count(up.rows, 'written'),
-          rowsDeleted: del.rowCount ?? 0,
+          groupsRecomputed: count(rows, 'groups'),
+          rowsWritten: count(rows, 'written'),
+          rowsDeleted: count(rows, 'deleted'),
           horizon: state.next,
         };
       } else {
@@ -136,11 +138,10 @@ export async function refreshRollup(
         let written = 0;
         let deleted = 0;
         if (rows[0]?.nonempty === true) {
-          const up = await client.query(sql.recomputeWindow, [lo, hi, options.timezone]);
-          const del = await client.query(sql.deleteEmptiedWindow, [lo, hi, options.timezone]);
-          groups = count(up.rows, 'groups');
-          written = count(up.rows, 'written');
-          deleted = del.rowCount ?? 0;
+          const { rows: counts } = await client.query(sql.refreshWindow, [lo, hi, options.timezone]);
+          groups = count(counts, 'groups');
+          written = count(counts, 'written');
+          deleted = count(counts, 'deleted');
         }
         result = {
           rollup: def.name,

@@ -12,27 +12,17 @@ import { ident, qualified } from './sql-identifier.ts';
  */
 export interface RollupSql {
   createTable: string;
-  /** Creates the per-transaction table of changed groups. */
-  createChanged: string;
   /**
    * $1 xmin of the previous snapshot, $2 time zone, $3 source table name, $4 retention cutoff,
-   * $5 the previous snapshot. Fills the changed groups: of rows written, and of old rows logged, by
-   * transactions not visible in the previous snapshot.
+   * $5 the previous snapshot. Recomputes every changed group in one statement: upserts the rows
+   * that differ, deletes the groups left without source rows. Returns groups, written, deleted.
    */
-  collectChanged: string;
-  /** Recomputes every changed group from the source and upserts rows that differ. Returns groups, written. */
-  recomputeChanged: string;
-  /** Deletes rollup rows of changed groups that have no source row left. */
-  deleteEmptiedChanged: string;
+  refreshChanged: string;
   /** $1 start, $2 end, $3 time zone, $4 retention cutoff: the window widened to whole, unfrozen buckets. */
   alignWindow: string;
-  /** $1 lo, $2 hi (aligned), $3 time zone: recomputes every group of the window. Returns groups, written. */
-  recomputeWindow: string;
-  /** $1 lo, $2 hi, $3 time zone: deletes rollup rows of the window that have no source row left. */
-  deleteEmptiedWindow: string;
+  /** $1 lo, $2 hi (aligned), $3 time zone: recomputes every group of the window, as refreshChanged. */
+  refreshWindow: string;
 }
-
-export const CHANGED_TABLE = 'aggjobs_changed_groups';
 
 export function rollupSql(def: RollupDefinition): RollupSql {
   const target = `analytics.${ident(def.name)}`;
@@ -58,36 +48,33 @@ CREATE TABLE IF NOT EXISTS ${target} (
   PRIMARY KEY (${key.join(', ')})
 )`;
 
-  const createChanged = `
-CREATE TEMP TABLE ${CHANGED_TABLE} (
-  bucket_start timestamptz NOT NULL,
-  bucket_end timestamptz NOT NULL,
-  ${def.dimensions.map((d) => `${ident(d.column)} ${d.type} NOT NULL`).join(',\n  ')}
-) ON COMMIT DROP`;
-
-  // Rows written since the horizon (their new group) and old groups of deleted or moved rows.
+  // Groups of rows written, and of old rows logged (deleted or moved), by transactions not visible
+  // in the previous snapshot; minus frozen buckets.
   const changedStart = bucketStartSql(def.grain, `changed_rows.${time}`, zoneParam(2));
-  const collectChanged = `
-WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot)
-INSERT INTO ${CHANGED_TABLE} (bucket_start, bucket_end, ${dims.join(', ')})
-SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))}, ${dims.map((d) => `g.${d}`).join(', ')}
-FROM (
-  SELECT DISTINCT ${changedStart} AS bucket_start, ${dims.map((d) => `changed_rows.${d}`).join(', ')}
+  const upsert = `INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
+  SELECT *, now() FROM computed
+  ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${setMeasures}
+  WHERE ${differs}
+  RETURNING 1`;
+  const refreshChanged = `
+WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot),
+changed AS MATERIALIZED (
+  SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))} AS bucket_end, ${dims.map((d) => `g.${d}`).join(', ')}
   FROM (
-    SELECT ${time}, ${dims.join(', ')} FROM ${source}
-    WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
-    UNION ALL
-    SELECT r.${time}, ${dims.map((d) => `r.${d}`).join(', ')}
-    FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
-    WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
-  ) changed_rows
-) g
-WHERE g.bucket_start >= $4::timestamptz`;
-
-  const recomputeChanged = `
-WITH computed AS (
+    SELECT DISTINCT ${changedStart} AS bucket_start, ${dims.map((d) => `changed_rows.${d}`).join(', ')}
+    FROM (
+      SELECT ${time}, ${dims.join(', ')} FROM ${source}
+      WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
+      UNION ALL
+      SELECT r.${time}, ${dims.map((d) => `r.${d}`).join(', ')}
+      FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
+      WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
+    ) changed_rows
+  ) g
+  WHERE g.bucket_start >= $4::timestamptz
+), computed AS MATERIALIZED (
   SELECT c.bucket_start, ${dims.map((d) => `c.${d}`).join(', ')}, m.*
-  FROM ${CHANGED_TABLE} c
+  FROM changed c
   CROSS JOIN LATERAL (
     SELECT
     ${measureSelect}
@@ -96,22 +83,16 @@ WITH computed AS (
     HAVING count(*) > 0
   ) m
 ), written AS (
-  INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
-  SELECT *, now() FROM computed
-  ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${setMeasures}
-  WHERE ${differs}
+  ${upsert}
+), deleted AS (
+  DELETE FROM ${target} t
+  USING changed c
+  WHERE t.bucket_start = c.bucket_start AND ${dimMatch('t', 'c')}
+    AND NOT EXISTS (SELECT 1 FROM computed m WHERE m.bucket_start = c.bucket_start AND ${dimMatch('m', 'c')})
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM computed) AS groups, (SELECT count(*) FROM written) AS written`;
-
-  const deleteEmptiedChanged = `
-DELETE FROM ${target} t
-USING ${CHANGED_TABLE} c
-WHERE t.bucket_start = c.bucket_start AND ${dimMatch('t', 'c')}
-  AND NOT EXISTS (
-    SELECT 1 FROM ${source} s
-    WHERE ${dimMatch('s', 'c')} AND s.${time} >= c.bucket_start AND s.${time} < c.bucket_end
-  )`;
+SELECT (SELECT count(*) FROM changed) AS groups, (SELECT count(*) FROM written) AS written,
+       (SELECT count(*) FROM deleted) AS deleted`;
 
   const bs = (x: string): string => bucketStartSql(def.grain, x, zoneParam(3));
   const be = (x: string): string => bucketEndSql(def.grain, x, zoneParam(3));
@@ -123,40 +104,24 @@ SELECT greatest(
        ) AS lo,
        CASE WHEN ${bs('$2::timestamptz')} = $2::timestamptz THEN $2::timestamptz ELSE ${be(bs('$2::timestamptz'))} END AS hi`;
 
-  const recomputeWindow = `
+  const refreshWindow = `
 WITH params AS (SELECT $1::timestamptz, $2::timestamptz, $3::text),
-computed AS (
+computed AS MATERIALIZED (
   SELECT ${bs(time)} AS bucket_start, ${dims.join(', ')},
     ${measureSelect}
   FROM ${source}
   WHERE ${time} >= $1::timestamptz AND ${time} < $2::timestamptz
   GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
 ), written AS (
-  INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
-  SELECT *, now() FROM computed
-  ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${setMeasures}
-  WHERE ${differs}
+  ${upsert}
+), deleted AS (
+  DELETE FROM ${target} t
+  WHERE t.bucket_start >= $1::timestamptz AND t.bucket_start < $2::timestamptz
+    AND NOT EXISTS (SELECT 1 FROM computed m WHERE m.bucket_start = t.bucket_start AND ${dimMatch('m', 't')})
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM computed) AS groups, (SELECT count(*) FROM written) AS written`;
+SELECT (SELECT count(*) FROM computed) AS groups, (SELECT count(*) FROM written) AS written,
+       (SELECT count(*) FROM deleted) AS deleted`;
 
-  const deleteEmptiedWindow = `
-WITH params AS (SELECT $1::timestamptz, $2::timestamptz, $3::text)
-DELETE FROM ${target} t
-WHERE t.bucket_start >= $1::timestamptz AND t.bucket_start < $2::timestamptz
-  AND NOT EXISTS (
-    SELECT 1 FROM ${source} s
-    WHERE ${dimMatch('s', 't')} AND s.${time} >= t.bucket_start AND s.${time} < ${be('t.bucket_start')}
-  )`;
-
-  return {
-    createTable,
-    createChanged,
-    collectChanged,
-    recomputeChanged,
-    deleteEmptiedChanged,
-    alignWindow,
-    recomputeWindow,
-    deleteEmptiedWindow,
-  };
+  return { createTable, refreshChanged, alignWindow, refreshWindow };
 }

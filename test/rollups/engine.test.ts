@@ -103,7 +103,7 @@ describe('change capture', () => {
       `DELETE FROM public.execution_logs WHERE workspace_id = 4 AND started_at = '2026-01-03 00:00Z'`,
     );
     const next = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
-    expect(next).toMatchObject({ mode: 'incremental', groupsRecomputed: 1, rowsWritten: 1, rowsDeleted: 1 });
+    expect(next).toMatchObject({ mode: 'incremental', groupsRecomputed: 2, rowsWritten: 1, rowsDeleted: 1 });
     const idle = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
     expect(idle).toMatchObject({ groupsRecomputed: 0, rowsWritten: 0, rowsDeleted: 0 });
     expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);

@@ -1,0 +1,64 @@
+import pg from 'pg';
+import { parseSettings } from '../src/config/index.ts';
+import { createPool, type Pool } from '../src/db/index.ts';
+import { builtinRollups, prepareDatabase, refreshRollup } from '../src/rollups/index.ts';
+import { seedDemoData, type SeedOptions } from '../src/workload/index.ts';
+
+export interface Dataset {
+  name: string;
+  pool: Pool;
+  executions: number;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/**
+ * A database seeded by the workload generator, kept between runs (reused when it holds the same
+ * options), with every rollup brought up to date so that incremental cases start from a fresh state.
+ */
+export async function openDataset(
+  adminUrl: string,
+  name: string,
+  options: SeedOptions,
+  log: (line: string) => void,
+): Promise<Dataset> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  const tag = JSON.stringify(options);
+  const { rows } = await admin.query<{ tag: string | null }>(
+    `SELECT shobj_description(oid, 'pg_database') AS tag FROM pg_database WHERE datname = $1`,
+    [name],
+  );
+  const reuse = rows[0]?.tag === tag;
+  if (!reuse) {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE "${name}"`);
+  }
+  const pool = createPool({ connectionString: withDatabase(adminUrl, name), max: 6, applicationName: 'aggjobs bench' });
+  if (!reuse) {
+    await prepareDatabase(pool, parseSettings({}));
+    log(`seeding ${name}: ${options.days} days x ${options.executionsPerDay} executions/day`);
+    let last = 0;
+    const result = await seedDemoData(pool, options, (p) => {
+      const pct = Math.floor((100 * p.done) / Math.max(p.total, 1));
+      if (pct >= last + 10) {
+        last = pct;
+        log(`  ${p.phase} ${pct}%`);
+      }
+    });
+    log(`  seeded ${result.executions} executions, ${result.activityEvents} events, ${result.creditTransactions} credit rows at ${Math.round(result.rowsPerSecond)} rows/s`);
+    await pool.query('VACUUM ANALYZE');
+    for (const def of builtinRollups) await refreshRollup(pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    await pool.query('VACUUM ANALYZE');
+    await admin.query(`COMMENT ON DATABASE "${name}" IS ${`'${tag.replaceAll("'", "''")}'`}`);
+  } else {
+    log(`reusing ${name}`);
+  }
+  await admin.end();
+  const { rows: count } = await pool.query<{ n: number }>('SELECT count(*) AS n FROM public.execution_logs');
+  return { name, pool, executions: count[0]?.n ?? 0 };
+}

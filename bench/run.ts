@@ -1,0 +1,105 @@
+/**
+ * `npm run bench -- --size small|full [--runs N]`: seeds (or reuses) data sets with the workload
+ * generator, runs each case several times, and writes a report of medians, min/max and ratios
+ * measured in the same run (absolute times on a shared machine are not stable; ratios are).
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import {
+  backfillVsGroupBy,
+  incrementalHour,
+  plainMaterializedView,
+  scatteredUpdates,
+  seedTargets,
+  writerLatency,
+  type CaseResult,
+} from './engine-cases.ts';
+import { openDataset } from './datasets.ts';
+import { summarize } from './stats.ts';
+
+const sizes = {
+  small: { days: 3, executionsPerDay: 20_000, workspaces: 100, users: 1_000, historyDays: 3, historyPerDay: 2_000, rowsPerHour: 1_000, runs: 3, writerSeconds: 2 },
+  full: { days: 30, executionsPerDay: 333_334, workspaces: 1_000, users: 20_000, historyDays: 3, historyPerDay: 333_334, rowsPerHour: 14_000, runs: 5, writerSeconds: 5 },
+} as const;
+
+const { values } = parseArgs({ options: { size: { type: 'string', default: 'small' }, runs: { type: 'string' } } });
+const size = values.size === 'full' ? 'full' : values.size === 'small' ? 'small' : undefined;
+if (size === undefined) {
+  process.stderr.write(`--size must be small or full, got "${values.size}"\n`);
+  process.exit(2);
+}
+const s = sizes[size];
+const runs = values.runs === undefined ? s.runs : Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1 || runs > 50) {
+  process.stderr.write(`--runs must be an integer from 1 to 50, got "${values.runs}"\n`);
+  process.exit(2);
+}
+const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
+const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+
+const started = Date.now();
+const main = await openDataset(adminUrl, `aggjobs_bench_${size}`, { seed: 1, days: s.days, executionsPerDay: s.executionsPerDay, workspaces: s.workspaces, users: s.users, end: new Date('2026-11-01T00:00:00Z') }, log);
+const small = await openDataset(adminUrl, `aggjobs_bench_${size}_history`, { seed: 2, days: s.historyDays, executionsPerDay: s.historyPerDay, workspaces: s.workspaces, users: s.users, end: new Date('2026-11-01T00:00:00Z') }, log);
+log(`data: ${main.executions} executions (history case: ${small.executions})`);
+
+const results: CaseResult[] = [];
+log('case: backfill vs bare GROUP BY');
+const backfill = await backfillVsGroupBy(main.pool, runs);
+results.push(backfill.result);
+log('case: incremental hour');
+const hour = await incrementalHour(main.pool, runs, s.rowsPerHour);
+results.push(hour.result);
+log('case: scattered updates');
+results.push(await scatteredUpdates(main.pool, runs, backfill.backfill));
+log('case: history independence');
+const smallHour = await incrementalHour(small.pool, runs, s.rowsPerHour);
+{
+  const big = summarize(hour.incremental);
+  const little = summarize(smallHour.incremental);
+  const ratio = big.median / little.median;
+  results.push({
+    name: `incremental run after one new hour with ${main.executions} rows of history`,
+    measured: big,
+    reference: { name: `the same with ${small.executions} rows of history`, summary: little },
+    ratio,
+    goal: { op: '<=', value: 1.3, text: '≤ 1.3' },
+    met: ratio <= 1.3,
+  });
+}
+log('case: writer latency');
+results.push(await writerLatency(main.pool, s.writerSeconds));
+log('case: plain materialized view');
+results.push(await plainMaterializedView(main.pool, runs, hour.incremental));
+log('case: seed task targets');
+results.push(...(await seedTargets(main.pool, Math.min(runs, 3))));
+await main.pool.end();
+await small.pool.end();
+
+const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`);
+const lines = [
+  `# aggjobs benchmark — size ${size}`,
+  '',
+  `Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, PostgreSQL at ${new URL(adminUrl).host}; ${runs} runs per case; total ${Math.round((Date.now() - started) / 1000)} s.`,
+  `Data: ${main.executions.toLocaleString('en')} executions over ${s.days} days (${s.workspaces} workspaces, ${s.users} users) plus activity and credits; history case: ${small.executions.toLocaleString('en')}.`,
+  '',
+  '| case | measured (median, min–max) | reference (median) | ratio | goal | met |',
+  '|---|---|---|---|---|---|',
+  ...results.map((r) =>
+    [
+      r.name,
+      `${ms(r.measured.median)} (${ms(r.measured.min)}–${ms(r.measured.max)})`,
+      r.reference === undefined ? '' : `${r.reference.name}: ${ms(r.reference.summary.median)}`,
+      r.ratio === undefined ? '' : r.ratio.toFixed(3),
+      r.goal?.text ?? '',
+      r.met === undefined ? (r.note ?? '') : `${r.met ? 'met' : 'NOT met'}${r.note ? ` — ${r.note}` : ''}`,
+    ].join(' | ').replace(/^/, '| ').replace(/$/, ' |'),
+  ),
+  '',
+  `Repeat: \`npm run bench -- --size ${size}\``,
+  '',
+];
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(`bench/results/${size}.json`, JSON.stringify({ size, runs, results }, null, 2));
+writeFileSync(size === 'full' ? 'bench/report.md' : 'bench/report-small.md', lines.join('\n'));
+process.stdout.write(lines.join('\n'));
