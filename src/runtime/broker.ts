@@ -75,6 +75,8 @@ export interface WorkerTuning {
   stalledIntervalMs?: number;
   /** How many times a job may stall (its worker died) before it fails. */
   maxStalledCount?: number;
+  /** Delay before retry number `attemptsMade` (jobs with `backoff: { type: 'aggjobs' }`). */
+  backoff?: (attemptsMade: number) => number;
 }
 
 async function warnIfEvicting(redis: Redis, warn: (m: string) => void): Promise<void> {
@@ -155,6 +157,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         stalledInterval: tuning.stalledIntervalMs ?? 30_000,
         maxStalledCount: tuning.maxStalledCount ?? 2,
         autorun: false,
+        ...(tuning.backoff === undefined ? {} : { settings: { backoffStrategy: tuning.backoff } }),
       });
       workers.add(worker);
       worker.on('closed', () => workers.delete(worker));

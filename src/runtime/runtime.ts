@@ -100,7 +100,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 
   const jobOptions = (_task: AnyTaskDefinition): JobsOptions => ({
     attempts: settings.taskMaxRetries + 1,
-    backoff: { type: 'exponential', delay: settings.taskRetryBackoffMs },
+    // The worker's strategy: exponential from TASK_RETRY_BACKOFF_MS, with jitter (errors.ts).
+    backoff: { type: 'aggjobs', delay: settings.taskRetryBackoffMs },
     // The run history lives in aggjobs.task_runs; the broker keeps finished jobs only briefly.
     removeOnComplete: { age: 3600, count: 1000 },
     removeOnFail: { age: 7 * 86_400, count: 10_000 },

@@ -3,6 +3,7 @@ import { UnrecoverableError, type Job } from 'bullmq';
 import { timeLimitsOf, type AnyTaskDefinition, type QueueName } from '../tasks/index.ts';
 import type { BrokerWorker, JobData } from './broker.ts';
 import { listenControl, type ControlListener } from './control-channel.ts';
+import { backoffDelayMs } from './errors.ts';
 import { claimRun, finishRun } from './run-log.ts';
 import type { Runtime } from './runtime.ts';
 import { Semaphore } from './semaphore.ts';
@@ -199,6 +200,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       concurrency: options.concurrency,
       lockDurationMs: options.lockDurationMs,
       stalledIntervalMs: options.stalledIntervalMs,
+      backoff: (attemptsMade) => backoffDelayMs(attemptsMade, settings.taskRetryBackoffMs),
     });
     worker.on('error', (error) => logger.warn({ err: error }, `queue ${queue}: ${error.message}`));
     void worker.run().catch((error: unknown) => logger.error({ err: error }, `worker for ${queue} stopped`));

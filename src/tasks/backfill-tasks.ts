@@ -106,11 +106,14 @@ export async function backfillProgress(pool: Pool, id: string, startedAt?: Date)
   };
 }
 
-/** Stops a backfill: windows not started are cancelled (their jobs finish at once). Returns how many. */
+/**
+ * Stops a backfill: windows not done are marked cancelled (queued ones finish at once; the caller
+ * terminates running ones, whose transactions roll back). Returns how many.
+ */
 export async function cancelBackfill(pool: Pool, id: string): Promise<number> {
   const { rowCount } = await pool.query(
     `UPDATE aggjobs.backfill_windows SET state = 'cancelled', updated_at = now()
-     WHERE backfill_id = $1 AND state = 'pending'`,
+     WHERE backfill_id = $1 AND state IN ('pending', 'running')`,
     [id],
   );
   return rowCount ?? 0;
@@ -145,7 +148,13 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
     const zone = ctx.settings.analyticsTimezone;
     const id = backfillId(args, zone);
     const progress = await backfillProgress(ctx.pool, id);
-    const status = progress.failed > 0 ? 'failed' : progress.cancelled > 0 ? 'cancelled' : 'completed';
+    const unfinished = progress.pending + progress.running;
+    const status =
+      progress.failed > 0 || (unfinished > 0 && progress.cancelled === 0)
+        ? 'failed'
+        : progress.cancelled > 0
+          ? 'cancelled'
+          : 'completed';
     const result: BackfillResult = {
       ...progress,
       status,

@@ -19,6 +19,7 @@ export {
   type TaskResult,
   type TaskSet,
   type TimeLimits,
+  type TaskPositional,
 } from './task-registry.ts';
 export { parseTaskArgs, granularities, type Granularity } from './task-args.ts';
 export { InvalidTaskArgsError, TaskTimeoutError, TaskRevokedError, UnknownTaskError } from './task-errors.ts';

@@ -73,3 +73,20 @@ export function timeLimitsOf(
   const soft = Math.min(hard, declaredSoft ?? Math.round((hard * 11) / 12));
   return { softSeconds: soft, hardSeconds: hard };
 }
+
+/** The positional form of each task's arguments (Celery's `args=[…]`), in order. */
+export interface TaskPositional {
+  hourly_rollup: [target_hour?: string];
+  daily_rollup: [target_date?: string];
+  weekly_rollup: [target_week?: string];
+  monthly_rollup: [target_month?: string];
+  refresh_materialized_views: [];
+  cleanup_old_data: [retention_days?: number];
+  health_check: [];
+  backfill_aggregations: [
+    start_date: string,
+    end_date: string,
+    granularity: TaskInput<'backfill_aggregations'>['granularity'],
+  ];
+  backfill_window: [backfill_id: string, granularity: string, window_start: string, window_end: string];
+}

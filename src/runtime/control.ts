@@ -1,0 +1,205 @@
+import type { Pool } from '../db/index.ts';
+import {
+  backfillId,
+  backfillProgress,
+  cancelBackfill,
+  type BackfillArgs,
+  type BackfillProgress,
+  type QueueName,
+} from '../tasks/index.ts';
+import type { AsyncResult } from './async-result.ts';
+import { sendControl } from './control-channel.ts';
+import { getRun, listRuns, revokeQueued, runStats, type RunQuery, type RunRecord } from './run-log.ts';
+import type { Runtime } from './runtime.ts';
+import { listSchedules, type ScheduleInfo } from './schedules.ts';
+
+export interface QueueCounts {
+  queue: string;
+  waiting: number;
+  active: number;
+  delayed: number;
+  failed: number;
+  paused: boolean;
+}
+
+export interface WorkerInfo {
+  name: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  concurrency: number;
+  active: number;
+  processed: number;
+  failed: number;
+  recycled: number;
+  rssBytes: number | null;
+  startedAt: Date;
+  lastHeartbeat: Date;
+  online: boolean;
+}
+
+export interface RevokeOutcome {
+  runId: string;
+  /** What was done: removed from the queue, terminated while running, or nothing (already finished). */
+  action: 'revoked' | 'terminating' | 'none';
+  state: string | undefined;
+}
+
+/** A worker is online while its heartbeat is younger than this (three missed heartbeats). */
+const ONLINE_SECONDS = 15;
+
+/**
+ * Operating the runtime from another process: the CLI's `aggjobs control` and the dashboard. Every
+ * action goes through the database (run rows, LISTEN/NOTIFY) or the broker, so it works from any
+ * machine, on both brokers.
+ */
+export interface Control {
+  revoke(runId: string, options?: { terminate?: boolean }): Promise<RevokeOutcome>;
+  terminate(runId: string): Promise<RevokeOutcome>;
+  retry(runId: string): Promise<AsyncResult>;
+  pause(queue: QueueName): Promise<void>;
+  resume(queue: QueueName): Promise<void>;
+  setConcurrency(worker: string, concurrency: number): Promise<void>;
+  queueCounts(): Promise<QueueCounts[]>;
+  workers(): Promise<WorkerInfo[]>;
+  schedules(): Promise<ScheduleInfo[]>;
+  beat(): Promise<{ holder: string; acquiredAt: Date; expiresAt: Date; active: boolean } | undefined>;
+  runs(query?: RunQuery): Promise<RunRecord[]>;
+  run(runId: string): Promise<RunRecord | undefined>;
+  runStats(hours?: number): ReturnType<typeof runStats>;
+  backfillProgress(runId: string): Promise<BackfillProgress | undefined>;
+  cancelBackfill(runId: string): Promise<{ cancelled: number; terminated: number }>;
+}
+
+async function backfillOf(pool: Pool, runtime: Runtime, runId: string): Promise<string | undefined> {
+  const run = await getRun(pool, runId);
+  if (run === undefined || run.task !== 'backfill_aggregations') return undefined;
+  return backfillId(run.args as unknown as BackfillArgs, runtime.settings.analyticsTimezone);
+}
+
+export function createControl(runtime: Runtime): Control {
+  const { pool, broker } = runtime;
+  const queueOf = (name: string): QueueName => (name === 'maintenance' ? 'maintenance' : 'aggregation');
+
+  const revoke: Control['revoke'] = async (runId, options = {}) => {
+    const run = await getRun(pool, runId);
+    if (run === undefined) return { runId, action: 'none', state: undefined };
+    if (run.state === 'queued' || run.state === 'retrying') {
+      await revokeQueued(pool, [runId]);
+      // Removing the job is best effort: a worker that takes it anyway finds the row revoked and skips it.
+      await broker
+        .queue(queueOf(run.queue))
+        .remove(runId)
+        .catch(() => undefined);
+      return { runId, action: 'revoked', state: 'revoked' };
+    }
+    if (run.state === 'running' && options.terminate === true) {
+      await sendControl(pool, { action: 'terminate', runId });
+      return { runId, action: 'terminating', state: 'running' };
+    }
+    return { runId, action: 'none', state: run.state };
+  };
+
+  return {
+    revoke,
+    terminate: (runId) => revoke(runId, { terminate: true }),
+    async retry(runId) {
+      const run = await getRun(pool, runId);
+      if (run === undefined) throw new Error(`no run ${runId}`);
+      if (!['failed', 'timed_out', 'revoked'].includes(run.state)) {
+        throw new Error(
+          `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
+        );
+      }
+      return await runtime.enqueue(run.task, { kwargs: run.args });
+    },
+    pause: async (queue) => await broker.queue(queue).pause(),
+    resume: async (queue) => await broker.queue(queue).resume(),
+    setConcurrency: async (worker, concurrency) => {
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) {
+        throw new Error(`concurrency must be an integer from 1 to 256, got ${concurrency}`);
+      }
+      await sendControl(pool, { action: 'concurrency', worker, concurrency });
+    },
+    async queueCounts() {
+      const counts = await broker.counts();
+      const result: QueueCounts[] = [];
+      for (const [queue, c] of Object.entries(counts)) {
+        result.push({ queue, ...c, paused: await broker.queue(queueOf(queue)).isPaused() });
+      }
+      return result;
+    },
+    async workers() {
+      const { rows } = await pool.query<{
+        name: string;
+        host: string;
+        pid: number;
+        queues: string[];
+        concurrency: number;
+        active: number;
+        processed: number;
+        failed: number;
+        recycled: number;
+        rss_bytes: number | null;
+        started_at: Date;
+        last_heartbeat: Date;
+        online: boolean;
+      }>(
+        `SELECT *, stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) AS online
+         FROM aggjobs.workers ORDER BY online DESC, name`,
+        [ONLINE_SECONDS],
+      );
+      return rows.map((r) => ({
+        name: r.name,
+        host: r.host,
+        pid: r.pid,
+        queues: r.queues,
+        concurrency: r.concurrency,
+        active: r.active,
+        processed: r.processed,
+        failed: r.failed,
+        recycled: r.recycled,
+        rssBytes: r.rss_bytes,
+        startedAt: r.started_at,
+        lastHeartbeat: r.last_heartbeat,
+        online: r.online,
+      }));
+    },
+    schedules: () => listSchedules(pool, runtime.tasks, runtime.settings, runtime.now()),
+    async beat() {
+      const { rows } = await pool.query<{
+        holder: string;
+        acquired_at: Date;
+        expires_at: Date;
+        active: boolean;
+      }>('SELECT holder, acquired_at, expires_at, expires_at > now() AS active FROM aggjobs.beat_leader');
+      const row = rows[0];
+      return row === undefined
+        ? undefined
+        : { holder: row.holder, acquiredAt: row.acquired_at, expiresAt: row.expires_at, active: row.active };
+    },
+    runs: (query) => listRuns(pool, query),
+    run: (runId) => getRun(pool, runId),
+    runStats: (hours) => runStats(pool, hours),
+    async backfillProgress(runId) {
+      const id = await backfillOf(pool, runtime, runId);
+      return id === undefined ? undefined : await backfillProgress(pool, id);
+    },
+    async cancelBackfill(runId) {
+      const id = await backfillOf(pool, runtime, runId);
+      if (id === undefined) throw new Error(`run ${runId} is not a backfill_aggregations run`);
+      const cancelled = await cancelBackfill(pool, id);
+      const children = await listRuns(pool, { parentId: runId, limit: 1000 });
+      let terminated = 0;
+      for (const child of children) {
+        // Queued windows are only marked: their jobs stay, so the flow's parent still sees them finish.
+        if (child.state === 'queued' || child.state === 'retrying') await revokeQueued(pool, [child.id]);
+        if (child.state === 'running') {
+          await revoke(child.id, { terminate: true });
+          terminated += 1;
+        }
+      }
+      return { cancelled, terminated };
+    },
+  };
+}

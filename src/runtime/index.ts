@@ -1,0 +1,26 @@
+export { createRuntime, type Runtime, type RuntimeOptions, type EnqueueOptions } from './runtime.ts';
+export { createBroker, type Broker, type BrokerOptions } from './broker.ts';
+export { startWorker, type WorkerOptions, type WorkerHandle, type WorkerStats } from './worker.ts';
+export { startBeat, type BeatOptions, type BeatHandle } from './beat.ts';
+export {
+  createControl,
+  type Control,
+  type QueueCounts,
+  type WorkerInfo,
+  type RevokeOutcome,
+} from './control.ts';
+export { AsyncResult, TaskFailedError, ResultTimeoutError } from './async-result.ts';
+export {
+  getRun,
+  listRuns,
+  runStats,
+  finalStates,
+  type RunRecord,
+  type RunState,
+  type RunQuery,
+} from './run-log.ts';
+export { listSchedules, nextRunTimes, schedulesOf, slotRunId, type ScheduleInfo } from './schedules.ts';
+export { parseCron, nextSlot, latestSlot, slotsBetween, CronSyntaxError, type Cron } from './cron.ts';
+export { runEagerly } from './eager.ts';
+export { isTransient, backoffDelayMs } from './errors.ts';
+export { sendControl, type ControlMessage } from './control-channel.ts';
