@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { migrateCommand } from './commands/migrate.ts';
+import { demoCommand } from './commands/demo.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
   program.addCommand(migrateCommand());
+  program.addCommand(demoCommand());
   // Usage errors (unknown option, bad value) exit with 2 in every subcommand too.
   const exitOnUsageError = (command: Command): void => {
     command.exitOverride((error) => {
