@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { migrateCommand } from './commands/migrate.ts';
 import { demoCommand } from './commands/demo.ts';
+import { startCommand } from './commands/start.ts';
+import { workerCommand } from './commands/worker.ts';
+import { beatCommand } from './commands/beat.ts';
+import { runCommand } from './commands/run.ts';
+import { backfillCommand } from './commands/backfill.ts';
+import { healthCommand } from './commands/health.ts';
+import { controlCommand } from './commands/control.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -16,6 +23,13 @@ export function buildProgram(): Command {
     .configureHelp({ sortSubcommands: false });
   program.addCommand(migrateCommand());
   program.addCommand(demoCommand());
+  program.addCommand(startCommand());
+  program.addCommand(workerCommand());
+  program.addCommand(beatCommand());
+  program.addCommand(runCommand());
+  program.addCommand(backfillCommand());
+  program.addCommand(healthCommand());
+  program.addCommand(controlCommand());
   // Usage errors (unknown option, bad value) exit with 2 in every subcommand too.
   const exitOnUsageError = (command: Command): void => {
     command.exitOverride((error) => {

@@ -24,3 +24,4 @@ export { parseCron, nextSlot, latestSlot, slotsBetween, CronSyntaxError, type Cr
 export { runEagerly } from './eager.ts';
 export { isTransient, backoffDelayMs } from './errors.ts';
 export { sendControl, type ControlMessage } from './control-channel.ts';
+export { startServices, waitForShutdownSignal, type Services, type ExtraService } from './services.ts';

@@ -1,0 +1,81 @@
+import { Command } from 'commander';
+import { prepareDatabase } from '../../rollups/index.ts';
+import {
+  createRuntime,
+  startServices,
+  waitForShutdownSignal,
+  type ExtraService,
+  type Runtime,
+} from '../../runtime/index.ts';
+import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
+import { openContext } from '../context.ts';
+import { createProgressBar } from '../progress-bar.ts';
+import { addWorkerFlags, workerOptionsFrom, type WorkerFlags } from './worker.ts';
+
+/** The rollup tasks run once at start, so the tables fill at once (a never-run rollup recomputes all). */
+const warmUp = [
+  'hourly_rollup',
+  'daily_rollup',
+  'weekly_rollup',
+  'monthly_rollup',
+  'refresh_materialized_views',
+];
+
+export interface StartCommandOptions {
+  /** Services started with beat and worker, stopped with them: the dashboard plugs in here. */
+  extraServices?: ReadonlyArray<(runtime: Runtime) => Promise<ExtraService>>;
+}
+
+export function startCommand(options: StartCommandOptions = {}): Command {
+  return addWorkerFlags(
+    new Command('start').description(
+      'migrate, seed demo data on a new embedded database, then run beat and worker',
+    ),
+  )
+    .option('--demo', 'seed demo data even on DATABASE_URL (when the source tables are empty)')
+    .option('--no-demo', 'never seed demo data')
+    .action(async (flags: WorkerFlags & { demo?: boolean }) => {
+      const ctx = await openContext({ name: 'start' });
+      const { logger, settings, db } = ctx;
+      try {
+        const workerOptions = workerOptionsFrom(flags, settings);
+        const { applied } = await prepareDatabase(db.pool, settings, {
+          onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
+        });
+        logger.info(
+          applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
+        );
+
+        const wantDemo = flags.demo ?? db.embedded !== undefined;
+        if (wantDemo && !(await isDemoSeeded(db.pool))) {
+          logger.info('seeding demo data (7 days of synthetic executions, activity and credits)');
+          let bar: ReturnType<typeof createProgressBar> | undefined;
+          const result = await seedDemoData(db.pool, { ...demoDefaults, end: currentHour() }, (p) => {
+            bar ??= createProgressBar({ label: 'seeding', total: p.total });
+            bar.update(p.done);
+          });
+          bar?.finish();
+          logger.info(result, `demo data seeded: ${result.executions} executions`);
+        }
+
+        const runtime = await createRuntime({ settings, pool: db.pool, databaseUrl: db.url, logger });
+        logger.info(`broker: ${runtime.broker.describe}`);
+        const services = await startServices(runtime, {
+          worker: workerOptions,
+          beat: {},
+          extraServices: options.extraServices,
+        });
+        for (const task of warmUp) await runtime.enqueue(task, {});
+        logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
+
+        const signal = await waitForShutdownSignal();
+        logger.info(
+          `${signal}: stopping beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
+        );
+        await services.close();
+        await runtime.close();
+      } finally {
+        await ctx.close();
+      }
+    });
+}

@@ -1,0 +1,114 @@
+import { Command } from 'commander';
+import type { Settings } from '../../config/index.ts';
+import {
+  createRuntime,
+  startServices,
+  waitForShutdownSignal,
+  type WorkerOptions,
+} from '../../runtime/index.ts';
+import { queueNames, type QueueName } from '../../tasks/index.ts';
+import { openContext } from '../context.ts';
+import { UsageError } from '../usage.error.ts';
+
+export interface WorkerFlags {
+  concurrency?: string;
+  autoscale?: string;
+  queues?: string;
+  maxTasksPerChild?: string;
+  maxMemoryPerChild?: string;
+  hostname?: string;
+}
+
+const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** --loglevel, checked (Celery spells them in capitals: INFO is accepted). */
+export function checkLogLevel(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const lower = value.toLowerCase() === 'warning' ? 'warn' : value.toLowerCase();
+  if (!levels.includes(lower))
+    throw new UsageError(`--loglevel must be one of ${levels.join(', ')}, got ${JSON.stringify(value)}`);
+  return lower;
+}
+
+function positiveInt(flag: string, value: string, max: number): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`${flag} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Celery's worker flags, checked: a bad value is a usage error (exit 2) before anything starts. */
+export function workerOptionsFrom(flags: WorkerFlags, settings: Settings): WorkerOptions {
+  const queues = (flags.queues ?? queueNames.join(',')).split(',').map((q) => q.trim());
+  for (const q of queues) {
+    if (!queueNames.includes(q as QueueName)) {
+      throw new UsageError(`-Q must list queues among ${queueNames.join(', ')}, got ${JSON.stringify(q)}`);
+    }
+  }
+  let autoscale: WorkerOptions['autoscale'];
+  if (flags.autoscale !== undefined) {
+    const m = /^(\d+),(\d+)$/.exec(flags.autoscale);
+    const max = Number(m?.[1]);
+    const min = Number(m?.[2]);
+    if (m === null || max < 1 || min < 1 || min > max || max > 256) {
+      throw new UsageError(
+        `--autoscale must be max,min with 1 <= min <= max <= 256, got ${JSON.stringify(flags.autoscale)}`,
+      );
+    }
+    autoscale = { max, min };
+  }
+  return {
+    queues: [...new Set(queues)] as QueueName[],
+    concurrency:
+      flags.concurrency === undefined
+        ? (autoscale?.max ?? settings.workerConcurrency)
+        : positiveInt('--concurrency', flags.concurrency, 256),
+    autoscale,
+    maxTasksPerChild:
+      flags.maxTasksPerChild === undefined
+        ? settings.workerMaxTasksPerChild
+        : positiveInt('--max-tasks-per-child', flags.maxTasksPerChild, 1_000_000_000),
+    maxMemoryPerChildKb:
+      flags.maxMemoryPerChild === undefined
+        ? settings.workerMaxMemoryPerChildKb
+        : positiveInt('--max-memory-per-child', flags.maxMemoryPerChild, 1_000_000_000),
+    shutdownGraceSeconds: settings.workerShutdownGraceSeconds,
+    name: flags.hostname,
+  };
+}
+
+export function addWorkerFlags(command: Command): Command {
+  return command
+    .option('-c, --concurrency <n>', 'tasks run at once (default WORKER_CONCURRENCY, 4)')
+    .option('--autoscale <max,min>', 'follow the queue depth between min and max concurrent tasks')
+    .option('-Q, --queues <list>', 'queues to consume', 'aggregation,maintenance')
+    .option('--max-tasks-per-child <n>', 'replace a task thread after this many tasks (default 1000)')
+    .option(
+      '--max-memory-per-child <KiB>',
+      "replace a task thread whose heap exceeds this (KiB, Celery's unit)",
+    )
+    .option('-n, --hostname <name>', 'worker name (default pid@host)');
+}
+
+export function workerCommand(): Command {
+  return addWorkerFlags(new Command('worker').description('run tasks from the queues (Celery worker)'))
+    .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
+    .action(async (flags: WorkerFlags & { loglevel?: string }) => {
+      const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
+      const options = workerOptionsFrom(flags, ctx.settings);
+      const runtime = await createRuntime({
+        settings: ctx.settings,
+        pool: ctx.db.pool,
+        databaseUrl: ctx.db.url,
+        logger: ctx.logger,
+      });
+      ctx.logger.info(`broker: ${runtime.broker.describe}`);
+      const services = await startServices(runtime, { worker: options });
+      const signal = await waitForShutdownSignal();
+      ctx.logger.info(`${signal}: stopping (running tasks get ${options.shutdownGraceSeconds} s)`);
+      await services.close();
+      await runtime.close();
+      await ctx.close();
+    });
+}
