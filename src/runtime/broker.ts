@@ -49,6 +49,8 @@ export interface BrokerOptions {
   /** Connections of each PostgreSQL backend pool (one per Queue/Worker object). */
   pgPoolMax?: number;
   onWarning?: (message: string) => void;
+  /** How long to wait for Redis at start. */
+  connectTimeoutMs?: number;
 }
 
 export interface Broker extends BrokerProbe {
@@ -110,7 +112,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     // rediss:// turns TLS on; a password in the URL is used for AUTH.
     const client = new Redis(options.brokerUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
     client.on('error', () => undefined);
-    await client.ping();
+    const reachable = await Promise.race([
+      client.ping().then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), options.connectTimeoutMs ?? 10_000).unref()),
+    ]);
+    if (!reachable) {
+      client.disconnect();
+      throw new Error(`cannot reach the Redis broker at ${redact(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`);
+    }
     redis = client;
     await warnIfEvicting(client, options.onWarning ?? (() => undefined));
     factory = (name, opts, extra) => createRedisBackend(name, { ...opts, connection: client }, extra);

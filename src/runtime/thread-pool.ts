@@ -136,8 +136,11 @@ export class TaskThreadPool {
         else if (this.all.has(slot)) this.retire(slot, undefined);
         resolve(outcome);
       };
+      let killing = false;
       const kill = (reason: 'hard_limit' | 'terminated' | 'shutdown'): void => {
-        if (settled) return;
+        if (settled || killing) return;
+        // The thread's exit that terminate() causes is ours: not a crash.
+        killing = true;
         void (async () => {
           await worker.terminate().catch(() => undefined);
           await this.killSessions(request.runId);
@@ -171,9 +174,12 @@ export class TaskThreadPool {
         slot.heapUsedKb = message.heapUsedKb;
         finish({ kind: 'done', outcome: message.outcome, softLimitHit }, true);
       };
-      const onError = (error: Error): void => finish({ kind: 'crashed', message: error.message }, false);
-      const onExit = (code: number): void =>
-        finish({ kind: 'crashed', message: `task thread exited with code ${code}` }, false);
+      const onError = (error: Error): void => {
+        if (!killing) finish({ kind: 'crashed', message: error.message }, false);
+      };
+      const onExit = (code: number): void => {
+        if (!killing) finish({ kind: 'crashed', message: `task thread exited with code ${code}` }, false);
+      };
       worker.on('message', onMessage);
       worker.on('error', onError);
       worker.on('exit', onExit);
