@@ -31,7 +31,7 @@ describe.each(backends)('worker on %s', (backend) => {
     worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-main` }));
   });
   afterAll(async () => {
-    await worker.close();
+    await worker?.close();
   });
 
   it('runs a task and records the run', async () => {

@@ -1,0 +1,165 @@
+import { spawn } from 'node:child_process';
+import { beforeEach, describe, expect, it } from 'vitest';
+import {
+  createControl,
+  latestSlot,
+  listSchedules,
+  nextRunTimes,
+  parseCron,
+  slotsBetween,
+  startBeat,
+  type BeatHandle,
+} from '../../src/runtime/index.ts';
+import { taskRegistry } from '../../src/tasks/index.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { backends, eventually, testRedisUrl, testRuntime, type Backend } from './runtime-harness.ts';
+
+const databases: Record<Backend, TestDatabase> = {
+  redis: await createTestDatabase(),
+  postgres: await createTestDatabase(),
+};
+
+const MINUTE = 60_000;
+/** 2026-11-29 is a Sunday. */
+const T0 = new Date('2026-11-29T10:07:00Z');
+
+function clock(start: Date): { now: () => Date; advance: (ms: number) => void; set: (d: Date) => void } {
+  let t = start.getTime();
+  return { now: () => new Date(t), advance: (ms) => void (t += ms), set: (d) => void (t = d.getTime()) };
+}
+
+async function runsOf(db: TestDatabase, task: string): Promise<string[]> {
+  const { rows } = await db.pool.query<{ id: string }>(
+    'SELECT id FROM aggjobs.task_runs WHERE task = $1 ORDER BY id',
+    [task],
+  );
+  return rows.map((r) => r.id);
+}
+
+describe.each(backends)('beat on %s', (backend) => {
+  const db = databases[backend];
+
+  beforeEach(async () => {
+    await db.pool.query('TRUNCATE aggjobs.beat_slots, aggjobs.task_runs, aggjobs.beat_leader');
+  });
+
+  it('three beats enqueue every slot exactly once', async () => {
+    const c = clock(T0);
+    const runtime = await testRuntime(backend, db, { now: c.now });
+    const beats: BeatHandle[] = [0, 1, 2].map((i) =>
+      startBeat(runtime, { name: `beat-${i}`, tickMs: 3_600_000, catchup: 'once' }),
+    );
+    try {
+      for (let step = 0; step < 25; step += 1) {
+        await Promise.all(beats.map((b) => b.tick()));
+        c.advance(5 * MINUTE);
+      }
+      expect(beats.filter((b) => b.isLeader())).toHaveLength(1);
+      const end = new Date(T0.getTime() + 24 * 5 * MINUTE);
+      let expectedTotal = 0;
+      for (const task of Object.values(taskRegistry)) {
+        if (task.schedule === undefined) continue;
+        const cron = parseCron(task.schedule.cron);
+        // Once at the start (catch-up of the latest slot), then every slot up to the end.
+        const expected = 1 + slotsBetween(cron, latestSlot(cron, T0, 'UTC') ?? T0, end, 'UTC').length;
+        expect(await runsOf(db, task.name), task.name).toHaveLength(expected);
+        expectedTotal += expected;
+      }
+      const counts = await runtime.broker.counts();
+      expect((counts.aggregation?.waiting ?? 0) + (counts.maintenance?.waiting ?? 0)).toBe(expectedTotal);
+      // The hourly slots of the two hours, named by their slot.
+      expect((await runsOf(db, 'hourly_rollup')).slice(0, 2)).toEqual([
+        'hourly_rollup@20261129T100500Z',
+        'hourly_rollup@20261129T110500Z',
+      ]);
+    } finally {
+      await Promise.all(beats.map((b) => b.close()));
+    }
+  });
+
+  it.each([
+    ['once', 1],
+    ['all', 5],
+    ['none', 0],
+  ] as const)(
+    'after five hours of downtime, catch-up %s enqueues %i hourly slot(s)',
+    async (policy, missed) => {
+      const c = clock(T0);
+      const runtime = await testRuntime(backend, db, { now: c.now });
+      const first = startBeat(runtime, { name: 'before', tickMs: 3_600_000, catchup: policy });
+      await first.tick();
+      await first.close();
+      const before = (await runsOf(db, 'hourly_rollup')).length;
+      expect(before).toBe(policy === 'none' ? 0 : 1);
+      c.advance(5 * 60 * MINUTE + 30 * MINUTE); // 15:37: slots 11:05 … 15:05 were missed
+      const second = startBeat(runtime, { name: 'after', tickMs: 3_600_000, catchup: policy });
+      try {
+        await second.tick();
+        expect((await runsOf(db, 'hourly_rollup')).length - before).toBe(missed);
+        c.set(new Date('2026-11-29T16:05:10Z')); // on time again
+        await second.tick();
+        expect((await runsOf(db, 'hourly_rollup')).length - before).toBe(missed + 1);
+      } finally {
+        await second.close();
+      }
+    },
+  );
+
+  it('honours the feature flags and tells the next run times', async () => {
+    const c = clock(T0);
+    const runtime = await testRuntime(backend, db, {
+      now: c.now,
+      env: { HOURLY_ROLLUP_ENABLED: 'false', ANALYTICS_TIMEZONE: 'Europe/Berlin' },
+    });
+    const beat = startBeat(runtime, { name: 'flags', tickMs: 3_600_000 });
+    try {
+      await beat.tick();
+      expect(await runsOf(db, 'hourly_rollup')).toEqual([]);
+      expect(await runsOf(db, 'daily_rollup')).toHaveLength(1);
+      const next = nextRunTimes(runtime.tasks, runtime.settings, c.now());
+      expect(next.find((n) => n.task === 'hourly_rollup')?.nextRunAt).toBeUndefined();
+      // Daily at 01:00 Berlin (UTC+1 in winter) is 00:00 UTC.
+      expect(next.find((n) => n.task === 'daily_rollup')?.nextRunAt?.toISOString()).toBe(
+        '2026-11-30T00:00:00.000Z',
+      );
+      const schedules = await listSchedules(db.pool, runtime.tasks, runtime.settings, c.now());
+      expect(schedules.find((s) => s.task === 'daily_rollup')).toMatchObject({
+        enabled: true,
+        timezone: 'Europe/Berlin',
+        lastRun: { state: 'queued' },
+      });
+    } finally {
+      await beat.close();
+    }
+  });
+
+  it('a standby takes over within seconds when the active beat is killed', async () => {
+    const runtime = await testRuntime(backend, db);
+    const control = createControl(runtime);
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'beat'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
+        BROKER_KEY_PREFIX: runtime.broker.namespace,
+        BEAT_LEASE_SECONDS: '2',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: 'ignore',
+    });
+    let standby: BeatHandle | undefined;
+    try {
+      const leader = await eventually(async () => (await control.beat())?.holder, 30_000);
+      expect(leader).toMatch(new RegExp(`^beat-${child.pid}@`));
+      standby = startBeat(runtime, { name: 'standby', tickMs: 200, leaseSeconds: 2 });
+      await standby.tick();
+      expect(standby.isLeader()).toBe(false);
+      child.kill('SIGKILL');
+      await eventually(async () => standby?.isLeader(), 10_000);
+      expect((await control.beat())?.holder).toBe('standby');
+    } finally {
+      child.kill('SIGKILL');
+      await standby?.close();
+    }
+  });
+});
