@@ -57,6 +57,11 @@ export interface Settings {
   readonly workerMaxMemoryPerChildKb: number;
   /** Seconds a stopping worker lets running tasks finish before aborting them. */
   readonly workerShutdownGraceSeconds: number;
+  /**
+   * Seconds a running job's lock lasts without renewal (renewed every half of it): a job of a worker
+   * that died (kill -9, lost machine) is taken by another worker after about this long.
+   */
+  readonly workerLockSeconds: number;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -202,6 +207,7 @@ export function parseSettings(env: Env): Settings {
     workerMaxTasksPerChild: int(env, 'WORKER_MAX_TASKS_PER_CHILD', 1000, 1, 1_000_000_000),
     workerMaxMemoryPerChildKb: int(env, 'WORKER_MAX_MEMORY_PER_CHILD', 0, 0, 1_000_000_000),
     workerShutdownGraceSeconds: int(env, 'WORKER_SHUTDOWN_GRACE', 30, 0, 86_400),
+    workerLockSeconds: int(env, 'WORKER_LOCK_SECONDS', 30, 2, 3600),
   };
   if (settings.taskSoftTimeLimitSeconds > settings.taskHardTimeLimitSeconds) {
     throw new ConfigError(

@@ -74,6 +74,8 @@ export function workerOptionsFrom(flags: WorkerFlags, settings: Settings): Worke
         ? settings.workerMaxMemoryPerChildKb
         : positiveInt('--max-memory-per-child', flags.maxMemoryPerChild, 1_000_000_000),
     shutdownGraceSeconds: settings.workerShutdownGraceSeconds,
+    lockDurationMs: settings.workerLockSeconds * 1000,
+    stalledIntervalMs: Math.min(30, settings.workerLockSeconds) * 1000,
     name: flags.hostname,
   };
 }
