@@ -118,7 +118,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     ]);
     if (!reachable) {
       client.disconnect();
-      throw new Error(`cannot reach the Redis broker at ${redact(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`);
+      throw new Error(
+        `cannot reach the Redis broker at ${redact(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`,
+      );
     }
     redis = client;
     await warnIfEvicting(client, options.onWarning ?? (() => undefined));

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { bucketOf, parseIsoInZone, splitIntoWindows } from './time-window.ts';
+
+const iso = (d: Date | undefined): string | undefined => d?.toISOString();
+
+describe('parseIsoInZone', () => {
+  it('reads a wall time in the zone unless an offset is given', () => {
+    expect(iso(parseIsoInZone('2025-01-09T14:00:00', 'Europe/Berlin'))).toBe('2025-01-09T13:00:00.000Z');
+    expect(iso(parseIsoInZone('2025-01-09T14:00:00Z', 'Europe/Berlin'))).toBe('2025-01-09T14:00:00.000Z');
+    expect(iso(parseIsoInZone('2025-01-09T14:00:00+05:30', 'UTC'))).toBe('2025-01-09T08:30:00.000Z');
+    expect(iso(parseIsoInZone('2025-01-09', 'America/New_York'))).toBe('2025-01-09T05:00:00.000Z');
+  });
+  it('rejects what is not a date', () => {
+    for (const bad of ['', 'abc', '2025-13-01', '2025-02-29', '2025-01-09T25:00', '2025/01/09']) {
+      expect(parseIsoInZone(bad, 'UTC'), bad).toBeUndefined();
+    }
+  });
+});
+
+describe('bucketOf', () => {
+  it('matches the engine: Monday weeks, calendar months, DST days in the zone', () => {
+    const zone = 'Europe/Berlin';
+    const t = new Date('2025-03-30T12:00:00Z'); // the 23-hour day
+    const day = bucketOf('day', t, zone);
+    expect([iso(day.start), iso(day.end)]).toEqual(['2025-03-29T23:00:00.000Z', '2025-03-30T22:00:00.000Z']);
+    const week = bucketOf('week', t, zone); // Sunday: its week began Monday the 24th
+    expect(iso(week.start)).toBe('2025-03-23T23:00:00.000Z');
+    const month = bucketOf('month', new Date('2025-12-15T00:00:00Z'), zone);
+    expect([iso(month.start), iso(month.end)]).toEqual([
+      '2025-11-30T23:00:00.000Z',
+      '2025-12-31T23:00:00.000Z',
+    ]);
+    const hour = bucketOf('hour', new Date('2025-01-09T14:35:12.345Z'), 'Asia/Kolkata');
+    expect(iso(hour.start)).toBe('2025-01-09T14:30:00.000Z');
+  });
+});
+
+describe('splitIntoWindows', () => {
+  it('covers the range with whole buckets, one day of hours per window', () => {
+    const windows = splitIntoWindows(
+      'hour',
+      { start: new Date('2025-01-01T10:30:00Z'), end: new Date('2025-01-03T00:00:00Z') },
+      'UTC',
+      100,
+    );
+    expect(windows.map((w) => [iso(w.start), iso(w.end)])).toEqual([
+      ['2025-01-01T10:00:00.000Z', '2025-01-02T10:00:00.000Z'],
+      ['2025-01-02T10:00:00.000Z', '2025-01-03T00:00:00.000Z'],
+    ]);
+  });
+});
