@@ -9,6 +9,7 @@ import { runCommand } from './commands/run.ts';
 import { backfillCommand } from './commands/backfill.ts';
 import { healthCommand } from './commands/health.ts';
 import { controlCommand } from './commands/control.ts';
+import { dashboardCommand } from './commands/dashboard.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addCommand(backfillCommand());
   program.addCommand(healthCommand());
   program.addCommand(controlCommand());
+  program.addCommand(dashboardCommand());
   // Usage errors (unknown option, bad value) exit with 2 in every subcommand too.
   const exitOnUsageError = (command: Command): void => {
     command.exitOverride((error) => {

@@ -1,0 +1,51 @@
+import { Command } from 'commander';
+import { createRuntime, waitForShutdownSignal } from '../../runtime/index.ts';
+import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
+import { openContext } from '../context.ts';
+import { UsageError } from '../usage.error.ts';
+
+function port(raw: string): number {
+  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new UsageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** `aggjobs dashboard`: Flower's role — pages, JSON API, /metrics, Bull Board at /queues. */
+export function dashboardCommand(): Command {
+  return new Command('dashboard')
+    .description('web dashboard, JSON API and /metrics (the seed\'s "celery flower --port=5555")')
+    .option('-p, --port <port>', 'port to listen on (default DASHBOARD_PORT, 5555)')
+    .option('--host <host>', 'address to listen on', '0.0.0.0')
+    .action(async (options: { port?: string; host: string }) => {
+      const listenPort = options.port === undefined ? undefined : port(options.port);
+      const ctx = await openContext({ name: 'dashboard' });
+      try {
+        assertCredentialsForEnv(ctx.settings);
+        const runtime = await createRuntime({
+          settings: ctx.settings,
+          pool: ctx.db.pool,
+          databaseUrl: ctx.db.url,
+          logger: ctx.logger,
+        });
+        const server = await startDashboard({
+          port: listenPort ?? ctx.settings.dashboardPort,
+          host: options.host,
+          pool: ctx.db.pool,
+          settings: ctx.settings,
+          runtime,
+          logger: ctx.logger,
+        });
+        if (ctx.settings.dashboardUser === undefined) {
+          ctx.logger.warn('DASHBOARD_USER/DASHBOARD_PASSWORD unset: the dashboard has no authentication');
+        }
+        const signal = await waitForShutdownSignal();
+        ctx.logger.info(`${signal}: dashboard stopping`);
+        await server.close();
+        await runtime.close();
+      } finally {
+        await ctx.close();
+      }
+    });
+}

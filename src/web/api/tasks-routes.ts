@@ -1,0 +1,101 @@
+import { Hono } from 'hono';
+import { findTask } from '../../tasks/index.ts';
+import type { DashboardContext } from '../dashboard-context.ts';
+import type { DashboardEnv } from '../dashboard-env.ts';
+import { searchRuns } from '../queries/index.ts';
+import { runJson } from '../services/index.ts';
+import { HttpError, notFound, parseInput } from './http-error.ts';
+import { applyBody, revokeBody, runListQuery } from './input-schemas.ts';
+import { readJsonBody } from './read-body.ts';
+
+const RETRYABLE = ['failed', 'timed_out', 'revoked'];
+
+/** The run history and what can be done to a run: apply, retry, revoke, terminate. */
+export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
+  const app = new Hono<DashboardEnv>();
+
+  app.get('/task-types', (c) =>
+    c.json({
+      tasks: [...ctx.runtime.tasks.values()].map((t) => ({
+        name: t.name,
+        queue: t.queue,
+        description: t.description,
+        positional: t.positional,
+        schedule: t.schedule?.cron ?? null,
+      })),
+    }),
+  );
+
+  app.get('/tasks', async (c) => {
+    const query = parseInput(runListQuery, c.req.query(), 'query');
+    const limit = query.limit ?? 50;
+    const page = query.page ?? 1;
+    const { runs, hasMore } = await searchRuns(ctx.pool, query, { limit, offset: (page - 1) * limit });
+    return c.json({ runs: runs.map((r) => runJson(r, ctx.scrub)), page, limit, hasMore });
+  });
+
+  app.get('/tasks/:id', async (c) => {
+    const run = await ctx.control.run(c.req.param('id'));
+    if (run === undefined) throw notFound(`run ${c.req.param('id')}`);
+    const children = await ctx.control.runs({ parentId: run.id, limit: 1000 });
+    return c.json({
+      run: runJson(run, ctx.scrub),
+      children: children.map((r) => runJson(r, ctx.scrub)),
+      // The runtime keeps no per-run log lines: the worker's log (stdout) has them, tagged with runId.
+      logs: null,
+    });
+  });
+
+  app.post('/tasks/:name/apply', async (c) => {
+    const name = c.req.param('name');
+    if (!ctx.runtime.tasks.has(name)) findTask(ctx.runtime.tasks, name); // throws UnknownTaskError → 404
+    const body = parseInput(applyBody, await readJsonBody(c), 'body');
+    const result = await ctx.runtime.enqueue(
+      name,
+      { args: body.args ?? [], kwargs: body.kwargs ?? {} },
+      body.countdown === undefined ? {} : { countdown: body.countdown },
+    );
+    ctx.logger.info({ task: name, runId: result.id, user: c.get('auth').user }, `dashboard: applied ${name}`);
+    return c.json({ id: result.id, task: name, state: (await result.state()) ?? 'queued' }, 202);
+  });
+
+  app.post('/tasks/:id/retry', async (c) => {
+    const id = c.req.param('id');
+    const run = await ctx.control.run(id);
+    if (run === undefined) throw notFound(`run ${id}`);
+    if (!RETRYABLE.includes(run.state)) {
+      throw new HttpError(
+        409,
+        `run ${id} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
+      );
+    }
+    const result = await ctx.control.retry(id);
+    ctx.logger.info({ runId: id, newRunId: result.id, user: c.get('auth').user }, `dashboard: retried ${id}`);
+    return c.json({ id: result.id, task: run.task, retryOf: id, state: 'queued' }, 202);
+  });
+
+  app.post('/tasks/:id/revoke', async (c) => {
+    const id = c.req.param('id');
+    const body = parseInput(revokeBody, await readJsonBody(c), 'body');
+    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
+    const outcome = await ctx.control.revoke(id, { terminate: body.terminate === true });
+    ctx.logger.info(
+      { runId: id, action: outcome.action, user: c.get('auth').user },
+      `dashboard: revoke ${id}`,
+    );
+    return c.json(outcome);
+  });
+
+  app.post('/tasks/:id/terminate', async (c) => {
+    const id = c.req.param('id');
+    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
+    const outcome = await ctx.control.terminate(id);
+    ctx.logger.info(
+      { runId: id, action: outcome.action, user: c.get('auth').user },
+      `dashboard: terminate ${id}`,
+    );
+    return c.json(outcome);
+  });
+
+  return app;
+}

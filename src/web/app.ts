@@ -1,0 +1,214 @@
+import { Hono, type Context } from 'hono';
+import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
+import { createControl } from '../runtime/index.ts';
+import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
+import { apiRoutes, HttpError } from './api/index.ts';
+import { clientScript, stylesheet } from './assets/index.ts';
+import {
+  assertCredentialsForEnv,
+  authEnabled,
+  authMiddleware,
+  credentialsFrom,
+  csrfMiddleware,
+} from './auth/index.ts';
+import { bullBoardRoutes, BULL_BOARD_PATH } from './bull-board/index.ts';
+import type { DashboardContext } from './dashboard-context.ts';
+import type { DashboardDeps, DashboardEnv } from './dashboard-env.ts';
+import { html, type SafeHtml } from './html/index.ts';
+import { collectMetrics } from './metrics/index.ts';
+import {
+  backfillPage,
+  chartsPage,
+  layout,
+  overviewPage,
+  rollupsPage,
+  schedulesPage,
+  taskPage,
+  tasksPage,
+  workersPage,
+  type PageRequest,
+  type PageResult,
+} from './pages/index.ts';
+import { createHealthService, createSecretScrubber } from './services/index.ts';
+
+type PageRender = (ctx: DashboardContext, req: PageRequest, c: Context<DashboardEnv>) => Promise<PageResult>;
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "form-action 'self'",
+  "base-uri 'self'",
+].join('; ');
+
+function buildContext(deps: DashboardDeps): DashboardContext {
+  const { settings, runtime } = deps;
+  return {
+    pool: deps.pool,
+    settings,
+    runtime,
+    control: deps.control ?? createControl(runtime),
+    logger: deps.logger,
+    scrub: createSecretScrubber({
+      urls: [settings.databaseUrl, runtime.databaseUrl, settings.brokerUrl, settings.resultBackendUrl],
+      secrets: [settings.dashboardPassword, settings.dashboardReadonlyPassword, settings.dashboardToken],
+    }),
+    health: createHealthService(runtime),
+    rollups: builtinRollups,
+    views: materializedViewNames,
+    authEnabled: authEnabled(credentialsFrom(settings)),
+  };
+}
+
+/**
+ * The dashboard (Flower's role): server-rendered pages, the JSON API under /api, /metrics for
+ * Prometheus, /healthz, and Bull Board under /queues. Everything but /healthz is behind auth;
+ * state-changing requests from pages are CSRF-checked. Throws ConfigError in production without
+ * credentials.
+ */
+export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
+  assertCredentialsForEnv(deps.settings);
+  const ctx = buildContext(deps);
+  const credentials = credentialsFrom(deps.settings);
+  const app = new Hono<DashboardEnv>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Referrer-Policy', 'same-origin');
+    if (!c.req.path.startsWith(BULL_BOARD_PATH)) {
+      c.header('X-Frame-Options', 'DENY');
+      c.header('Content-Security-Policy', CSP);
+    }
+    ctx.logger.debug(
+      {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+      },
+      'dashboard request',
+    );
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.use('*', authMiddleware(credentials));
+  app.use('*', csrfMiddleware({ exemptPrefixes: [BULL_BOARD_PATH] }));
+
+  app.get('/assets/style.css', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.body(stylesheet, 200, { 'Content-Type': 'text/css; charset=utf-8' });
+  });
+  app.get('/assets/app.js', (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.body(clientScript, 200, { 'Content-Type': 'text/javascript; charset=utf-8' });
+  });
+
+  app.get('/metrics', async (c) =>
+    c.body(await collectMetrics(ctx), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
+  );
+  app.route('/api', apiRoutes(ctx));
+
+  const notice: SafeHtml | undefined = ctx.authEnabled
+    ? undefined
+    : html`<div class="notice">
+        No authentication is configured (DASHBOARD_USER and DASHBOARD_PASSWORD are unset): anyone who can
+        reach this port can operate the runtime. Set them before exposing the dashboard.
+      </div>`;
+  const page = (render: PageRender) => async (c: Context<DashboardEnv>) => {
+    const auth = c.get('auth');
+    const req: PageRequest = { query: c.req.query(), canWrite: auth.role === 'admin' };
+    const result = await render(ctx, req, c);
+    c.header('Cache-Control', 'no-store');
+    if (c.req.header('x-fragment') === '1') return c.html(result.live.value);
+    const url = new URL(c.req.url);
+    return c.html(
+      layout({
+        title: result.title,
+        path: c.req.path,
+        liveUrl: `${url.pathname}${url.search}`,
+        csrfToken: c.get('csrfToken'),
+        user: auth.user,
+        readOnly: auth.role === 'readonly',
+        notice,
+        controls: result.controls,
+        live: result.live,
+      }).value,
+    );
+  };
+  app.get('/', page(overviewPage));
+  app.get('/tasks', page(tasksPage));
+  app.get(
+    '/tasks/:id',
+    page((ctx, req, c) => taskPage(ctx, req, c.req.param('id') ?? '')),
+  );
+  app.get('/workers', page(workersPage));
+  app.get('/schedules', page(schedulesPage));
+  app.get('/rollups', page(rollupsPage));
+  app.get('/backfill', page(backfillPage));
+  app.get('/charts', page(chartsPage));
+  app.route(BULL_BOARD_PATH, bullBoardRoutes(ctx.runtime.broker));
+
+  const wantsJson = (c: Context<DashboardEnv>): boolean =>
+    c.req.path.startsWith('/api/') || c.req.method !== 'GET' || c.req.header('x-fragment') === '1';
+  const errorPage = (c: Context<DashboardEnv>, status: 400 | 404 | 409 | 500, message: string) =>
+    c.html(
+      html`<!doctype html>
+        <html lang="en">
+          <head>
+            <meta charset="utf-8" />
+            <title>${String(status)} · aggjobs</title>
+            <link rel="stylesheet" href="/assets/style.css" />
+          </head>
+          <body>
+            <main>
+              <h1>${String(status)}</h1>
+              <section class="card">
+                <p>${message}</p>
+                <p><a href="/">Back to the overview</a></p>
+              </section>
+            </main>
+          </body>
+        </html>`.value,
+      status,
+    );
+
+  app.notFound((c) =>
+    wantsJson(c)
+      ? c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404)
+      : errorPage(c, 404, `No page at ${c.req.path}.`),
+  );
+  app.onError((error, c) => {
+    let status: 400 | 404 | 409 | 500 = 500;
+    let body: { error: string; problems?: ReadonlyArray<{ field: string; rule: string }> };
+    if (error instanceof HttpError) {
+      status = error.status === 400 || error.status === 404 || error.status === 409 ? error.status : 500;
+      body =
+        error.problems.length > 0
+          ? { error: error.message, problems: error.problems }
+          : { error: error.message };
+    } else if (error instanceof InvalidTaskArgsError) {
+      status = 400;
+      body = {
+        error: error.message,
+        problems: error.problems.map((p) => ({ field: p.field, rule: p.message })),
+      };
+    } else if (error instanceof UnknownTaskError) {
+      status = 404;
+      body = { error: error.message };
+    } else {
+      ctx.logger.error(
+        { err: { message: ctx.scrub.text(error.message) }, path: c.req.path },
+        'dashboard error',
+      );
+      body = { error: `internal error: ${error.message}` };
+    }
+    body = ctx.scrub.value(body);
+    return wantsJson(c) ? c.json(body, status) : errorPage(c, status, body.error);
+  });
+  return app;
+}

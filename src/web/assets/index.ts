@@ -1,0 +1,2 @@
+export { stylesheet } from './stylesheet.ts';
+export { clientScript } from './client-script.ts';

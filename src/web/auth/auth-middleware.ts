@@ -1,0 +1,48 @@
+import type { MiddlewareHandler } from 'hono';
+import type { DashboardEnv } from '../dashboard-env.ts';
+import { authEnabled, checkPassword, checkToken, type Credentials } from './credentials.ts';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+function parseBasic(header: string): { name: string; password: string } | undefined {
+  const encoded = header.slice('basic '.length).trim();
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/**
+ * Basic auth (DASHBOARD_USER/PASSWORD, and the read-only user) or a bearer token, for every route
+ * behind it. Without any credentials configured (development) everyone is admin. A read-only user
+ * may only read: any other method gets 403.
+ */
+export function authMiddleware(credentials: Credentials): MiddlewareHandler<DashboardEnv> {
+  const enabled = authEnabled(credentials);
+  return async (c, next) => {
+    if (!enabled) {
+      c.set('auth', { role: 'admin', via: 'none', user: undefined });
+      return await next();
+    }
+    const header = c.req.header('authorization') ?? '';
+    const scheme = header.split(' ')[0]?.toLowerCase();
+    let auth: DashboardEnv['Variables']['auth'] | undefined;
+    if (scheme === 'basic') {
+      const pair = parseBasic(header);
+      const role = pair === undefined ? undefined : checkPassword(credentials, pair.name, pair.password);
+      if (role !== undefined && pair !== undefined) auth = { role, via: 'basic', user: pair.name };
+    } else if (scheme === 'bearer') {
+      const role = checkToken(credentials, header.slice('bearer '.length).trim());
+      if (role !== undefined) auth = { role, via: 'bearer', user: undefined };
+    }
+    if (auth === undefined) {
+      c.header('WWW-Authenticate', 'Basic realm="aggjobs dashboard", charset="UTF-8"');
+      return c.json({ error: 'authentication required' }, 401);
+    }
+    if (auth.role === 'readonly' && !SAFE_METHODS.has(c.req.method)) {
+      return c.json({ error: 'this user is read-only: it may not change anything' }, 403);
+    }
+    c.set('auth', auth);
+    return await next();
+  };
+}

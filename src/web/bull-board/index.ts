@@ -1,0 +1,1 @@
+export { bullBoardRoutes, BULL_BOARD_PATH } from './mount-bull-board.ts';

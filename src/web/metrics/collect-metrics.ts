@@ -1,0 +1,69 @@
+import type { DashboardContext } from '../dashboard-context.ts';
+import {
+  changeCaptureLagSeconds,
+  rollupStatuses,
+  runCounts,
+  runtimeHistograms,
+  RUNTIME_BUCKETS,
+} from '../queries/index.ts';
+import { PrometheusText } from './prometheus-text.ts';
+
+/**
+ * `/metrics`: computed at scrape time from the durable state (aggjobs.task_runs, workers,
+ * rollup_state) and the broker, so any dashboard process reports the whole cluster and a restart
+ * loses nothing. Figures over the run history cover what RUN_HISTORY_DAYS keeps.
+ */
+export async function collectMetrics(ctx: DashboardContext): Promise<string> {
+  const [histograms, counts, queues, workers, rollups, ccLag] = await Promise.all([
+    runtimeHistograms(ctx.pool),
+    runCounts(ctx.pool),
+    ctx.control.queueCounts(),
+    ctx.control.workers(),
+    rollupStatuses(ctx.pool, ctx.rollups),
+    changeCaptureLagSeconds(ctx.pool),
+  ]);
+  const out = new PrometheusText();
+
+  out.family('aggjobs_task_runtime_seconds', 'histogram', 'Run time of finished task runs, by task.');
+  for (const h of histograms) {
+    out.histogram(
+      'aggjobs_task_runtime_seconds',
+      { task: h.task },
+      RUNTIME_BUCKETS,
+      h.buckets,
+      h.sumSeconds,
+      h.count,
+    );
+  }
+
+  out.family('aggjobs_task_runs', 'gauge', 'Runs in the run history, by task and state.');
+  for (const c of counts) out.sample('aggjobs_task_runs', { task: c.task, state: c.state }, c.n);
+
+  out.family('aggjobs_queue_jobs', 'gauge', 'Jobs in the broker, by queue and state.');
+  for (const q of queues) {
+    for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) {
+      out.sample('aggjobs_queue_jobs', { queue: q.queue, state }, q[state]);
+    }
+  }
+  out.family('aggjobs_queue_paused', 'gauge', '1 when the queue is paused.');
+  for (const q of queues) out.sample('aggjobs_queue_paused', { queue: q.queue }, q.paused ? 1 : 0);
+
+  out.family('aggjobs_workers_online', 'gauge', 'Worker processes with a recent heartbeat.');
+  out.sample('aggjobs_workers_online', {}, workers.filter((w) => w.online).length);
+
+  out.family(
+    'aggjobs_rollup_lag_seconds',
+    'gauge',
+    'Seconds since the state each rollup reflects; -1 if it never ran.',
+  );
+  for (const r of rollups) out.sample('aggjobs_rollup_lag_seconds', { table: r.table }, r.lagSeconds ?? -1);
+
+  out.family(
+    'aggjobs_change_capture_lag_seconds',
+    'gauge',
+    'Age of the oldest open transaction: writes it makes are folded into rollups only after it ends.',
+  );
+  out.sample('aggjobs_change_capture_lag_seconds', {}, Math.round(ccLag));
+
+  return out.toString();
+}

@@ -1,0 +1,88 @@
+import { backfillList } from '../api/index.ts';
+import type { DashboardContext } from '../dashboard-context.ts';
+import { formatAge, formatTime, html } from '../html/index.ts';
+import { granularities } from '../../tasks/index.ts';
+import { actionButton, badge, card, runHref } from './components.ts';
+import type { PageRequest, PageResult } from './page-types.ts';
+
+/** Start a backfill (start, end, granularity) and follow the progress of running ones. */
+export async function backfillPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
+  const backfills = await backfillList(ctx);
+  const controls = req.canWrite
+    ? html`<section class="card">
+        <h2>New backfill</h2>
+        <form class="stack" data-api-form action="/api/backfills" data-done="Backfill queued.">
+          <label
+            >Start (date or date-time, ${ctx.settings.analyticsTimezone})<input
+              name="start_date"
+              required
+              placeholder="2026-11-01"
+          /></label>
+          <label>End (exclusive)<input name="end_date" required placeholder="2026-11-08" /></label>
+          <label
+            >Granularity<select name="granularity">
+              ${granularities.map((g) => html`<option value="${g}">${g}</option>`)}
+            </select></label
+          >
+          <button class="primary" type="submit">Start backfill</button>
+        </form>
+        <p class="muted">
+          Recomputes every bucket of the range from the source rows, in windows run in parallel; rerunning the
+          same backfill redoes only the windows not done.
+        </p>
+      </section>`
+    : undefined;
+  return {
+    title: 'Backfill',
+    controls,
+    live: card(
+      'Backfills',
+      backfills.length === 0
+        ? html`<p class="muted">No backfill has run yet.</p>`
+        : html`<table>
+            <thead>
+              <tr>
+                <th>Run</th>
+                <th>State</th>
+                <th>Range</th>
+                <th>Granularity</th>
+                <th>Progress</th>
+                <th class="num">Done / total</th>
+                <th class="num">Failed</th>
+                <th class="num">ETA</th>
+                <th>Enqueued</th>
+                <th></th>
+              </tr>
+            </thead>
+            <tbody>
+              ${backfills.map(({ run, progress }) => {
+                const args = run.args as { start_date?: string; end_date?: string; granularity?: string };
+                const pct =
+                  progress === null || progress.total === 0
+                    ? 0
+                    : Math.round((100 * progress.done) / progress.total);
+                const live = ['queued', 'running', 'retrying'].includes(run.state);
+                return html`<tr>
+                  <td><a class="mono" href="${runHref(run.id)}">${run.id.slice(0, 8)}</a></td>
+                  <td>${badge(run.state)}</td>
+                  <td class="mono">${args.start_date ?? '?'} → ${args.end_date ?? '?'}</td>
+                  <td>${args.granularity ?? '?'}</td>
+                  <td>
+                    <div class="progress" title="${pct}%"><span style="width:${pct}%"></span></div>
+                  </td>
+                  <td class="num">${progress === null ? '—' : `${progress.done} / ${progress.total}`}</td>
+                  <td class="num">${progress?.failed ?? '—'}</td>
+                  <td class="num">
+                    ${live && progress?.etaSeconds !== undefined ? formatAge(progress.etaSeconds) : '—'}
+                  </td>
+                  <td class="mono">${formatTime(run.enqueuedAt)}</td>
+                  <td>
+                    ${req.canWrite && live ? actionButton({ url: `/api/backfills/${encodeURIComponent(run.id)}/cancel`, label: 'Cancel', className: 'danger', confirm: 'Cancel this backfill? Windows not started are skipped, running ones terminated.', done: 'Cancelled.' }) : ''}
+                  </td>
+                </tr>`;
+              })}
+            </tbody>
+          </table>`,
+    ),
+  };
+}

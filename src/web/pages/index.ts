@@ -1,0 +1,10 @@
+export { layout, navItems } from './layout.ts';
+export { overviewPage } from './overview-page.ts';
+export { tasksPage } from './tasks-page.ts';
+export { taskPage } from './task-page.ts';
+export { workersPage } from './workers-page.ts';
+export { schedulesPage } from './schedules-page.ts';
+export { rollupsPage } from './rollups-page.ts';
+export { backfillPage } from './backfill-page.ts';
+export { chartsPage } from './charts-page.ts';
+export type { PageRequest, PageResult } from './page-types.ts';

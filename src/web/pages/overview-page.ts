@@ -1,0 +1,187 @@
+import { scheduleList } from '../api/index.ts';
+import type { DashboardContext } from '../dashboard-context.ts';
+import { formatAge, formatTime, html } from '../html/index.ts';
+import { recentFailures, rollupStatuses } from '../queries/index.ts';
+import { runJson } from '../services/index.ts';
+import { actionButton, badge, card, runHref, runsTable, stat } from './components.ts';
+import type { PageRequest, PageResult } from './page-types.ts';
+
+/** Health, queues, workers, next runs, rollup freshness and the last hour's failures. */
+export async function overviewPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
+  const [health, queues, workers, schedules, rollups, failures] = await Promise.all([
+    ctx.health.report().catch((error: unknown) => ({
+      status: 'unhealthy' as const,
+      checkedAt: new Date().toISOString(),
+      checks: {
+        dashboard: { status: 'unhealthy' as const, detail: `health check failed: ${String(error)}` },
+      },
+    })),
+    ctx.control.queueCounts(),
+    ctx.control.workers(),
+    scheduleList(ctx),
+    rollupStatuses(ctx.pool, ctx.rollups),
+    recentFailures(ctx.pool, 1, 20),
+  ]);
+  const online = workers.filter((w) => w.online);
+  const waiting = queues.reduce((s, q) => s + q.waiting + q.delayed, 0);
+  const active = queues.reduce((s, q) => s + q.active, 0);
+
+  const healthCard = card(
+    html`Health ${badge(health.status)}
+      <span class="muted" style="font-weight:400">checked ${formatTime(health.checkedAt)}</span>`,
+    html`<table>
+      <tbody>
+        ${Object.entries(health.checks).map(
+          ([name, check]) =>
+            html`<tr>
+              <td>${name.replace(/_/g, ' ')}</td>
+              <td>${badge(check.status)}</td>
+              <td>${ctx.scrub.text(check.detail)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`,
+  );
+  const queuesCard = card(
+    html`Queues
+      <span class="muted" style="font-weight:400"
+        >(${ctx.runtime.broker.kind === 'redis' ? 'Redis' : 'PostgreSQL'} broker)</span
+      >`,
+    html`<table>
+      <thead>
+        <tr>
+          <th>Queue</th>
+          <th class="num">Waiting</th>
+          <th class="num">Active</th>
+          <th class="num">Delayed</th>
+          <th class="num">Failed</th>
+          <th></th>
+        </tr>
+      </thead>
+      <tbody>
+        ${queues.map(
+          (q) =>
+            html`<tr>
+              <td>${q.queue} ${q.paused ? badge('paused') : ''}</td>
+              <td class="num">${q.waiting}</td>
+              <td class="num">${q.active}</td>
+              <td class="num">${q.delayed}</td>
+              <td class="num">${q.failed}</td>
+              <td>
+                ${req.canWrite ? actionButton({ url: `/api/queues/${q.queue}/${q.paused ? 'resume' : 'pause'}`, label: q.paused ? 'Resume' : 'Pause', confirm: q.paused ? undefined : `Pause queue ${q.queue}? Workers stop taking its jobs.` }) : ''}
+              </td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`,
+  );
+  const workersCard = card(
+    html`Workers online
+      <span class="muted" style="font-weight:400">${online.length} of ${workers.length} known</span>`,
+    online.length === 0
+      ? html`<p class="muted">
+          No worker has sent a heartbeat in the last 15 s. Start one with <code>aggjobs worker</code>.
+        </p>`
+      : html`<table>
+          <thead>
+            <tr>
+              <th>Worker</th>
+              <th>Queues</th>
+              <th class="num">Active</th>
+              <th class="num">Concurrency</th>
+              <th class="num">Processed</th>
+              <th class="num">Failed</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${online.map(
+              (w) =>
+                html`<tr>
+                  <td class="mono">${w.name}</td>
+                  <td>${w.queues.join(', ')}</td>
+                  <td class="num">${w.active}</td>
+                  <td class="num">${w.concurrency}</td>
+                  <td class="num">${w.processed}</td>
+                  <td class="num">${w.failed}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>`,
+  );
+  const schedulesCard = card(
+    'Next runs',
+    html`<table>
+      <thead>
+        <tr>
+          <th>Schedule</th>
+          <th>Next run</th>
+          <th>Last run</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${[...schedules]
+          .sort((a, b) => (a.nextRunAt ?? '9').localeCompare(b.nextRunAt ?? '9'))
+          .map(
+            (s) =>
+              html`<tr>
+                <td>${s.task}</td>
+                <td class="mono">${s.enabled ? formatTime(s.nextRunAt) : badge('no', 'disabled')}</td>
+                <td>
+                  ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a>`}
+                </td>
+              </tr>`,
+          )}
+      </tbody>
+    </table>`,
+  );
+  const freshnessCard = card(
+    'Rollup freshness',
+    html`<table>
+      <thead>
+        <tr>
+          <th>Table</th>
+          <th class="num">Lag</th>
+          <th>Last refresh</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${rollups.map(
+          (r) =>
+            html`<tr>
+              <td>${r.table}</td>
+              <td class="num">${r.lagSeconds === null ? badge('no', 'never') : formatAge(r.lagSeconds)}</td>
+              <td class="mono">${formatTime(r.lastRefreshAt)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>`,
+  );
+  const failuresCard = card(
+    html`Failures in the last hour <span class="muted" style="font-weight:400">${failures.length}</span>`,
+    runsTable(
+      failures.map((r) => runJson(r, ctx.scrub)),
+      {
+        empty: 'No failed or timed-out run in the last hour.',
+        actions: req.canWrite
+          ? (r) =>
+              actionButton({
+                url: `/api/tasks/${encodeURIComponent(r.id)}/retry`,
+                label: 'Retry',
+                then: '/tasks/{id}',
+              })
+          : undefined,
+      },
+    ),
+  );
+
+  return {
+    title: 'Overview',
+    live: html` <div class="stats">
+        ${stat('Health', badge(health.status))} ${stat('Workers online', online.length)}
+        ${stat('Waiting', waiting)} ${stat('Running', active)} ${stat('Failures (1 h)', failures.length)}
+      </div>
+      <div class="grid">${healthCard}${queuesCard}</div>
+      <div class="grid">${workersCard}${schedulesCard}</div>
+      ${failuresCard} ${freshnessCard}`,
+  };
+}

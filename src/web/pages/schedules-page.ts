@@ -1,0 +1,63 @@
+import { scheduleList } from '../api/index.ts';
+import type { DashboardContext } from '../dashboard-context.ts';
+import { formatTime, html } from '../html/index.ts';
+import { actionButton, badge, card, runHref, summarize } from './components.ts';
+import type { PageRequest, PageResult } from './page-types.ts';
+
+/** The beat's periodic tasks: cron, zone, flag, last run and its outcome, next run, run now. */
+export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
+  const [schedules, beat] = await Promise.all([scheduleList(ctx), ctx.control.beat()]);
+  return {
+    title: 'Schedules',
+    live: html` <p class="muted">
+        Beat leader:
+        ${
+          beat === undefined
+            ? 'none yet (start one with aggjobs beat)'
+            : html`<span class="mono">${beat.holder}</span>
+                ${badge(beat.active ? 'online' : 'offline', beat.active ? 'active' : 'lease expired')}, lease
+                until ${formatTime(beat.expiresAt)}`
+        }
+      </p>
+      ${card(
+        'Periodic tasks',
+        html`<table>
+          <thead>
+            <tr>
+              <th>Task</th>
+              <th>Cron</th>
+              <th>Time zone</th>
+              <th>Queue</th>
+              <th>Enabled</th>
+              <th>Last run</th>
+              <th>Last result</th>
+              <th>Next run</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            ${schedules.map(
+              (s) =>
+                html`<tr>
+                  <td>${s.task}</td>
+                  <td class="mono">${s.cron}</td>
+                  <td>${s.timezone}</td>
+                  <td>${s.queue}</td>
+                  <td>${badge(s.enabled ? 'yes' : 'no', s.enabled ? 'enabled' : 'disabled')}</td>
+                  <td>
+                    ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a> <span class="mono muted">${formatTime(s.lastRun.finishedAt ?? s.lastRun.enqueuedAt)}</span>`}
+                  </td>
+                  <td class="truncate ${s.lastRun?.error == null ? 'mono' : 'error-text'}">
+                    ${s.lastRun === null ? '' : s.lastRun.error === null ? summarize(s.lastRun.result, 90) : summarize(s.lastRun.error, 90)}
+                  </td>
+                  <td class="mono">${s.enabled ? formatTime(s.nextRunAt) : '—'}</td>
+                  <td>
+                    ${req.canWrite ? actionButton({ url: `/api/schedules/${encodeURIComponent(s.task)}/run`, label: 'Run now', then: '/tasks/{id}', confirm: `Run ${s.task} now?` }) : ''}
+                  </td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>`,
+      )}`,
+  };
+}

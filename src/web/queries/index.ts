@@ -1,0 +1,17 @@
+export { searchRuns, recentFailures, knownWorkers, type RunFilter } from './task-runs.ts';
+export { runSeries, taskSummaries, type RunBucket, type TaskSummary } from './run-series.ts';
+export { rollupStatuses, viewStatuses, type RollupStatus, type ViewStatus } from './rollup-status.ts';
+export {
+  rollupSeries,
+  additiveMeasures,
+  hasWorkspace,
+  knownWorkspaces,
+  type SeriesPoint,
+} from './rollup-series.ts';
+export {
+  runtimeHistograms,
+  runCounts,
+  changeCaptureLagSeconds,
+  RUNTIME_BUCKETS,
+  type RuntimeHistogram,
+} from './metrics-data.ts';

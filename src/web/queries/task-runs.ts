@@ -1,0 +1,106 @@
+import type { Queryable } from '../../db/index.ts';
+import type { RunRecord, RunState } from '../../runtime/index.ts';
+
+export interface RunFilter {
+  task?: string | undefined;
+  state?: RunState | undefined;
+  worker?: string | undefined;
+  /** Runs enqueued at or after this time. */
+  from?: Date | undefined;
+  /** Runs enqueued before this time. */
+  to?: Date | undefined;
+  /** Text searched (case-insensitive) in the id, args, result and error. */
+  q?: string | undefined;
+}
+
+interface RunRow {
+  id: string;
+  task: string;
+  args: Record<string, unknown>;
+  state: RunState;
+  queue: string;
+  worker: string | null;
+  attempts: number;
+  enqueued_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  duration_ms: number | null;
+  result: unknown;
+  error: string | null;
+  parent_id: string | null;
+}
+
+function toRecord(r: RunRow): RunRecord {
+  return {
+    id: r.id,
+    task: r.task,
+    args: r.args,
+    state: r.state,
+    queue: r.queue,
+    worker: r.worker,
+    attempts: r.attempts,
+    enqueuedAt: r.enqueued_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    durationMs: r.duration_ms,
+    result: r.result,
+    error: r.error,
+    parentId: r.parent_id,
+  };
+}
+
+/** `%text%` for ILIKE, with the pattern characters of the text escaped. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * One page of the run history, newest first, with the dashboard's filters. Fetches one row more
+ * than asked to tell whether another page follows.
+ */
+export async function searchRuns(
+  db: Queryable,
+  filter: RunFilter,
+  page: { limit: number; offset: number },
+): Promise<{ runs: RunRecord[]; hasMore: boolean }> {
+  // $1 task, $2 state, $3 worker, $4 from, $5 to, $6 ILIKE pattern, $7 limit, $8 offset
+  const { rows } = await db.query<RunRow>(
+    `SELECT * FROM aggjobs.task_runs
+     WHERE ($1::text IS NULL OR task = $1) AND ($2::text IS NULL OR state = $2)
+       AND ($3::text IS NULL OR worker = $3)
+       AND ($4::timestamptz IS NULL OR enqueued_at >= $4) AND ($5::timestamptz IS NULL OR enqueued_at < $5)
+       AND ($6::text IS NULL OR id ILIKE $6 OR args::text ILIKE $6 OR result::text ILIKE $6 OR error ILIKE $6)
+     ORDER BY enqueued_at DESC, id DESC LIMIT $7 OFFSET $8`,
+    [
+      filter.task ?? null,
+      filter.state ?? null,
+      filter.worker ?? null,
+      filter.from ?? null,
+      filter.to ?? null,
+      filter.q === undefined || filter.q === '' ? null : likePattern(filter.q),
+      page.limit + 1,
+      page.offset,
+    ],
+  );
+  return { runs: rows.slice(0, page.limit).map(toRecord), hasMore: rows.length > page.limit };
+}
+
+/** Failed and timed-out runs that finished in the last `hours`, newest first. */
+export async function recentFailures(db: Queryable, hours: number, limit = 20): Promise<RunRecord[]> {
+  // $1 hours, $2 limit
+  const { rows } = await db.query<RunRow>(
+    `SELECT * FROM aggjobs.task_runs
+     WHERE state IN ('failed', 'timed_out') AND finished_at > now() - make_interval(hours => $1)
+     ORDER BY finished_at DESC LIMIT $2`,
+    [hours, limit],
+  );
+  return rows.map(toRecord);
+}
+
+/** Distinct worker names seen in the run history (for the filter), newest first. */
+export async function knownWorkers(db: Queryable): Promise<string[]> {
+  const { rows } = await db.query<{ name: string }>(
+    'SELECT name FROM aggjobs.workers ORDER BY last_heartbeat DESC LIMIT 100',
+  );
+  return rows.map((r) => r.name);
+}
