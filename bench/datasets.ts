@@ -38,7 +38,11 @@ export async function openDataset(
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.query(`CREATE DATABASE "${name}"`);
   }
-  const pool = createPool({ connectionString: withDatabase(adminUrl, name), max: 6, applicationName: 'aggjobs bench' });
+  const pool = createPool({
+    connectionString: withDatabase(adminUrl, name),
+    max: 6,
+    applicationName: 'aggjobs bench',
+  });
   if (!reuse) {
     await prepareDatabase(pool, parseSettings({}));
     log(`seeding ${name}: ${options.days} days x ${options.executionsPerDay} executions/day`);
@@ -50,9 +54,12 @@ export async function openDataset(
         log(`  ${p.phase} ${pct}%`);
       }
     });
-    log(`  seeded ${result.executions} executions, ${result.activityEvents} events, ${result.creditTransactions} credit rows at ${Math.round(result.rowsPerSecond)} rows/s`);
+    log(
+      `  seeded ${result.executions} executions, ${result.activityEvents} events, ${result.creditTransactions} credit rows at ${Math.round(result.rowsPerSecond)} rows/s`,
+    );
     await pool.query('VACUUM ANALYZE');
-    for (const def of builtinRollups) await refreshRollup(pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    for (const def of builtinRollups)
+      await refreshRollup(pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
     await pool.query('VACUUM ANALYZE');
     await admin.query(`COMMENT ON DATABASE "${name}" IS ${`'${tag.replaceAll("'", "''")}'`}`);
   } else {

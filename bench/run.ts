@@ -19,11 +19,33 @@ import { openDataset } from './datasets.ts';
 import { summarize } from './stats.ts';
 
 const sizes = {
-  small: { days: 3, executionsPerDay: 20_000, workspaces: 100, users: 1_000, historyDays: 3, historyPerDay: 2_000, rowsPerHour: 1_000, runs: 3, writerSeconds: 2 },
-  full: { days: 30, executionsPerDay: 333_334, workspaces: 1_000, users: 20_000, historyDays: 3, historyPerDay: 333_334, rowsPerHour: 14_000, runs: 5, writerSeconds: 5 },
+  small: {
+    days: 3,
+    executionsPerDay: 20_000,
+    workspaces: 100,
+    users: 1_000,
+    historyDays: 3,
+    historyPerDay: 2_000,
+    rowsPerHour: 1_000,
+    runs: 3,
+    writerSeconds: 2,
+  },
+  full: {
+    days: 30,
+    executionsPerDay: 333_334,
+    workspaces: 1_000,
+    users: 20_000,
+    historyDays: 3,
+    historyPerDay: 333_334,
+    rowsPerHour: 14_000,
+    runs: 5,
+    writerSeconds: 5,
+  },
 } as const;
 
-const { values } = parseArgs({ options: { size: { type: 'string', default: 'small' }, runs: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { size: { type: 'string', default: 'small' }, runs: { type: 'string' } },
+});
 const size = values.size === 'full' ? 'full' : values.size === 'small' ? 'small' : undefined;
 if (size === undefined) {
   process.stderr.write(`--size must be small or full, got "${values.size}"\n`);
@@ -36,11 +58,37 @@ if (!Number.isInteger(runs) || runs < 1 || runs > 50) {
   process.exit(2);
 }
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
-const log = (line: string): void => void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+const log = (line: string): void =>
+  void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
 const started = Date.now();
-const main = await openDataset(adminUrl, `aggjobs_bench_${size}`, { seed: 1, days: s.days, executionsPerDay: s.executionsPerDay, workspaces: s.workspaces, users: s.users, end: new Date('2026-11-01T00:00:00Z') }, log);
-const small = await openDataset(adminUrl, `aggjobs_bench_${size}_history`, { seed: 2, days: s.historyDays, executionsPerDay: s.historyPerDay, workspaces: s.workspaces, users: s.users, end: new Date('2026-11-01T00:00:00Z') }, log);
+const dataEnd = new Date('2026-11-01T00:00:00Z');
+const main = await openDataset(
+  adminUrl,
+  `aggjobs_bench_${size}`,
+  {
+    seed: 1,
+    days: s.days,
+    executionsPerDay: s.executionsPerDay,
+    workspaces: s.workspaces,
+    users: s.users,
+    end: dataEnd,
+  },
+  log,
+);
+const small = await openDataset(
+  adminUrl,
+  `aggjobs_bench_${size}_history`,
+  {
+    seed: 2,
+    days: s.historyDays,
+    executionsPerDay: s.historyPerDay,
+    workspaces: s.workspaces,
+    users: s.users,
+    end: dataEnd,
+  },
+  log,
+);
 log(`data: ${main.executions} executions (history case: ${small.executions})`);
 
 const results: CaseResult[] = [];
@@ -72,7 +120,7 @@ results.push(await writerLatency(main.pool, s.writerSeconds));
 log('case: plain materialized view');
 results.push(await plainMaterializedView(main.pool, runs, hour.incremental));
 log('case: seed task targets');
-results.push(...(await seedTargets(main.pool, Math.min(runs, 3))));
+results.push(...(await seedTargets(main.pool, Math.min(runs, 3), dataEnd)));
 await main.pool.end();
 await small.pool.end();
 
@@ -93,7 +141,10 @@ const lines = [
       r.ratio === undefined ? '' : r.ratio.toFixed(3),
       r.goal?.text ?? '',
       r.met === undefined ? (r.note ?? '') : `${r.met ? 'met' : 'NOT met'}${r.note ? ` — ${r.note}` : ''}`,
-    ].join(' | ').replace(/^/, '| ').replace(/$/, ' |'),
+    ]
+      .join(' | ')
+      .replace(/^/, '| ')
+      .replace(/$/, ' |'),
   ),
   '',
   `Repeat: \`npm run bench -- --size ${size}\``,
