@@ -85,10 +85,10 @@ export async function refreshRollup(
     locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
-      await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`, [
-        String(options.statementTimeoutMs ?? 600_000),
-        options.workMem ?? '64MB',
-      ]);
+      await client.query(
+        `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`,
+        [String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
+      );
       const { rows: stateRows } = await client.query<{
         horizon: string | null;
         snapshot: string | null;
