@@ -15,11 +15,17 @@ export interface RuntimeHistogram {
 export async function runtimeHistograms(db: Queryable): Promise<RuntimeHistogram[]> {
   // $1 bucket upper bounds in seconds
   const { rows } = await db.query<{ task: string; buckets: number[]; count: number; sum_s: number }>(
-    `SELECT task,
-            array(SELECT count(*) FILTER (WHERE duration_ms <= le * 1000) FROM unnest($1::float8[]) AS le)::int[] AS buckets,
-            count(*)::int AS count, coalesce(sum(duration_ms), 0)::float8 / 1000 AS sum_s
-     FROM aggjobs.task_runs WHERE duration_ms IS NOT NULL AND finished_at IS NOT NULL
-     GROUP BY task ORDER BY task`,
+    `WITH runs AS (
+       SELECT task, duration_ms FROM aggjobs.task_runs WHERE duration_ms IS NOT NULL AND finished_at IS NOT NULL
+     ), per_bound AS (
+       SELECT r.task, le, count(*) FILTER (WHERE r.duration_ms <= le * 1000) AS n
+       FROM runs r CROSS JOIN unnest($1::float8[]) AS le GROUP BY r.task, le
+     ), totals AS (
+       SELECT task, count(*)::int AS count, sum(duration_ms)::float8 / 1000 AS sum_s FROM runs GROUP BY task
+     )
+     SELECT p.task, array_agg(p.n ORDER BY p.le)::int[] AS buckets, t.count, t.sum_s
+     FROM per_bound p JOIN totals t USING (task)
+     GROUP BY p.task, t.count, t.sum_s ORDER BY p.task`,
     [RUNTIME_BUCKETS],
   );
   return rows.map((r) => ({ task: r.task, buckets: r.buckets, count: r.count, sumSeconds: r.sum_s }));
