@@ -3,7 +3,7 @@ import { afterAll } from 'vitest';
 import { parseSettings, type Settings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { createRuntime, startWorker, type Runtime, type WorkerHandle } from '../../src/runtime/index.ts';
-import { createDashboardApp, type DashboardAuthSettings } from '../../src/web/index.ts';
+import { createDashboardApp, type DashboardAuthSettings, type DashboardDeps } from '../../src/web/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { FLAKY_TABLE } from './fixtures/web-tasks.ts';
 
@@ -18,6 +18,8 @@ export interface WebHarness {
   runtime: Runtime;
   settings: WebSettings;
   app: ReturnType<typeof createDashboardApp>;
+  /** What createDashboardApp/startDashboard were given. */
+  deps: DashboardDeps;
   /** A worker on both queues (started on demand, stopped after the file). */
   startWorker(): Promise<WorkerHandle>;
 }
@@ -71,17 +73,19 @@ export async function webHarness(
     for (const w of workers) await w.close();
     await runtime.close();
   });
-  const app = createDashboardApp({
+  const deps: DashboardDeps = {
     pool: db.pool,
     settings: { ...settings, ...options.dashboardOnly },
     runtime,
     logger,
-  });
+  };
+  const app = createDashboardApp(deps);
   return {
     db,
     runtime,
     settings,
     app,
+    deps,
     async startWorker() {
       const worker = await startWorker(runtime, {
         queues: ['aggregation', 'maintenance'],
