@@ -120,6 +120,13 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
       d += `${d === '' || l.values[i - 1] === null ? 'M' : 'L'}${(x(i) + step / 2).toFixed(1)},${y(v).toFixed(1)}`;
     });
     if (d !== '') parts.push(`<path d="${d}" fill="none" stroke="${escapeText(l.color)}" stroke-width="2"/>`);
+    // A dot per point: a lone value between gaps is visible too.
+    l.values.forEach((v, i) => {
+      if (v === null) return;
+      parts.push(
+        `<circle cx="${(x(i) + step / 2).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.2" fill="${escapeText(l.color)}"/>`,
+      );
+    });
   }
   const legend = [...bars, ...lines].map(
     (s) => html`<span class="legend-item"><i style="background:${s.color}"></i>${s.name}</span>`,
