@@ -164,14 +164,18 @@ async function refreshView(
   const cancel = (): void =>
     void pool.query('SELECT pg_cancel_backend($1)', [pidRows[0]?.pid]).catch(() => undefined);
   options.signal?.addEventListener('abort', cancel, { once: true });
+  let locked = false;
   try {
+    // Serializes refreshes of one view across processes, waiting for the one in progress. Taken
+    // before the transaction so that its snapshot sees what the previous refresh committed (a
+    // REPEATABLE READ snapshot older than that commit would fail with a serialization error).
+    await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.view'), hashtext($1))", [view.name]);
+    locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
       await client.query(`SELECT set_config('statement_timeout', $1, true)`, [
         String(options.statementTimeoutMs ?? 900_000),
       ]);
-      // Serializes refreshes of one view across processes; waits for the one in progress.
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.view'), hashtext($1))", [view.name]);
       const { rows } = await client.query<{
         horizon: string;
         snapshot: string;
@@ -235,6 +239,11 @@ async function refreshView(
       throw error;
     }
   } finally {
+    if (locked) {
+      await client
+        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.view'), hashtext($1))", [view.name])
+        .catch(() => undefined);
+    }
     options.signal?.removeEventListener('abort', cancel);
     client.release();
   }

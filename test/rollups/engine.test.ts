@@ -214,6 +214,12 @@ describe('materialized views', () => {
       `SELECT executions, credits_used::text, activity_events FROM analytics.mv_daily_user_metrics WHERE workspace_id = 1 AND user_id = 1`,
     );
     expect(rows).toEqual([{ executions: 2, credits_used: '3.5000', activity_events: 1 }]);
+    // Two refreshes at once (two workers, or a manual run during the scheduled one): both succeed.
+    const both = await Promise.all([
+      refreshMaterializedViews(db.pool, { timezone: 'UTC', force: true }),
+      refreshMaterializedViews(db.pool, { timezone: 'UTC', force: true }),
+    ]);
+    expect(both.flat().every((r) => r.status === 'refreshed')).toBe(true);
     await db.pool.query(`DELETE FROM public.user_activity_events`);
     const fourth = await refreshMaterializedViews(db.pool, { timezone: 'UTC' });
     expect(fourth.find((r) => r.view === 'mv_daily_user_metrics')).toMatchObject({
