@@ -154,7 +154,10 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   app.route(BULL_BOARD_PATH, bullBoardRoutes(ctx.runtime.broker));
 
   const wantsJson = (c: Context<DashboardEnv>): boolean =>
-    c.req.path.startsWith('/api/') || c.req.method !== 'GET' || c.req.header('x-fragment') === '1';
+    c.req.path.startsWith('/api/') ||
+    c.req.path === '/metrics' ||
+    c.req.method !== 'GET' ||
+    c.req.header('x-fragment') === '1';
   const errorPage = (c: Context<DashboardEnv>, status: 400 | 404 | 409 | 500, message: string) =>
     c.html(
       html`<!doctype html>
