@@ -52,9 +52,10 @@ export const clientScript = String.raw`(() => {
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
     if (!res.ok) {
-      const problems = data && data.problems && data.problems.length
-        ? ': ' + data.problems.map((p) => p.field + ' ' + p.rule).join('; ') : '';
-      throw new Error(((data && data.error) || res.statusText) + problems);
+      if (data && data.problems && data.problems.length) {
+        throw new Error(data.problems.map((p) => (p.rule.startsWith(p.field) ? p.rule : p.field + ': ' + p.rule)).join('; '));
+      }
+      throw new Error((data && data.error) || res.statusText);
     }
     return data;
   };
@@ -89,10 +90,25 @@ export const clientScript = String.raw`(() => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-api-form')) return;
     event.preventDefault();
+    // data-url-fields: fields that fill {placeholders} of the action URL, not the body;
+    // data-json-fields: fields whose text is JSON (a task's args and kwargs).
+    const urlFields = (form.getAttribute('data-url-fields') || '').split(',').filter(Boolean);
+    const jsonFields = (form.getAttribute('data-json-fields') || '').split(',').filter(Boolean);
+    let url = form.getAttribute('action') || '';
     const body = {};
-    new FormData(form).forEach((value, key) => { if (key !== '_csrf' && value !== '') body[key] = value; });
-    try { after(form, await send(form.getAttribute('action'), body)); }
-    catch (e) { flash(e.message, 'error'); }
+    try {
+      new FormData(form).forEach((value, key) => {
+        if (key === '_csrf' || value === '') return;
+        if (urlFields.includes(key)) { url = url.replace('{' + key + '}', encodeURIComponent(String(value))); return; }
+        if (jsonFields.includes(key)) {
+          try { body[key] = JSON.parse(String(value)); }
+          catch (e) { throw new Error(key + ' must be JSON, e.g. ' + (key === 'args' ? '["2026-11-01"]' : '{"granularity": "daily"}')); }
+          return;
+        }
+        body[key] = value;
+      });
+      after(form, await send(url, body));
+    } catch (e) { flash(e.message, 'error'); }
   });
 })();
 `;

@@ -75,5 +75,5 @@ figure.chart .hover:hover { fill: rgba(31,111,235,.08); }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 .progress { background: #e9ecef; border-radius: 6px; height: 10px; overflow: hidden; min-width: 160px; }
 .progress > span { display: block; height: 100%; background: var(--ok); }
-.truncate { max-width: 380px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.truncate { max-width: 300px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 `;

@@ -53,9 +53,32 @@ export async function tasksPage(ctx: DashboardContext, req: PageRequest): Promis
     </form>
   </section>`;
 
+  const applyForm = req.canWrite
+    ? html`<section class="card">
+        <h2>Run a task</h2>
+        <form
+          class="stack"
+          data-api-form
+          action="/api/tasks/{task}/apply"
+          data-url-fields="task"
+          data-json-fields="args,kwargs"
+          data-then="/tasks/{id}"
+        >
+          <label
+            >Task<select name="task">
+              ${taskNames.map((t) => option(t, ''))}
+            </select></label
+          >
+          <label>args (JSON array)<input name="args" placeholder="[]" size="28" /></label>
+          <label>kwargs (JSON object)<input name="kwargs" placeholder="{}" size="40" /></label>
+          <button class="primary" type="submit">Apply</button>
+        </form>
+      </section>`
+    : '';
+
   return {
     title: 'Tasks',
-    controls,
+    controls: html`${controls}${applyForm}`,
     live: html`<section class="card">
       ${runsTable(
         runs.map((r) => runJson(r, ctx.scrub)),
