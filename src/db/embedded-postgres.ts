@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -143,6 +143,8 @@ export async function startEmbeddedPostgres(options: {
   const logFile = join(dataDir, 'postgres.log');
   const user = runAs();
   mkdirSync(dataDir, { recursive: true });
+  // As root the server runs as `postgres`, which must be able to enter the directory.
+  if (user.uid !== undefined) chmodSync(dataDir, 0o755);
 
   if (!existsSync(join(pgdata, 'PG_VERSION'))) {
     options.onLog?.(`initialising a new embedded PostgreSQL in ${pgdata}`);
@@ -178,7 +180,6 @@ export async function startEmbeddedPostgres(options: {
   const startedHere = port === undefined;
   if (port === undefined) {
     port = await freePort();
-    if (user.uid !== undefined) chownSync(dataDir, process.getuid?.() ?? 0, user.gid ?? 0);
     writeFileSync(logFile, '', { flag: 'a', mode: 0o664 });
     if (user.uid !== undefined && user.gid !== undefined) chownSync(logFile, user.uid, user.gid);
     options.onLog?.(`starting embedded PostgreSQL on 127.0.0.1:${port} (data: ${pgdata})`);

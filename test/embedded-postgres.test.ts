@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/index.ts';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'aggjobs-embedded-'));
+const started: EmbeddedDatabase[] = [];
+
+afterAll(async () => {
+  for (const db of started) await db.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function selectOne(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM kept');
+    return rows[0]?.n ?? -1;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('embedded PostgreSQL', () => {
+  it('keeps its data across a clean restart', async () => {
+    const first = await startEmbeddedPostgres({ dataDir });
+    expect(first.startedHere).toBe(true);
+    const client = new pg.Client({ connectionString: first.url });
+    await client.connect();
+    await client.query('CREATE TABLE kept (id int); INSERT INTO kept VALUES (1), (2)');
+    await client.end();
+    await first.stop();
+    const second = await startEmbeddedPostgres({ dataDir });
+    started.push(second);
+    expect(await selectOne(second.url)).toBe(2);
+    await second.stop();
+  }, 60_000);
+
+  it('recovers after the owning process was killed with -9', async () => {
+    // A child process starts the server and is killed without any chance to stop it.
+    const script = `
+      import { startEmbeddedPostgres } from './src/db/index.ts';
+      const db = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)} });
+      process.stdout.write('ready ' + db.port + '\\n');
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        const match = /ready (\d+)/.exec(chunk.toString());
+        if (match) resolve(Number(match[1]));
+      });
+      child.on('exit', (code) => reject(new Error(`child exited with ${code}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const again = await startEmbeddedPostgres({ dataDir });
+    started.push(again);
+    expect(again.startedHere).toBe(false); // the orphaned server is found and reused
+    expect(again.port).toBe(port);
+    expect(await selectOne(again.url)).toBe(2);
+    await stopOrphan(again);
+  }, 60_000);
+
+  it('starts over a stale pid file left by a server that died', async () => {
+    const pidFile = join(dataDir, 'pgdata', 'postmaster.pid');
+    const stale = readFileSync(join(dataDir, 'pgdata', 'PG_VERSION'), 'utf8'); // any content will do
+    writeFileSync(pidFile, `999999\n${dataDir}\n0\n5432\n${stale}`);
+    const db = await startEmbeddedPostgres({ dataDir });
+    started.push(db);
+    expect(db.startedHere).toBe(true);
+    expect(await selectOne(db.url)).toBe(2);
+    await db.stop();
+  }, 60_000);
+});
+
+/** The reused server was not started by this process, so stop() leaves it: stop it by its pid file. */
+async function stopOrphan(db: EmbeddedDatabase): Promise<void> {
+  const pid = Number(readFileSync(join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 100; i += 1) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`embedded server ${pid} did not stop (${db.url.replace(/:[^:@]*@/, ':***@')})`);
+}
