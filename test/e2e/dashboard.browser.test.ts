@@ -90,6 +90,12 @@ describe('dashboard in a browser', () => {
     expect(await page.locator('pre.result').innerText()).toContain('<b>bold</b>');
   });
 
+  it('shows new runs in the history without a reload', async () => {
+    await page.goto(`${server.url}/tasks?task=web_sleep`);
+    const run = await h.runtime.enqueue('web_sleep', { kwargs: { seconds: 0 } });
+    await page.locator(`tr[data-run="${run.id}"]`).waitFor({ timeout: 15_000 });
+  });
+
   it('terminates a running run after confirmation', async () => {
     const sleeping = await h.runtime.enqueue('web_sleep', { kwargs: { seconds: 120 } });
     await eventually(async () => (await sleeping.state()) === 'running');

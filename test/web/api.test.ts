@@ -120,6 +120,61 @@ describe('tasks', () => {
   });
 });
 
+describe('workers, schedules and backfills', () => {
+  it("changes a worker's concurrency and shuts a worker down", async () => {
+    // Its own name: workers of one process share `<pid>@<host>`, and a shutdown is addressed by name.
+    const extra = await h.startWorker(`extra-${process.pid}`);
+    const workerOf = async (name: string) =>
+      (
+        (await (await h.app.request('/api/workers')).json()) as {
+          workers: Array<{ name: string; concurrency: number; online: boolean }>;
+        }
+      ).workers.find((w) => w.name === name);
+    await eventually(async () => (await workerOf(extra.name))?.online === true);
+    const res = await h.app.request(
+      `/api/workers/${encodeURIComponent(extra.name)}/concurrency`,
+      json({ concurrency: 3 }),
+    );
+    expect(res.status).toBe(202);
+    await eventually(async () => (await workerOf(extra.name))?.concurrency === 3);
+    expect(extra.stats().concurrency).toBe(3);
+    expect(
+      (await h.app.request(`/api/workers/${encodeURIComponent(extra.name)}/shutdown`, json({}))).status,
+    ).toBe(202);
+    await eventually(async () => (await workerOf(extra.name))?.online === false);
+  });
+
+  it('runs a schedule now', async () => {
+    const res = await h.app.request('/api/schedules/health_check/run', json({}));
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const run = await settled(id, ['succeeded', 'failed']);
+    expect(run.state).toBe('succeeded');
+    const schedules = (await (await h.app.request('/api/schedules')).json()) as {
+      schedules: Array<{ task: string; lastRun: { id: string } | null }>;
+    };
+    expect(schedules.schedules.find((s) => s.task === 'health_check')?.lastRun?.id).toBe(id);
+  });
+
+  it('starts a backfill and reports its progress', async () => {
+    const res = await h.app.request(
+      '/api/backfills',
+      json({ start_date: '2026-11-01', end_date: '2026-11-03', granularity: 'daily' }),
+    );
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    await settled(id, ['succeeded']);
+    const list = (await (await h.app.request('/api/backfills')).json()) as {
+      backfills: Array<{ run: { id: string }; progress: { total: number; done: number } | null }>;
+    };
+    const entry = list.backfills.find((b) => b.run.id === id);
+    expect(entry?.progress?.total).toBeGreaterThan(0);
+    expect(entry?.progress?.done).toBe(entry?.progress?.total);
+    const detail = (await (await h.app.request(`/api/tasks/${id}`)).json()) as { children: unknown[] };
+    expect(detail.children.length).toBe(entry?.progress?.total);
+  });
+});
+
 describe('bad input and unknown ids', () => {
   it('answers 400 naming the field and the rule', async () => {
     const cases: Array<[string, RequestInit | undefined, string]> = [

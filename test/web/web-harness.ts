@@ -21,7 +21,7 @@ export interface WebHarness {
   /** What createDashboardApp/startDashboard were given. */
   deps: DashboardDeps;
   /** A worker on both queues (started on demand, stopped after the file). */
-  startWorker(): Promise<WorkerHandle>;
+  startWorker(name?: string): Promise<WorkerHandle>;
 }
 
 export function webSettings(
@@ -86,8 +86,9 @@ export async function webHarness(
     settings,
     app,
     deps,
-    async startWorker() {
+    async startWorker(name) {
       const worker = await startWorker(runtime, {
+        ...(name === undefined ? {} : { name }),
         queues: ['aggregation', 'maintenance'],
         concurrency: 2,
         maxTasksPerChild: 1000,
