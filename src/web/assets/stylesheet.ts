@@ -19,7 +19,7 @@ nav.top a:hover { background: #30363d; text-decoration: none; color: #fff; }
 nav.top a.active { background: #30363d; color: #fff; }
 nav.top .spacer { flex: 1; }
 nav.top .who { color: #8b949e; font-size: 12px; }
-main { max-width: 1280px; margin: 0 auto; padding: 20px; }
+main { max-width: 1440px; margin: 0 auto; padding: 20px; }
 h1 { font-size: 22px; margin: 4px 0 16px; }
 h2 { font-size: 16px; margin: 0 0 10px; }
 .grid { display: grid; gap: 16px; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); margin-bottom: 16px; }
@@ -75,5 +75,5 @@ figure.chart .hover:hover { fill: rgba(31,111,235,.08); }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 .progress { background: #e9ecef; border-radius: 6px; height: 10px; overflow: hidden; min-width: 160px; }
 .progress > span { display: block; height: 100%; background: var(--ok); }
-.truncate { max-width: 300px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.truncate { max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 `;

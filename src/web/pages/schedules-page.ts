@@ -48,7 +48,7 @@ export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Pr
                     ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a> <span class="mono muted">${formatTime(s.lastRun.finishedAt ?? s.lastRun.enqueuedAt)}</span>`}
                   </td>
                   <td class="truncate ${s.lastRun?.error == null ? 'mono' : 'error-text'}">
-                    ${s.lastRun === null ? '' : s.lastRun.error === null ? summarize(s.lastRun.result, 90) : summarize(s.lastRun.error, 90)}
+                    ${s.lastRun === null ? '' : s.lastRun.error === null ? summarize(s.lastRun.result, 60) : summarize(s.lastRun.error, 60)}
                   </td>
                   <td class="mono">${s.enabled ? formatTime(s.nextRunAt) : '—'}</td>
                   <td>
