@@ -8,6 +8,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -19,6 +20,8 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Two cores: two files at a time keeps PostgreSQL responsive for the timing-sensitive tests.
           maxWorkers: 2,
+          // Runs after the unit tests (vitest needs an order for projects with their own maxWorkers).
+          sequence: { groupOrder: 1 },
         },
       },
     ],
