@@ -10,7 +10,7 @@ import { refreshAll, resetData } from '../support/rollup-helpers.ts';
 const ZONE = 'America/New_York';
 const BASE = Date.parse('2026-10-24T00:00:00Z');
 const SPAN_MINUTES = 14 * 24 * 60;
-const RUNS = Number(process.env.PROPERTY_RUNS ?? 200);
+const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
 
 const time = fc
   .integer({ min: 0, max: SPAN_MINUTES })
