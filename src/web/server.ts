@@ -3,6 +3,18 @@ import { serve, type ServerType } from '@hono/node-server';
 import { createDashboardApp } from './app.ts';
 import type { DashboardDeps } from './dashboard-env.ts';
 
+/** The port is taken by another process. */
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+  constructor(
+    readonly port: number,
+    readonly host: string,
+    cause: unknown,
+  ) {
+    super(`port ${port} on ${host} is in use: choose another with --port or DASHBOARD_PORT`, { cause });
+  }
+}
+
 export interface DashboardServer {
   /** 'dashboard': a DashboardServer is an ExtraService of `aggjobs start`. */
   readonly name: 'dashboard';
@@ -22,7 +34,9 @@ export async function startDashboard(
   const app = createDashboardApp(deps);
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s));
-    s.once('error', reject);
+    s.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new PortInUseError(port, host, error) : error),
+    );
   });
   const address = server.address() as AddressInfo;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { createRuntime, waitForShutdownSignal } from '../../runtime/index.ts';
-import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
+import { assertCredentialsForEnv, PortInUseError, startDashboard } from '../../web/index.ts';
 import { openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 
@@ -36,6 +36,9 @@ export function dashboardCommand(): Command {
           settings: ctx.settings,
           runtime,
           logger: ctx.logger,
+        }).catch(async (error: unknown) => {
+          await runtime.close();
+          throw error instanceof PortInUseError ? new UsageError(error.message) : error;
         });
         if (ctx.settings.dashboardUser === undefined) {
           ctx.logger.warn('DASHBOARD_USER/DASHBOARD_PASSWORD unset: the dashboard has no authentication');

@@ -1,26 +1,7 @@
-import { Hono } from 'hono';
-import type { DashboardContext } from '../dashboard-context.ts';
-import type { DashboardEnv } from '../dashboard-env.ts';
-import { activityRoutes } from './activity-routes.ts';
-import { rollupsRoutes } from './rollups-routes.ts';
-import { schedulesRoutes } from './schedules-routes.ts';
-import { tasksRoutes } from './tasks-routes.ts';
-import { workersRoutes } from './workers-routes.ts';
-
+export { apiRoutes } from './api-routes.ts';
 export { HttpError, notFound, parseInput, problemsOf, type FieldProblem } from './http-error.ts';
 export { workerJson } from './workers-routes.ts';
 export { scheduleList, type ScheduleJson } from './schedules-routes.ts';
 export { findRollup, seriesOf } from './rollups-routes.ts';
 export { runStatsOf, backfillList } from './activity-routes.ts';
 export { runListQuery, seriesQuery, runStatsQuery } from './input-schemas.ts';
-
-/** The JSON API, mounted at /api: everything the pages do (docs/api.md). */
-export function apiRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
-  const app = new Hono<DashboardEnv>();
-  app.route('/', tasksRoutes(ctx));
-  app.route('/', workersRoutes(ctx));
-  app.route('/', schedulesRoutes(ctx));
-  app.route('/', rollupsRoutes(ctx));
-  app.route('/', activityRoutes(ctx));
-  return app;
-}
