@@ -311,10 +311,13 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         if (autoscaleTimer !== undefined) clearInterval(autoscaleTimer);
         logger.info(`worker ${name} stopping: ${handles.size} task(s) running`);
         const closed = Promise.all(workers.map((w) => w.close()));
-        const grace = new Promise<'timeout'>((r) =>
-          setTimeout(() => r('timeout'), options.shutdownGraceSeconds * 1000),
-        );
-        if ((await Promise.race([closed, grace])) === 'timeout') {
+        let graceTimer: NodeJS.Timeout | undefined;
+        const grace = new Promise<'timeout'>((r) => {
+          graceTimer = setTimeout(() => r('timeout'), options.shutdownGraceSeconds * 1000);
+        });
+        const outcome = await Promise.race([closed, grace]);
+        clearTimeout(graceTimer);
+        if (outcome === 'timeout') {
           logger.warn(`grace period over: aborting ${handles.size} running task(s); they will run again`);
           for (const h of handles.values()) h.kill('shutdown');
           await closed;
