@@ -79,6 +79,9 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   });
   const slots = new Semaphore(options.concurrency);
   const handles = new Map<string, RunHandle>();
+  /** Runs claimed here whose thread has not started yet, and terminate requests for them. */
+  const claimed = new Set<string>();
+  const terminateRequested = new Set<string>();
   const stats = { processed: 0, failed: 0 };
   let concurrency = options.concurrency;
 
@@ -173,6 +176,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         queue: task.queue,
         worker: name,
       });
+      claimed.add(runId);
       if (claim.kind === 'skip') {
         logger.info({ task: task.name, runId }, `run ${runId} is ${claim.state}: skipped`);
         return { skipped: claim.state };
@@ -183,7 +187,11 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       const outcome = await threads.run(
         { type: 'run', runId, task: task.name, args: job.data.args, attempt: claim.attempts },
         { softMs: limits.softSeconds * 1000, hardMs: limits.hardSeconds * 1000 },
-        (handle) => handles.set(runId, handle),
+        (handle) => {
+          handles.set(runId, handle);
+          // A terminate that arrived between the claim and the thread start.
+          if (terminateRequested.delete(runId)) handle.kill('terminated');
+        },
       );
       handles.delete(runId);
       const settled = await settle(job, task, outcome);
@@ -191,6 +199,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       return settled.result;
     } finally {
       handles.delete(runId);
+      claimed.delete(runId);
+      terminateRequested.delete(runId);
       slots.release();
     }
   };
@@ -271,6 +281,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         if (handle !== undefined) {
           logger.warn({ runId: message.runId }, `terminating run ${message.runId}`);
           handle.kill('terminated');
+        } else if (claimed.has(message.runId)) {
+          terminateRequested.add(message.runId);
         }
       } else if (message.action === 'concurrency' && message.worker === name) {
         setConcurrency(message.concurrency);

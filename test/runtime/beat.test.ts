@@ -145,11 +145,17 @@ describe.each(backends)('beat on %s', (backend) => {
         BEAT_LEASE_SECONDS: '2',
         LOG_LEVEL: 'warn',
       },
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
     let standby: BeatHandle | undefined;
     try {
-      const leader = await eventually(async () => (await control.beat())?.holder, 30_000);
+      const leader = await eventually(async () => (await control.beat())?.holder, 30_000).catch(
+        (error: unknown) => {
+          throw new Error(`the beat process never led; its stderr:\n${stderr}`, { cause: error });
+        },
+      );
       expect(leader).toMatch(new RegExp(`^beat-${child.pid}@`));
       standby = startBeat(runtime, { name: 'standby', tickMs: 200, leaseSeconds: 2 });
       await standby.tick();
