@@ -178,8 +178,14 @@ async function checkFailures(pool: Pool): Promise<HealthCheckResult> {
 
 async function checkChangeCaptureLag(pool: Pool): Promise<HealthCheckResult> {
   // The oldest open transaction holds every horizon back: rows it writes are not folded in until it ends.
-  const { rows } = await pool.query<{ lag_s: number | null; pid: number | null; app: string | null }>(
-    `SELECT extract(epoch FROM now() - xact_start)::float8 AS lag_s, pid, application_name AS app
+  // Transaction ids are cluster-wide: a transaction in another database of the server counts too.
+  const { rows } = await pool.query<{
+    lag_s: number | null;
+    pid: number | null;
+    app: string | null;
+    db: string | null;
+  }>(
+    `SELECT extract(epoch FROM now() - xact_start)::float8 AS lag_s, pid, application_name AS app, datname AS db
      FROM pg_stat_activity
      WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
        AND xact_start IS NOT NULL
