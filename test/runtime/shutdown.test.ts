@@ -64,4 +64,25 @@ describe.each(backends)('worker lifecycle on %s', (backend) => {
       await worker.close();
     }
   });
+
+  it('replaces a task thread whose heap passes max-memory-per-child', async () => {
+    const runtime = await testRuntime(backend, db);
+    const worker = await startWorker(
+      runtime,
+      workerOptions({
+        name: `w-${backend}-memory`,
+        concurrency: 1,
+        maxMemoryPerChildKb: 1,
+        queues: ['aggregation'],
+      }),
+    );
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        await (await runtime.enqueue('test_sleep', { kwargs: { ms: 1 } })).get({ timeout: 20 });
+      }
+      expect(worker.stats().recycled).toBe(3);
+    } finally {
+      await worker.close();
+    }
+  });
 });
