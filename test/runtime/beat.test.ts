@@ -105,6 +105,30 @@ describe.each(backends)('beat on %s', (backend) => {
     },
   );
 
+  it('re-sends a slot claimed by a beat that died before the broker took its job', async () => {
+    const c = clock(T0);
+    const runtime = await testRuntime(backend, db, { now: c.now });
+    // The ledger row and the run row committed, then the beat died: no job was added.
+    await db.pool.query(
+      `INSERT INTO aggjobs.beat_slots (task, slot, run_id, created_at)
+       VALUES ('hourly_rollup', '2026-11-29T10:05:00Z', 'hourly_rollup@20261129T100500Z', now() - interval '1 minute');
+       INSERT INTO aggjobs.task_runs (id, task, state, queue) VALUES ('hourly_rollup@20261129T100500Z', 'hourly_rollup', 'queued', 'aggregation')`,
+    );
+    const beat = startBeat(runtime, { name: 'heir', tickMs: 3_600_000, catchup: 'once' });
+    try {
+      await beat.tick();
+      expect(await runsOf(db, 'hourly_rollup')).toEqual(['hourly_rollup@20261129T100500Z']);
+      const job = await runtime.broker.queue('aggregation').getJob('hourly_rollup@20261129T100500Z');
+      expect(job?.name).toBe('hourly_rollup');
+      const { rows } = await db.pool.query('SELECT enqueued FROM aggjobs.beat_slots WHERE task = $1', [
+        'hourly_rollup',
+      ]);
+      expect(rows).toEqual([{ enqueued: true }]);
+    } finally {
+      await beat.close();
+    }
+  });
+
   it('honours the feature flags and tells the next run times', async () => {
     const c = clock(T0);
     const runtime = await testRuntime(backend, db, {
