@@ -10,7 +10,7 @@ const adminUrl = inject('pgAdminUrl');
 const created: string[] = [];
 
 async function emptyDatabase(): Promise<string> {
-  const name = `aggjobs_t_mig_${randomBytes(4).toString('hex')}`;
+  const name = `aggjobs_t_${inject('pgTemplate').slice('aggjobs_tpl_'.length)}_mig_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE "${name}"`);

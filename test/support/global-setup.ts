@@ -23,6 +23,15 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
@@ -48,13 +57,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const template = `aggjobs_tpl_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  // Leftovers of runs that were killed before their teardown.
+  // Leftovers of runs that were killed before their teardown: every test database carries the pid
+  // of the run that made it (aggjobs_tpl_<pid>, aggjobs_t_<pid>_…); a run still alive keeps its own.
   const { rows } = await admin.query<{ datname: string }>(
-    "SELECT datname FROM pg_database WHERE datname LIKE 'aggjobs\\_t%' AND datname NOT LIKE $1",
-    [`%_${process.pid}%`],
+    "SELECT datname FROM pg_database WHERE datname ~ '^aggjobs_t(pl)?_[0-9]+'",
   );
-  for (const row of rows)
+  for (const row of rows) {
+    const owner = Number(/^aggjobs_t(?:pl)?_(\d+)/.exec(row.datname)?.[1]);
+    if (owner !== process.pid && isAlive(owner)) continue;
     await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`).catch(() => undefined);
+  }
   await admin.query(`DROP DATABASE IF EXISTS "${template}"`);
   await admin.query(`CREATE DATABASE "${template}"`);
   const pool = createPool({ connectionString: withDatabase(adminUrl, template), max: 2 });
