@@ -21,6 +21,6 @@ USER node
 EXPOSE 5555
 # Exit 0 healthy, 1 degraded, 2 unhealthy: only "unhealthy" fails the container check.
 HEALTHCHECK --interval=30s --timeout=20s --start-period=30s --retries=3 \
-  CMD aggjobs health --quiet || [ $? -eq 1 ]
+  CMD aggjobs health > /dev/null; [ $? -ne 2 ]
 ENTRYPOINT ["aggjobs"]
 CMD ["--help"]
