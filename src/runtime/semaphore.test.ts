@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { Semaphore } from './semaphore.ts';
+
+describe('Semaphore', () => {
+  it('hands slots out in order and grows and shrinks at run time', async () => {
+    const s = new Semaphore(1);
+    const order: number[] = [];
+    await s.acquire();
+    const second = s.acquire().then(() => order.push(2));
+    const third = s.acquire().then(() => order.push(3));
+    expect(s.inUse).toBe(1);
+    s.resize(2); // one more slot: the first waiter goes
+    await second;
+    expect(order).toEqual([2]);
+    s.resize(1); // shrink: releases do not hand over until under the limit
+    s.release();
+    expect(order).toEqual([2]);
+    s.release();
+    await third;
+    expect(order).toEqual([2, 3]);
+    expect(s.inUse).toBe(1);
+  });
+});
