@@ -10,7 +10,7 @@ import {
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
 import { openContext } from '../context.ts';
 import { createProgressBar } from '../progress-bar.ts';
-import { addWorkerFlags, workerOptionsFrom, type WorkerFlags } from './worker.ts';
+import { addWorkerFlags, checkLogLevel, workerOptionsFrom, type WorkerFlags } from './worker.ts';
 
 /** The rollup tasks run once at start, so the tables fill at once (a never-run rollup recomputes all). */
 const warmUp = [
@@ -34,8 +34,9 @@ export function startCommand(options: StartCommandOptions = {}): Command {
   )
     .option('--demo', 'seed demo data even on DATABASE_URL (when the source tables are empty)')
     .option('--no-demo', 'never seed demo data')
-    .action(async (flags: WorkerFlags & { demo?: boolean }) => {
-      const ctx = await openContext({ name: 'start' });
+    .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
+    .action(async (flags: WorkerFlags & { demo?: boolean; loglevel?: string }) => {
+      const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
       const { logger, settings, db } = ctx;
       try {
         const workerOptions = workerOptionsFrom(flags, settings);
