@@ -1,17 +1,25 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.ts';
-import { backends, eventually, testRedisUrl } from './runtime-harness.ts';
+import { backends, dropRedisNamespaces, eventually, testRedisUrl } from './runtime-harness.ts';
 
 const db = await createTestDatabase();
+const prefixes: string[] = [];
+afterAll(() => dropRedisNamespaces(prefixes));
+
+function prefix(): string {
+  const p = `{c${randomBytes(4).toString('hex')}}`;
+  prefixes.push(p);
+  return p;
+}
 
 function env(backend: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     ...process.env,
     DATABASE_URL: db.url,
     ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
-    BROKER_KEY_PREFIX: `{c${randomBytes(4).toString('hex')}}`,
+    BROKER_KEY_PREFIX: prefix(),
     LOG_LEVEL: 'warn',
     ...extra,
   };

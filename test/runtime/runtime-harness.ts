@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { parseSettings, type Settings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
@@ -49,6 +50,8 @@ export async function testRuntime(
   });
   afterAll(async () => {
     await runtime.close();
+    // Leave nothing behind in the shared Redis: every key of this runtime's namespace.
+    if (backend === 'redis') await dropRedisNamespaces([namespace]);
   });
   return runtime;
 }
@@ -72,5 +75,19 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, timeoutMs 
     if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Deletes every Redis key under the given prefixes (namespaces used by child processes). */
+export async function dropRedisNamespaces(prefixes: readonly string[]): Promise<void> {
+  if (prefixes.length === 0) return;
+  const redis = new Redis(testRedisUrl);
+  try {
+    for (const prefix of prefixes) {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
   }
 }
