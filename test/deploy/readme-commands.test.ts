@@ -128,7 +128,11 @@ describe('README: Running in production', () => {
     async (command) => {
       const port = await freePort();
       const args = argv(command.replace('--port 5555', `--port ${port}`));
-      const ready = command.startsWith('aggjobs dashboard') ? /dashboard listening/ : /ready|started/;
+      const ready = command.startsWith('aggjobs dashboard')
+        ? /dashboard listening/
+        : command.startsWith('aggjobs beat')
+          ? /beat \S+ started/
+          : /worker \S+ ready/;
       const result = await runUntilReady(args, ready);
       expect(result.code, result.stderr).toBe(0);
     },

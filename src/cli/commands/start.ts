@@ -36,6 +36,8 @@ export function startCommand(options: StartCommandOptions = {}): Command {
     .option('--no-demo', 'never seed demo data')
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(async (flags: WorkerFlags & { demo?: boolean; loglevel?: string }) => {
+      // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
+      const shutdown = waitForShutdownSignal();
       const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
       const { logger, settings, db } = ctx;
       try {
@@ -69,7 +71,7 @@ export function startCommand(options: StartCommandOptions = {}): Command {
         for (const task of warmUp) await runtime.enqueue(task, {});
         logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
 
-        const signal = await waitForShutdownSignal();
+        const signal = await shutdown;
         logger.info(
           `${signal}: stopping beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
         );

@@ -97,6 +97,8 @@ export function workerCommand(): Command {
   return addWorkerFlags(new Command('worker').description('run tasks from the queues (Celery worker)'))
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(async (flags: WorkerFlags & { loglevel?: string }) => {
+      // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
+      const shutdown = waitForShutdownSignal();
       const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
       const options = workerOptionsFrom(flags, ctx.settings);
       const runtime = await createRuntime({
@@ -107,7 +109,7 @@ export function workerCommand(): Command {
       });
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
-      const signal = await waitForShutdownSignal();
+      const signal = await shutdown;
       ctx.logger.info(`${signal}: stopping (running tasks get ${options.shutdownGraceSeconds} s)`);
       await services.close();
       await runtime.close();
