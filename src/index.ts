@@ -1,5 +1,6 @@
 /**
- * aggjobs as a library: the seed's task objects (`hourlyRollupTask.applyAsync(…)`) and what the
+ * aggjobs as a library: the seed's task objects (`hourlyRollupTask.applyAsync(…)`), the rollup engine
+ * (definitions, refresh, materialized views, retention) and what the
  * dashboard calls (control, queue counts, workers, schedules, run history).
  *
  * The task objects enqueue through a default runtime built from the environment on first use
@@ -128,3 +129,22 @@ export {
   type HealthReport,
 } from './tasks/index.ts';
 export { loadSettings, parseSettings, type Settings } from './config/index.ts';
+export { connectDatabase, createPool, migrate, type Database, type Pool } from './db/index.ts';
+export {
+  builtinRollups,
+  installRollups,
+  prepareDatabase,
+  refreshRollup,
+  createMaterializedViews,
+  refreshMaterializedViews,
+  cleanupOldData,
+  type RollupDefinition,
+  type Grain,
+  type Dimension,
+  type Measure,
+  type RefreshResult,
+  type RefreshMode,
+  type ViewRefreshResult,
+  type CleanupResult,
+} from './rollups/index.ts';
+export { seedDemoData, runTraffic, type SeedOptions } from './workload/index.ts';

@@ -83,8 +83,15 @@ describe('parseSettings', () => {
     expect((caught as ConfigError).variable).toBe(name);
   });
 
-  it('requires dashboard user and password together', () => {
+  it('requires dashboard user and password together, and a long enough token', () => {
     expect(() => parseSettings({ DASHBOARD_USER: 'admin' })).toThrow(/DASHBOARD_PASSWORD must be set/);
+    expect(() => parseSettings({ DASHBOARD_READONLY_PASSWORD: 'x' })).toThrow(
+      /DASHBOARD_READONLY_USER must be set/,
+    );
+    expect(() => parseSettings({ DASHBOARD_TOKEN: 'short' })).toThrow(
+      'DASHBOARD_TOKEN must be at least 16 characters long, got "5 characters"',
+    );
+    expect(parseSettings({ DASHBOARD_TOKEN: 'a'.repeat(16) }).dashboardToken).toBe('a'.repeat(16));
   });
 
   it('never repeats a password in its messages', () => {

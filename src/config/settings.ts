@@ -20,6 +20,11 @@ export interface Settings {
   readonly dashboardPort: number;
   readonly dashboardUser: string | undefined;
   readonly dashboardPassword: string | undefined;
+  /** Bearer token with full access, for scripts. */
+  readonly dashboardToken: string | undefined;
+  /** A second basic-auth user that may only read (GET). */
+  readonly dashboardReadonlyUser: string | undefined;
+  readonly dashboardReadonlyPassword: string | undefined;
   readonly dbPoolMax: number;
   readonly logLevel: LogLevel;
   /** Where the embedded database and other local state live. */
@@ -181,6 +186,9 @@ export function parseSettings(env: Env): Settings {
     dashboardPort: int(env, 'DASHBOARD_PORT', 5555, 1, 65535),
     dashboardUser: raw(env, 'DASHBOARD_USER'),
     dashboardPassword: raw(env, 'DASHBOARD_PASSWORD'),
+    dashboardToken: raw(env, 'DASHBOARD_TOKEN'),
+    dashboardReadonlyUser: raw(env, 'DASHBOARD_READONLY_USER'),
+    dashboardReadonlyPassword: raw(env, 'DASHBOARD_READONLY_PASSWORD'),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
     logLevel: oneOf(
       env,
@@ -219,6 +227,25 @@ export function parseSettings(env: Env): Settings {
   if ((settings.dashboardUser === undefined) !== (settings.dashboardPassword === undefined)) {
     const missing = settings.dashboardUser === undefined ? 'DASHBOARD_USER' : 'DASHBOARD_PASSWORD';
     throw new ConfigError(missing, 'set when the other of DASHBOARD_USER/DASHBOARD_PASSWORD is set', '');
+  }
+  if ((settings.dashboardReadonlyUser === undefined) !== (settings.dashboardReadonlyPassword === undefined)) {
+    const missing =
+      settings.dashboardReadonlyUser === undefined
+        ? 'DASHBOARD_READONLY_USER'
+        : 'DASHBOARD_READONLY_PASSWORD';
+    throw new ConfigError(
+      missing,
+      'set when the other of DASHBOARD_READONLY_USER/DASHBOARD_READONLY_PASSWORD is set',
+      '',
+    );
+  }
+  if (settings.dashboardToken !== undefined && settings.dashboardToken.length < 16) {
+    // The value itself is a secret: name its length, never the token.
+    throw new ConfigError(
+      'DASHBOARD_TOKEN',
+      'at least 16 characters long',
+      `${settings.dashboardToken.length} characters`,
+    );
   }
   return Object.freeze(settings);
 }

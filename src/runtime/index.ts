@@ -15,6 +15,8 @@ export {
   listRuns,
   runStats,
   finalStates,
+  toRecord as runFromRow,
+  type RunRow,
   type RunRecord,
   type RunState,
   type RunQuery,

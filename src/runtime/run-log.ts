@@ -26,7 +26,8 @@ export interface RunRecord {
   parentId: string | null;
 }
 
-interface RunRow {
+/** A row of aggjobs.task_runs as node-postgres returns it. */
+export interface RunRow {
   id: string;
   task: string;
   args: Record<string, unknown>;
@@ -43,7 +44,7 @@ interface RunRow {
   parent_id: string | null;
 }
 
-function toRecord(r: RunRow): RunRecord {
+export function toRecord(r: RunRow): RunRecord {
   return {
     id: r.id,
     task: r.task,

@@ -7,8 +7,10 @@ import {
   type ExtraService,
   type Runtime,
 } from '../../runtime/index.ts';
+import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
 import { openContext } from '../context.ts';
+import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
 import { addWorkerFlags, checkLogLevel, workerOptionsFrom, type WorkerFlags } from './worker.ts';
 
@@ -22,63 +24,96 @@ const warmUp = [
 ];
 
 export interface StartCommandOptions {
-  /** Services started with beat and worker, stopped with them: the dashboard plugs in here. */
+  /** Services started with beat and worker, stopped with them (besides the dashboard). */
   extraServices?: ReadonlyArray<(runtime: Runtime) => Promise<ExtraService>>;
+}
+
+/**
+ * The dashboard on DASHBOARD_PORT. Without credentials (development) it listens on 127.0.0.1 only:
+ * an open dashboard is never exposed to the network by default.
+ */
+function dashboardService(port: number): (runtime: Runtime) => Promise<ExtraService> {
+  return (runtime) =>
+    startDashboard({
+      port,
+      host: runtime.settings.dashboardUser === undefined ? '127.0.0.1' : '0.0.0.0',
+      pool: runtime.pool,
+      settings: runtime.settings,
+      runtime,
+      logger: runtime.logger,
+    });
 }
 
 export function startCommand(options: StartCommandOptions = {}): Command {
   return addWorkerFlags(
     new Command('start').description(
-      'migrate, seed demo data on a new embedded database, then run beat and worker',
+      'migrate, seed demo data on a new embedded database, then run beat, worker and dashboard',
     ),
   )
     .option('--demo', 'seed demo data even on DATABASE_URL (when the source tables are empty)')
     .option('--no-demo', 'never seed demo data')
+    .option('--no-dashboard', 'do not run the dashboard')
+    .option('-p, --port <port>', 'dashboard port (default DASHBOARD_PORT, 5555)')
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
-    .action(async (flags: WorkerFlags & { demo?: boolean; loglevel?: string }) => {
-      // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-      const shutdown = waitForShutdownSignal();
-      const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
-      const { logger, settings, db } = ctx;
-      try {
-        const workerOptions = workerOptionsFrom(flags, settings);
-        const { applied } = await prepareDatabase(db.pool, settings, {
-          onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
-        });
-        logger.info(
-          applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
-        );
-
-        const wantDemo = flags.demo ?? db.embedded !== undefined;
-        if (wantDemo && !(await isDemoSeeded(db.pool))) {
-          logger.info('seeding demo data (7 days of synthetic executions, activity and credits)');
-          let bar: ReturnType<typeof createProgressBar> | undefined;
-          const result = await seedDemoData(db.pool, { ...demoDefaults, end: currentHour() }, (p) => {
-            bar ??= createProgressBar({ label: 'seeding', total: p.total });
-            bar.update(p.done);
+    .action(
+      async (
+        flags: WorkerFlags & { demo?: boolean; dashboard?: boolean; port?: string; loglevel?: string },
+      ) => {
+        // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
+        const shutdown = waitForShutdownSignal();
+        const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
+        const { logger, settings, db } = ctx;
+        try {
+          const workerOptions = workerOptionsFrom(flags, settings);
+          const port = flags.port === undefined ? settings.dashboardPort : Number(flags.port);
+          if (!Number.isInteger(port) || port < 1 || port > 65535) {
+            throw new UsageError(
+              `--port must be an integer from 1 to 65535, got ${JSON.stringify(flags.port)}`,
+            );
+          }
+          // Refuse before migrating or seeding: production without dashboard credentials.
+          if (flags.dashboard !== false) assertCredentialsForEnv(settings);
+          const { applied } = await prepareDatabase(db.pool, settings, {
+            onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
           });
-          bar?.finish();
-          logger.info(result, `demo data seeded: ${result.executions} executions`);
+          logger.info(
+            applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
+          );
+
+          const wantDemo = flags.demo ?? db.embedded !== undefined;
+          if (wantDemo && !(await isDemoSeeded(db.pool))) {
+            logger.info('seeding demo data (7 days of synthetic executions, activity and credits)');
+            let bar: ReturnType<typeof createProgressBar> | undefined;
+            const result = await seedDemoData(db.pool, { ...demoDefaults, end: currentHour() }, (p) => {
+              bar ??= createProgressBar({ label: 'seeding', total: p.total });
+              bar.update(p.done);
+            });
+            bar?.finish();
+            logger.info(result, `demo data seeded: ${result.executions} executions`);
+          }
+
+          const runtime = await createRuntime({ settings, pool: db.pool, databaseUrl: db.url, logger });
+          logger.info(`broker: ${runtime.broker.describe}`);
+          const services = await startServices(runtime, {
+            worker: workerOptions,
+            beat: {},
+            extraServices: [
+              ...(flags.dashboard === false ? [] : [dashboardService(port)]),
+              ...(options.extraServices ?? []),
+            ],
+          });
+          for (const task of warmUp) await runtime.enqueue(task, {});
+          logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
+
+          const signal = await shutdown;
+          logger.info(
+            `${signal}: stopping beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
+          );
+          await services.close();
+          await runtime.close();
+        } finally {
+          await ctx.close();
         }
-
-        const runtime = await createRuntime({ settings, pool: db.pool, databaseUrl: db.url, logger });
-        logger.info(`broker: ${runtime.broker.describe}`);
-        const services = await startServices(runtime, {
-          worker: workerOptions,
-          beat: {},
-          extraServices: options.extraServices,
-        });
-        for (const task of warmUp) await runtime.enqueue(task, {});
-        logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
-
-        const signal = await shutdown;
-        logger.info(
-          `${signal}: stopping beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
-        );
-        await services.close();
-        await runtime.close();
-      } finally {
-        await ctx.close();
-      }
-    });
+      },
+    );
 }

@@ -1,5 +1,5 @@
 import type { Queryable } from '../../db/index.ts';
-import type { RunRecord, RunState } from '../../runtime/index.ts';
+import { runFromRow, type RunRecord, type RunRow, type RunState } from '../../runtime/index.ts';
 
 export interface RunFilter {
   task?: string | undefined;
@@ -11,42 +11,6 @@ export interface RunFilter {
   to?: Date | undefined;
   /** Text searched (case-insensitive) in the id, args, result and error. */
   q?: string | undefined;
-}
-
-interface RunRow {
-  id: string;
-  task: string;
-  args: Record<string, unknown>;
-  state: RunState;
-  queue: string;
-  worker: string | null;
-  attempts: number;
-  enqueued_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-  duration_ms: number | null;
-  result: unknown;
-  error: string | null;
-  parent_id: string | null;
-}
-
-function toRecord(r: RunRow): RunRecord {
-  return {
-    id: r.id,
-    task: r.task,
-    args: r.args,
-    state: r.state,
-    queue: r.queue,
-    worker: r.worker,
-    attempts: r.attempts,
-    enqueuedAt: r.enqueued_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    durationMs: r.duration_ms,
-    result: r.result,
-    error: r.error,
-    parentId: r.parent_id,
-  };
 }
 
 /** `%text%` for ILIKE, with the pattern characters of the text escaped. */
@@ -82,7 +46,7 @@ export async function searchRuns(
       page.offset,
     ],
   );
-  return { runs: rows.slice(0, page.limit).map(toRecord), hasMore: rows.length > page.limit };
+  return { runs: rows.slice(0, page.limit).map(runFromRow), hasMore: rows.length > page.limit };
 }
 
 /** Failed and timed-out runs that finished in the last `hours`, newest first. */
@@ -94,7 +58,7 @@ export async function recentFailures(db: Queryable, hours: number, limit = 20): 
      ORDER BY finished_at DESC LIMIT $2`,
     [hours, limit],
   );
-  return rows.map(toRecord);
+  return rows.map(runFromRow);
 }
 
 /** Distinct worker names seen in the run history (for the filter), newest first. */
