@@ -1,1 +1,1 @@
-export { createLogger, type Logger } from './logger.ts';
+export { createLogger, type Logger, type LogLine } from './logger.ts';

@@ -54,7 +54,12 @@ export async function runEagerly(
       return { runId, result: outcome.result };
     }
     const state = controller.signal.aborted ? 'timed_out' : 'failed';
-    await finishRun(env.pool, runId, { state, error: outcome.error.message, result: outcome.error.result });
+    await finishRun(env.pool, runId, {
+      state,
+      error: outcome.error.message,
+      result: outcome.error.result,
+      ...(outcome.error.stack === undefined ? {} : { errorStack: outcome.error.stack }),
+    });
     const run = await getRun(env.pool, runId);
     throw run === undefined ? new Error(outcome.error.message) : new TaskFailedError(run);
   } finally {

@@ -1,4 +1,5 @@
 import type { Pool, Queryable } from '../db/index.ts';
+import type { LogLine } from '../log/index.ts';
 
 /**
  * Terminology
@@ -23,6 +24,10 @@ export interface RunRecord {
   durationMs: number | null;
   result: unknown;
   error: string | null;
+  /** The error's stack, when the run failed with one. */
+  errorStack: string | null;
+  /** Lines the task logged during its last attempt (at most 200), when it ran in a worker thread. */
+  logs: LogLine[] | null;
   parentId: string | null;
 }
 
@@ -41,6 +46,8 @@ export interface RunRow {
   duration_ms: number | null;
   result: unknown;
   error: string | null;
+  error_stack: string | null;
+  logs: LogLine[] | null;
   parent_id: string | null;
 }
 
@@ -59,6 +66,8 @@ export function toRecord(r: RunRow): RunRecord {
     durationMs: r.duration_ms,
     result: r.result,
     error: r.error,
+    errorStack: r.error_stack,
+    logs: r.logs,
     parentId: r.parent_id,
   };
 }
@@ -123,11 +132,18 @@ export async function claimRun(
 export async function finishRun(
   db: Queryable,
   id: string,
-  outcome: { state: Exclude<RunState, 'queued' | 'running'>; result?: unknown; error?: string },
+  outcome: {
+    state: Exclude<RunState, 'queued' | 'running'>;
+    result?: unknown;
+    error?: string;
+    errorStack?: string;
+    logs?: LogLine[];
+  },
 ): Promise<void> {
   await db.query(
     `UPDATE aggjobs.task_runs
-     SET state = $2, result = coalesce($3::jsonb, result), error = $4,
+     SET state = $2, result = coalesce($3::jsonb, result), error = $4, error_stack = $5,
+         logs = coalesce($6::jsonb, logs),
          finished_at = CASE WHEN $2 = 'retrying' THEN NULL ELSE now() END,
          duration_ms = CASE WHEN started_at IS NULL THEN NULL
                             ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
@@ -137,6 +153,8 @@ export async function finishRun(
       outcome.state,
       outcome.result === undefined ? null : JSON.stringify(outcome.result),
       outcome.error ?? null,
+      outcome.errorStack ?? null,
+      outcome.logs === undefined ? null : JSON.stringify(outcome.logs),
     ],
   );
 }

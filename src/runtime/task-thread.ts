@@ -10,7 +10,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createPool } from '../db/index.ts';
-import { createLogger } from '../log/index.ts';
+import { createLogger, type LogLine } from '../log/index.ts';
 import { builtinTaskSet, findTask, type AnyTaskDefinition, type BrokerProbe } from '../tasks/index.ts';
 import { toErrorInfo } from './errors.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
@@ -26,7 +26,19 @@ for (const url of init.taskModules) {
   extra.push(...(mod.tasks ?? []));
 }
 const tasks = builtinTaskSet(extra);
-const logger = createLogger(init.settings.logLevel, { name: 'aggjobs worker' }).child({
+/** Lines the current run logged (a thread runs one task at a time), kept for its run page. */
+const MAX_RUN_LINES = 200;
+let runLines: LogLine[] | undefined;
+const logger = createLogger(init.settings.logLevel, {
+  name: 'aggjobs worker',
+  onLine: (line) => {
+    if (runLines === undefined) return;
+    if (runLines.length < MAX_RUN_LINES) runLines.push(line);
+    else if (runLines.length === MAX_RUN_LINES) {
+      runLines.push({ time: line.time, level: 'warn', msg: `… more lines in the worker's log (runId)` });
+    }
+  },
+}).child({
   worker: init.workerName,
 });
 
@@ -60,6 +72,7 @@ port.on('message', (message: ToThread) => {
   }
   controller = new AbortController();
   const signal = controller.signal;
+  runLines = [];
   void (async () => {
     const pool = createPool({
       connectionString: init.databaseUrl,
@@ -88,9 +101,11 @@ port.on('message', (message: ToThread) => {
         type: 'done',
         outcome,
         heapUsedKb: Math.round(getHeapStatistics().used_heap_size / 1024),
+        logs: runLines ?? [],
       } satisfies FromThread);
     } finally {
       controller = undefined;
+      runLines = undefined;
     }
   })();
 });

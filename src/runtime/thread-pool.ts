@@ -2,13 +2,14 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Pool } from '../db/index.ts';
+import type { LogLine } from '../log/index.ts';
 import type { BrokerProbe } from '../tasks/index.ts';
 import type { ExecutionOutcome } from './task-executor.ts';
 import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
 
 /** How a run in a thread ended. */
 export type ThreadOutcome =
-  | { kind: 'done'; outcome: ExecutionOutcome; softLimitHit: boolean }
+  | { kind: 'done'; outcome: ExecutionOutcome; softLimitHit: boolean; logs: LogLine[] }
   | { kind: 'killed'; reason: 'hard_limit' | 'terminated' | 'shutdown'; softLimitHit: boolean }
   | { kind: 'crashed'; message: string };
 
@@ -172,7 +173,7 @@ export class TaskThreadPool {
         }
         slot.tasksRun += 1;
         slot.heapUsedKb = message.heapUsedKb;
-        finish({ kind: 'done', outcome: message.outcome, softLimitHit }, true);
+        finish({ kind: 'done', outcome: message.outcome, softLimitHit, logs: message.logs }, true);
       };
       const onError = (error: Error): void => {
         if (!killing) finish({ kind: 'crashed', message: error.message }, false);

@@ -1,4 +1,5 @@
 import type { Settings } from '../config/index.ts';
+import type { LogLine } from '../log/index.ts';
 import type { ErrorInfo } from './errors.ts';
 import type { ExecutionOutcome } from './task-executor.ts';
 
@@ -19,7 +20,7 @@ export type ToThread =
   | { type: 'probe-reply'; id: number; ok: false; error: string };
 
 export type FromThread =
-  | { type: 'done'; outcome: ExecutionOutcome; heapUsedKb: number }
+  | { type: 'done'; outcome: ExecutionOutcome; heapUsedKb: number; logs: LogLine[] }
   | { type: 'probe'; id: number; op: 'ping' | 'counts' };
 
 export type { ErrorInfo };

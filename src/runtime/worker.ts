@@ -4,6 +4,7 @@ import { timeLimitsOf, type AnyTaskDefinition, type QueueName } from '../tasks/i
 import type { BrokerWorker, JobData } from './broker.ts';
 import { listenControl, type ControlListener } from './control-channel.ts';
 import { backoffDelayMs } from './errors.ts';
+import type { LogLine } from '../log/index.ts';
 import { claimRun, finishRun } from './run-log.ts';
 import type { Runtime } from './runtime.ts';
 import { Semaphore } from './semaphore.ts';
@@ -89,7 +90,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     runId: string,
     task: AnyTaskDefinition,
     state: 'succeeded' | 'failed' | 'timed_out' | 'revoked' | 'retrying',
-    value: { result?: unknown; error?: string },
+    value: { result?: unknown; error?: string; errorStack?: string; logs?: LogLine[] },
   ): Promise<void> => {
     await finishRun(pool, runId, { state, ...value });
     if (state !== 'retrying') {
@@ -113,8 +114,9 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     const runId = job.id ?? '';
     const limits = timeLimitsOf(task, settings);
     const retriesLeft = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
+    const logs = outcome.kind === 'done' ? { logs: outcome.logs } : {};
     if (outcome.kind === 'done' && outcome.outcome.ok) {
-      await record(runId, task, 'succeeded', { result: outcome.outcome.result });
+      await record(runId, task, 'succeeded', { result: outcome.outcome.result, ...logs });
       return { result: outcome.outcome.result };
     }
     if (outcome.kind === 'killed' && outcome.reason === 'terminated') {
@@ -135,10 +137,10 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
           ? `exceeded the hard time limit of ${seconds} s: the task was killed`
           : `exceeded the soft time limit of ${seconds} s: the task stopped, nothing of it was committed`;
       if (settings.taskRetryOnTimeout && retriesLeft) {
-        await record(runId, task, 'retrying', { error: message });
+        await record(runId, task, 'retrying', { error: message, ...logs });
         return { error: new Error(message) };
       }
-      await record(runId, task, 'timed_out', { error: message });
+      await record(runId, task, 'timed_out', { error: message, ...logs });
       return { error: new UnrecoverableError(message) };
     }
     if (outcome.kind === 'killed') {
@@ -152,11 +154,12 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         : outcome.outcome.ok
           ? { message: 'unreachable', transient: false, result: undefined }
           : outcome.outcome.error;
+    const stack = 'stack' in error && typeof error.stack === 'string' ? { errorStack: error.stack } : {};
     if (error.transient && retriesLeft) {
-      await record(runId, task, 'retrying', { error: error.message });
+      await record(runId, task, 'retrying', { error: error.message, ...stack, ...logs });
       return { error: new Error(error.message) };
     }
-    await record(runId, task, 'failed', { error: error.message, result: error.result });
+    await record(runId, task, 'failed', { error: error.message, result: error.result, ...stack, ...logs });
     return { error: new UnrecoverableError(error.message) };
   };
 

@@ -12,6 +12,8 @@ type Run = {
   id: string;
   state: string;
   error: string | null;
+  errorStack: string | null;
+  logs: Array<{ level: string; msg: string; data?: Record<string, unknown> }> | null;
   result: unknown;
   args: Record<string, unknown>;
 };
@@ -48,6 +50,13 @@ describe('tasks', () => {
     // The password of the URL quoted in the error never leaves the dashboard.
     expect(failed.error).not.toContain('hunter2secret');
     expect(failed.error).toContain('postgres://app:***@db.internal');
+    // The run page has the error's stack and the lines the task logged, scrubbed the same way.
+    expect(failed.errorStack).toMatch(/^Error: first attempt of k1 fails[\s\S]*\n\s+at /);
+    expect(failed.errorStack).not.toContain('hunter2secret');
+    expect(failed.logs).toEqual(
+      expect.arrayContaining([expect.objectContaining({ level: 'info', msg: 'flaky attempt for k1' })]),
+    );
+    expect(JSON.stringify(failed.logs)).not.toContain('hunter2secret');
 
     const list = (await (await h.app.request('/api/tasks?task=web_flaky&state=failed')).json()) as {
       runs: Run[];

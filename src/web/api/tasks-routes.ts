@@ -41,8 +41,6 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     return c.json({
       run: runJson(run, ctx.scrub),
       children: children.map((r) => runJson(r, ctx.scrub)),
-      // The runtime keeps no per-run log lines: the worker's log (stdout) has them, tagged with runId.
-      logs: null,
     });
   });
 

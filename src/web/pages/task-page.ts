@@ -90,15 +90,24 @@ export async function taskPage(ctx: DashboardContext, req: PageRequest, id: stri
         )}
         ${card('Arguments', html`<pre class="args">${formatJson(run.args)}</pre>`)}
       </div>
-      ${run.error === null ? '' : card('Error', html`<pre class="error-text">${run.error}</pre>`)}
+      ${run.error === null ? '' : card('Error', html`<pre class="error-text">${run.errorStack ?? run.error}</pre>`)}
       ${card('Result', html`<pre class="result">${formatJson(run.result)}</pre>`)}
       ${children.length === 0 ? '' : card(`Child runs (${children.length})`, runsTable(children, { empty: '' }))}
       ${card(
         'Log lines',
-        html`<p class="muted">
-          The runtime does not store log lines per run. The worker's log (JSON lines on its stdout) has them,
-          each tagged with <code>runId</code> = <code>${run.id}</code>.
-        </p>`,
+        run.logs === null || run.logs.length === 0
+          ? html`<p class="muted">
+              No lines kept for this run (it has not run in a worker yet, ran with --eager, or its thread was
+              killed). The worker's log has every line, tagged with <code>runId</code> =
+              <code>${run.id}</code>.
+            </p>`
+          : html`<pre class="logs">
+${run.logs
+                .map(
+                  (l) =>
+                    `${l.time.slice(11, 23)} ${l.level.padEnd(5)} ${l.msg}${l.data === undefined ? '' : ` ${JSON.stringify(l.data)}`}`,
+                )
+                .join('\n')}</pre>`,
       )}`,
   };
 }

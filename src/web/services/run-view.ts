@@ -16,6 +16,9 @@ export interface RunJson {
   args: Record<string, unknown>;
   result: unknown;
   error: string | null;
+  errorStack: string | null;
+  /** Lines the task logged in its last attempt; null when none were kept (eager runs, killed threads). */
+  logs: Array<{ time: string; level: string; msg: string; data?: unknown }> | null;
   parentId: string | null;
 }
 
@@ -36,6 +39,16 @@ export function runJson(run: RunRecord, scrub: SecretScrubber): RunJson {
     args: scrub.value(run.args),
     result: scrub.value(run.result ?? null),
     error: run.error === null ? null : scrub.text(run.error),
+    errorStack: run.errorStack === null ? null : scrub.text(run.errorStack),
+    logs:
+      run.logs === null
+        ? null
+        : run.logs.map((l) => ({
+            time: l.time,
+            level: l.level,
+            msg: scrub.text(l.msg),
+            ...(l.data === undefined ? {} : { data: scrub.value(l.data) }),
+          })),
     parentId: run.parentId,
   };
 }
