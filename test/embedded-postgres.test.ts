@@ -61,10 +61,16 @@ describe('embedded PostgreSQL', () => {
     await new Promise((resolve) => child.once('exit', resolve));
     const again = await startEmbeddedPostgres({ dataDir });
     started.push(again);
-    expect(again.startedHere).toBe(false); // the orphaned server is found and reused
+    // The orphaned server is found, reused and adopted: this process now stops it when it is done.
+    expect(again.startedHere).toBe(false);
+    expect(again.owned).toBe(true);
     expect(again.port).toBe(port);
     expect(await selectOne(again.url)).toBe(2);
-    await stopOrphan(again);
+    // A second process beside it uses the same server without owning it.
+    const beside = await startEmbeddedPostgres({ dataDir });
+    expect(beside).toMatchObject({ startedHere: false, owned: false, port });
+    await again.stop();
+    expect(runningPid()).toBeUndefined();
   }, 60_000);
 
   it('starts over a stale pid file left by a server that died', async () => {
@@ -79,17 +85,13 @@ describe('embedded PostgreSQL', () => {
   }, 60_000);
 });
 
-/** The reused server was not started by this process, so stop() leaves it: stop it by its pid file. */
-async function stopOrphan(db: EmbeddedDatabase): Promise<void> {
-  const pid = Number(readFileSync(join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** The pid of the server running on the data dir, if any. */
+function runningPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'pgdata', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
   }
-  throw new Error(`embedded server ${pid} did not stop (${db.url.replace(/:[^:@]*@/, ':***@')})`);
 }

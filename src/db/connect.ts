@@ -43,7 +43,7 @@ export async function connectDatabase(
     embedded,
     async close() {
       await pool.end().catch(() => undefined);
-      if (embedded?.startedHere === true) await embedded.stop();
+      if (embedded?.owned === true) await embedded.stop();
     },
   };
 }

@@ -22,7 +22,16 @@ export interface EmbeddedDatabase {
   readonly port: number;
   /** True when this process started the server (false: it found one already running on the data dir). */
   readonly startedHere: boolean;
-  /** Fast shutdown of the server (open sessions are closed, the data is kept). Safe to call twice. */
+  /**
+   * True when this process stops the server on close: it started it, or adopted one whose starting
+   * process is gone (killed with -9). False when another live aggjobs process owns it (a worker
+   * started beside `aggjobs start`): that one stops it.
+   */
+  readonly owned: boolean;
+  /**
+   * Fast shutdown of the server (open sessions are closed, the data is kept), whoever owns it. Safe
+   * to call twice. Without a call, an owning process stops it when it exits.
+   */
   stop(): Promise<void>;
 }
 
@@ -178,6 +187,10 @@ export async function startEmbeddedPostgres(options: {
 
   let port = runningServerPort(pgdata);
   const startedHere = port === undefined;
+  const ownerFile = join(dataDir, 'owner.pid');
+  const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8').trim()) : undefined;
+  const owned = startedHere || owner === undefined || !Number.isInteger(owner) || !isAlive(owner);
+  if (owned) writeFileSync(ownerFile, `${process.pid}\n`);
   if (port === undefined) {
     port = await freePort();
     writeFileSync(logFile, '', { flag: 'a', mode: 0o664 });
@@ -192,16 +205,23 @@ export async function startEmbeddedPostgres(options: {
         env: { ...process.env, LC_ALL: 'C' },
       },
     );
+  } else if (owned) {
+    options.onLog?.(
+      `adopting the embedded PostgreSQL left running on 127.0.0.1:${port} by a process that is gone (data: ${pgdata})`,
+    );
   } else {
-    options.onLog?.(`reusing the embedded PostgreSQL already running on 127.0.0.1:${port} (data: ${pgdata})`);
+    options.onLog?.(
+      `using the embedded PostgreSQL of process ${owner} on 127.0.0.1:${port} (data: ${pgdata})`,
+    );
   }
   await waitForConnection(urlFor(port, 'postgres'), 30_000);
   await ensureDatabase(urlFor(port, 'postgres'), 'aggjobs');
 
   let stopped = false;
   const stopSync = (): void => {
-    if (stopped) return;
+    if (stopped || !owned) return;
     stopped = true;
+    rmSync(ownerFile, { force: true });
     try {
       execFileSync(binaries.pg_ctl, ['stop', '--wait', '-m', 'fast', '-D', pgdata], {
         ...user,
@@ -217,10 +237,12 @@ export async function startEmbeddedPostgres(options: {
     url: urlFor(port, 'aggjobs'),
     port,
     startedHere,
+    owned,
     async stop() {
       if (stopped) return;
       stopped = true;
       process.removeListener('exit', stopSync);
+      if (owned) rmSync(ownerFile, { force: true });
       await run(binaries.pg_ctl, ['stop', '--wait', '-m', 'fast', '-D', pgdata], user).catch(() => undefined);
     },
   };
