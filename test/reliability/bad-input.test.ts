@@ -1,0 +1,337 @@
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { InvalidTaskArgsError, UnknownTaskError } from '../../src/tasks/index.ts';
+import { webHarness, type WebHarness } from '../web/web-harness.ts';
+
+/**
+ * Bad input, through the API (in-process `app.request`) and `runtime.enqueue`: every one gets a
+ * 400/404 naming the field and the rule (or InvalidTaskArgsError), never a 500, and nothing is
+ * written to aggjobs.task_runs. Hostile strings reach SQL only as parameters: the tables survive.
+ */
+let h: WebHarness;
+
+const post = (body: unknown) => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+
+async function runCount(): Promise<number> {
+  const { rows } = await h.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM aggjobs.task_runs');
+  return rows[0]?.n ?? -1;
+}
+
+const drop = `'; DROP TABLE aggjobs.task_runs; --`;
+const hostileStrings = [
+  drop,
+  `1); DELETE FROM public.execution_logs; --`,
+  `" OR 1=1 --`,
+  `<script>alert(1)</script>`,
+  '99999-01-01T00:00:00',
+  '+099999-01-01T00:00:00Z',
+  '2025-02-30T00:00:00',
+  'NaN',
+  '\u0000',
+  'x'.repeat(100_000),
+];
+const hostileValues: unknown[] = [
+  ...hostileStrings,
+  Number.NaN,
+  Infinity,
+  -1,
+  1e308,
+  null,
+  true,
+  {},
+  [],
+  { $gt: '' },
+];
+
+function deepJson(depth: number): unknown {
+  let v: unknown = 'leaf';
+  for (let i = 0; i < depth; i++) v = { a: v };
+  return v;
+}
+
+/** The hostile argument sets of each built-in task: none may be enqueued. */
+const badArgs: Array<[string, { args?: unknown[]; kwargs?: Record<string, unknown> }]> = [
+  ['hourly_rollup', { args: ['99999-01-01T00:00:00'] }],
+  ['hourly_rollup', { args: [drop] }],
+  ['hourly_rollup', { kwargs: { target_hour: Number.NaN } }],
+  ['hourly_rollup', { kwargs: { target_hour: deepJson(500) } }],
+  ['hourly_rollup', { args: ['2025-01-01T00:00:00', 'extra'] }],
+  ['daily_rollup', { kwargs: { target_date: '2025-13-01' } }],
+  [
+    'weekly_rollup',
+    { kwargs: { target_week: `2025-01-06'; DROP TABLE analytics.execution_metrics_weekly; --` } },
+  ],
+  ['monthly_rollup', { kwargs: { target_month: '0000-00' } }],
+  ['cleanup_old_data', { kwargs: { retention_days: -5 } }],
+  ['cleanup_old_data', { kwargs: { retention_days: Number.NaN } }],
+  ['cleanup_old_data', { kwargs: { retention_days: 1e12 } }],
+  ['cleanup_old_data', { kwargs: { retention_days: `90; DROP TABLE public.execution_logs` } }],
+  ['cleanup_old_data', { kwargs: { retention_days: 0 } }],
+  [
+    'backfill_aggregations',
+    {
+      kwargs: { start_date: '0001-01-01T00:00:00', end_date: '99999-12-31T00:00:00', granularity: 'hourly' },
+    },
+  ],
+  [
+    'backfill_aggregations',
+    { kwargs: { start_date: '2020-01-01T00:00:00', end_date: '2026-01-01T00:00:00', granularity: 'hourly' } },
+  ],
+  [
+    'backfill_aggregations',
+    { kwargs: { start_date: '2026-11-02T00:00:00', end_date: '2026-11-01T00:00:00', granularity: 'daily' } },
+  ],
+  [
+    'backfill_aggregations',
+    { kwargs: { start_date: '2026-11-01T00:00:00', end_date: '2026-11-02T00:00:00', granularity: drop } },
+  ],
+  ['backfill_aggregations', { kwargs: { start_date: 'NaN', end_date: 'NaN', granularity: 'hourly' } }],
+  ['backfill_aggregations', { kwargs: { start_date: deepJson(400) } }],
+  ['refresh_materialized_views', { args: [drop] }],
+  ['health_check', { kwargs: { [drop]: 1 } }],
+];
+
+beforeAll(async () => {
+  h = await webHarness('postgres');
+});
+
+describe('hostile task arguments', () => {
+  const cases = badArgs.map(([task, input], i) => ({
+    label: `#${i} ${task} ${JSON.stringify(input).slice(0, 60)}`,
+    task,
+    input,
+  }));
+
+  it.for(cases)(
+    '$label: refused by runtime.enqueue with the field, nothing written',
+    async ({ task, input }) => {
+      const before = await runCount();
+      const error = await h.runtime.enqueue(task, input).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(InvalidTaskArgsError);
+      const problems = (error as InvalidTaskArgsError).problems;
+      expect(problems.length).toBeGreaterThan(0);
+      for (const p of problems) {
+        expect(p.field.length).toBeGreaterThan(0);
+        expect(p.message.length).toBeGreaterThan(0);
+      }
+      expect(await runCount()).toBe(before);
+    },
+  );
+
+  // JSON has no NaN (JSON.stringify sends null, which means "the default"): those cases are enqueue-only.
+  const jsonCases = cases.filter((c) => !JSON.stringify(c.input).includes('null'));
+
+  it.for(jsonCases)(
+    '$label: refused by the API with 400, field and rule, nothing written',
+    async ({ task, input }) => {
+      const before = await runCount();
+      const res = await h.app.request(`/api/tasks/${task}/apply`, post(input));
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { error: string; problems?: Array<{ field: string; rule: string }> };
+      expect(body.problems?.length ?? 0).toBeGreaterThan(0);
+      for (const p of body.problems ?? []) {
+        expect(typeof p.field).toBe('string');
+        expect(p.rule.length).toBeGreaterThan(0);
+      }
+      expect(await runCount()).toBe(before);
+    },
+  );
+
+  it('an unknown or hostile task name is a 404 / UnknownTaskError, nothing written', async () => {
+    const before = await runCount();
+    await expect(h.runtime.enqueue(drop, {})).rejects.toBeInstanceOf(UnknownTaskError);
+    for (const name of [encodeURIComponent(drop), 'no_such_task', encodeURIComponent('<script>x</script>')]) {
+      const res = await h.app.request(`/api/tasks/${name}/apply`, post({}));
+      expect(res.status).toBe(404);
+    }
+    expect(await runCount()).toBe(before);
+  });
+
+  it('malformed bodies are 400: not JSON, too deep, wrong shape, unknown keys', async () => {
+    const before = await runCount();
+    const bodies: unknown[] = [
+      '{"args": [',
+      'null',
+      '[]',
+      '"a string"',
+      `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`,
+      `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+      { args: 'not an array' },
+      { args: Array.from({ length: 1000 }, () => 1) },
+      { kwargs: [] },
+      { countdown: -1 },
+      { countdown: 1e20 },
+      { countdown: 'soon' },
+      { unexpected: 1 },
+    ];
+    for (const body of bodies) {
+      const res = await h.app.request('/api/tasks/health_check/apply', post(body));
+      expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+      const json = (await res.json()) as { error: string };
+      expect(json.error.length).toBeGreaterThan(0);
+    }
+    expect(await runCount()).toBe(before);
+  });
+});
+
+describe('API bodies and query strings, fuzzed', () => {
+  const endpoints = [
+    '/api/tasks/hourly_rollup/apply',
+    '/api/tasks/daily_rollup/apply',
+    '/api/tasks/backfill_aggregations/apply',
+    '/api/tasks/cleanup_old_data/apply',
+    '/api/backfills',
+    '/api/workers/no-such-worker/concurrency',
+  ];
+  const value = fc.oneof(
+    fc.constantFrom(...hostileValues),
+    fc.string(),
+    fc.integer(),
+    fc.double(),
+    fc
+      .date({ noInvalidDate: false })
+      .map((d) => (Number.isNaN(d.getTime()) ? 'Invalid Date' : d.toISOString())),
+  );
+  const fuzzKwargs = fc.dictionary(
+    fc.constantFrom(
+      'target_hour',
+      'target_date',
+      'start_date',
+      'end_date',
+      'granularity',
+      'retention_days',
+      'concurrency',
+      drop,
+    ),
+    value,
+  );
+  const fuzzBody = fc.oneof(
+    fc.record({ args: fc.array(value, { maxLength: 4 }) }, { requiredKeys: [] }),
+    fc.record({ kwargs: fuzzKwargs, countdown: value }, { requiredKeys: [] }),
+    fuzzKwargs,
+    fc.jsonValue({ maxDepth: 6 }),
+  );
+
+  it('POST bodies: never a 500; a 400 names field and rule; nothing written', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...endpoints), fuzzBody, async (path, body) => {
+        const before = await runCount();
+        const res = await h.app.request(path, post(body));
+        const json = (await res.json()) as {
+          error?: string;
+          problems?: Array<{ field: string; rule: string }>;
+        };
+        if (res.status === 202 || res.status === 200) {
+          // A body that happens to be valid (e.g. {} for an hourly rollup) is accepted: one run, queued.
+          expect(await runCount()).toBe(
+            before + (path.endsWith('/apply') || path === '/api/backfills' ? 1 : 0),
+          );
+          return;
+        }
+        expect([400, 404]).toContain(res.status);
+        expect(json.error?.length ?? 0).toBeGreaterThan(0);
+        if (res.status === 400) {
+          expect(json.problems?.length ?? 0).toBeGreaterThan(0);
+          for (const p of json.problems ?? []) expect(p.rule.length).toBeGreaterThan(0);
+        }
+        expect(await runCount()).toBe(before);
+      }),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) },
+    );
+  });
+
+  it('query strings: never a 500, never a write', async () => {
+    const paths = [
+      '/api/tasks',
+      '/api/rollups/execution_metrics_hourly/series',
+      '/api/stats/runs',
+      '/api/tasks/x',
+      '/tasks',
+    ];
+    const keys = fc.constantFrom(
+      'task',
+      'state',
+      'worker',
+      'from',
+      'to',
+      'q',
+      'page',
+      'limit',
+      'workspace',
+      'hours',
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...paths),
+        fc.array(
+          fc.tuple(
+            keys,
+            fc.oneof(fc.constantFrom(...hostileStrings.slice(0, 9)), fc.string(), fc.integer().map(String)),
+          ),
+          {
+            maxLength: 5,
+          },
+        ),
+        async (path, pairs) => {
+          const before = await runCount();
+          const qs = new URLSearchParams(pairs).toString();
+          const res = await h.app.request(`${path}?${qs}`, { headers: { accept: 'application/json' } });
+          expect([200, 400, 404], `${path}?${qs}`).toContain(res.status);
+          if (res.status === 400 && path.startsWith('/api/')) {
+            const json = (await res.json()) as { problems?: Array<{ field: string; rule: string }> };
+            expect(json.problems?.length ?? 0).toBeGreaterThan(0);
+          }
+          expect(await runCount()).toBe(before);
+        },
+      ),
+      { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) },
+    );
+  });
+});
+
+describe('SQL is never built from input', () => {
+  it('hostile strings in run filters, run ids and task args leave every table intact', async () => {
+    const tablesBefore = await h.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname IN ('public', 'analytics', 'aggjobs')`,
+    );
+    const hostile = [
+      drop,
+      `x' OR '1'='1`,
+      `'); DROP TABLE public.execution_logs; --`,
+      `\\'; DROP SCHEMA analytics CASCADE; --`,
+    ];
+    for (const s of hostile) {
+      for (const key of ['task', 'worker', 'q']) {
+        const res = await h.app.request(`/api/tasks?${key}=${encodeURIComponent(s)}`);
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as { runs: unknown[] }).runs).toEqual([]);
+      }
+      expect([400, 404]).toContain((await h.app.request(`/api/tasks/${encodeURIComponent(s)}`)).status);
+      expect((await h.app.request(`/api/tasks/${encodeURIComponent(s)}/retry`, post({}))).status).toBe(404);
+      expect((await h.app.request(`/api/rollups/${encodeURIComponent(s)}/series`)).status).toBe(404);
+      expect((await h.app.request(`/tasks?q=${encodeURIComponent(s)}`)).status).toBe(200);
+    }
+    // A valid run whose free-text kwargs carry SQL: stored and shown as data.
+    const res = await h.app.request(
+      '/api/tasks/web_flaky/apply',
+      post({ args: [drop], kwargs: { note: `'); DROP TABLE aggjobs.task_runs; --` } }),
+    );
+    expect(res.status).toBe(202);
+    const tablesAfter = await h.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname IN ('public', 'analytics', 'aggjobs')`,
+    );
+    expect(tablesAfter.rows[0]?.n).toBe(tablesBefore.rows[0]?.n);
+    const { rows } = await h.db.pool.query<{ args: unknown }>(
+      'SELECT args FROM aggjobs.task_runs WHERE task = $1',
+      ['web_flaky'],
+    );
+    expect(JSON.stringify(rows[0]?.args)).toContain('DROP TABLE aggjobs.task_runs');
+  });
+});
