@@ -1,6 +1,7 @@
 import { loadSettings, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
+import { createRuntime, type Runtime } from '../runtime/index.ts';
 
 export interface CliContext {
   settings: Settings;
@@ -31,4 +32,14 @@ export async function openContext(options: { name: string; logLevel?: string }):
       logger.flush();
     },
   };
+}
+
+/** The job runtime (broker, tasks, run log) on the context's settings, database and logger. */
+export async function createRuntimeFor(ctx: CliContext): Promise<Runtime> {
+  return await createRuntime({
+    settings: ctx.settings,
+    pool: ctx.db.pool,
+    databaseUrl: ctx.db.url,
+    logger: ctx.logger,
+  });
 }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { createControl, createRuntime, TaskFailedError } from '../../runtime/index.ts';
+import { createControl, TaskFailedError } from '../../runtime/index.ts';
 import { InvalidTaskArgsError, granularities } from '../../tasks/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { createProgressBar } from '../progress-bar.ts';
 import { UsageError } from '../usage.error.ts';
 
@@ -24,12 +24,7 @@ export function backfillCommand(): Command {
         cancel?: string;
       }) => {
         const ctx = await openContext({ name: 'backfill', logLevel: 'warn' });
-        const runtime = await createRuntime({
-          settings: ctx.settings,
-          pool: ctx.db.pool,
-          databaseUrl: ctx.db.url,
-          logger: ctx.logger,
-        });
+        const runtime = await createRuntimeFor(ctx);
         const control = createControl(runtime);
         const print = (value: unknown): void =>
           void process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { createRuntime, nextRunTimes, startServices, waitForShutdownSignal } from '../../runtime/index.ts';
-import { openContext } from '../context.ts';
+import { nextRunTimes, startServices, waitForShutdownSignal } from '../../runtime/index.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 import { checkLogLevel } from './worker.ts';
 
@@ -22,12 +22,7 @@ export function beatCommand(): Command {
         name: 'beat',
         logLevel: flags.next === true ? 'warn' : checkLogLevel(flags.loglevel),
       });
-      const runtime = await createRuntime({
-        settings: ctx.settings,
-        pool: ctx.db.pool,
-        databaseUrl: ctx.db.url,
-        logger: ctx.logger,
-      });
+      const runtime = await createRuntimeFor(ctx);
       try {
         if (flags.next === true) {
           for (const s of nextRunTimes(runtime.tasks, ctx.settings)) {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { createControl, createRuntime, type Control, type RunState } from '../../runtime/index.ts';
+import { createControl, type Control, type RunState } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 
 const runStates: readonly RunState[] = [
@@ -23,12 +23,7 @@ function queueArg(value: string): QueueName {
 
 async function withControl(fn: (control: Control) => Promise<unknown>): Promise<void> {
   const ctx = await openContext({ name: 'control', logLevel: 'warn' });
-  const runtime = await createRuntime({
-    settings: ctx.settings,
-    pool: ctx.db.pool,
-    databaseUrl: ctx.db.url,
-    logger: ctx.logger,
-  });
+  const runtime = await createRuntimeFor(ctx);
   try {
     const value = await fn(createControl(runtime));
     if (value !== undefined) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { createRuntime, waitForShutdownSignal } from '../../runtime/index.ts';
+import { waitForShutdownSignal } from '../../runtime/index.ts';
 import { assertCredentialsForEnv, PortInUseError, startDashboard } from '../../web/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 
 function port(raw: string): number {
@@ -25,12 +25,7 @@ export function dashboardCommand(): Command {
       const ctx = await openContext({ name: 'dashboard' });
       try {
         assertCredentialsForEnv(ctx.settings);
-        const runtime = await createRuntime({
-          settings: ctx.settings,
-          pool: ctx.db.pool,
-          databaseUrl: ctx.db.url,
-          logger: ctx.logger,
-        });
+        const runtime = await createRuntimeFor(ctx);
         const server = await startDashboard({
           port: listenPort ?? ctx.settings.dashboardPort,
           host: options.host,

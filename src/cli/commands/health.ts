@@ -1,7 +1,6 @@
 import { Command } from 'commander';
-import { createRuntime } from '../../runtime/index.ts';
 import { taskRegistry, type HealthReport } from '../../tasks/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 
 const exitCodes = { healthy: 0, degraded: 1, unhealthy: 2 } as const;
 
@@ -15,12 +14,7 @@ export function healthCommand(): Command {
       const ctx = await openContext({ name: 'health', logLevel: 'warn' });
       let report: HealthReport;
       try {
-        const runtime = await createRuntime({
-          settings: ctx.settings,
-          pool: ctx.db.pool,
-          databaseUrl: ctx.db.url,
-          logger: ctx.logger,
-        }).catch(() => undefined);
+        const runtime = await createRuntimeFor(ctx).catch(() => undefined);
         report = await taskRegistry.health_check.run(
           {
             pool: ctx.db.pool,

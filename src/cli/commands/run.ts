@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { createRuntime, runEagerly } from '../../runtime/index.ts';
+import { runEagerly } from '../../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../../tasks/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 
 /** `--arg k=v`: the value is JSON when it parses (numbers, true, null), else a string. */
@@ -58,12 +58,7 @@ export function runCommand(): Command {
             );
             return;
           }
-          const runtime = await createRuntime({
-            settings: ctx.settings,
-            pool: ctx.db.pool,
-            databaseUrl: ctx.db.url,
-            logger: ctx.logger,
-          });
+          const runtime = await createRuntimeFor(ctx);
           try {
             const result = await runtime.enqueue(task, { kwargs });
             if (flags.wait === true) print({ runId: result.id, result: await result.get({ timeout }) });

@@ -1,13 +1,8 @@
 import { Command } from 'commander';
 import type { Settings } from '../../config/index.ts';
-import {
-  createRuntime,
-  startServices,
-  waitForShutdownSignal,
-  type WorkerOptions,
-} from '../../runtime/index.ts';
+import { startServices, waitForShutdownSignal, type WorkerOptions } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
 
 export interface WorkerFlags {
@@ -101,12 +96,7 @@ export function workerCommand(): Command {
       const shutdown = waitForShutdownSignal();
       const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
       const options = workerOptionsFrom(flags, ctx.settings);
-      const runtime = await createRuntime({
-        settings: ctx.settings,
-        pool: ctx.db.pool,
-        databaseUrl: ctx.db.url,
-        logger: ctx.logger,
-      });
+      const runtime = await createRuntimeFor(ctx);
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
       const signal = await shutdown;
