@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPool, startEmbeddedPostgres, type EmbeddedDatabase, type Pool } from '../../src/db/index.ts';
+import { prepareDatabase } from '../../src/rollups/index.ts';
+
+/**
+ * The grants an application role needs once aggjobs' change capture is installed (README,
+ * "Least-privilege database roles"), checked on a dedicated embedded PostgreSQL (roles are
+ * cluster-wide: the shared server is left alone). The change-capture triggers run as the writer.
+ */
+const dataDir = mkdtempSync(join(tmpdir(), 'aggjobs-roles-'));
+let server: EmbeddedDatabase | undefined;
+let pool: Pool | undefined;
+afterAll(async () => {
+  await pool?.end();
+  await server?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function asApp(url: string, sql: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+    return 'ok';
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('an application role writing the source tables', () => {
+  it('inserts with table grants alone; every update and delete needs the grants on aggjobs.change_log', async () => {
+    server = await startEmbeddedPostgres({ dataDir });
+    pool = createPool({ connectionString: server.url, max: 2 });
+    await prepareDatabase(pool, { analyticsTimezone: 'UTC' });
+    await pool.query(`CREATE ROLE product_app LOGIN PASSWORD 'app-password'`);
+    await pool.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON public.execution_logs, public.user_activity_events, public.credit_transactions TO product_app;
+       GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO product_app`,
+    );
+    const url = new URL(server.url);
+    url.username = 'product_app';
+    url.password = 'app-password';
+    const appUrl = url.toString();
+
+    const insert = `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, credits_used)
+                    VALUES (1, 1, 1, 'running', now(), 0)`;
+    expect(await asApp(appUrl, insert)).toBe('ok');
+    // Without the grants, every UPDATE and DELETE fails with 42501 ("permission denied for schema
+    // aggjobs"): the statement trigger's INSERT into aggjobs.change_log is planned even when no row
+    // moved.
+    expect(await asApp(appUrl, `UPDATE public.execution_logs SET status = 'success'`)).toBe('42501');
+    expect(await asApp(appUrl, `UPDATE public.execution_logs SET workspace_id = 2`)).toBe('42501');
+    expect(await asApp(appUrl, `DELETE FROM public.execution_logs`)).toBe('42501');
+
+    await pool.query(
+      `GRANT USAGE ON SCHEMA aggjobs TO product_app;
+       GRANT INSERT ON aggjobs.change_log TO product_app;
+       GRANT USAGE ON SEQUENCE aggjobs.change_log_id_seq TO product_app`,
+    );
+    expect(await asApp(appUrl, `UPDATE public.execution_logs SET status = 'success'`)).toBe('ok');
+    expect(await asApp(appUrl, `UPDATE public.execution_logs SET workspace_id = 2`)).toBe('ok');
+    expect(await asApp(appUrl, `DELETE FROM public.execution_logs`)).toBe('ok');
+    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM aggjobs.change_log');
+    expect(rows[0]?.n).toBe(2);
+  });
+});
