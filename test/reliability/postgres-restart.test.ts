@@ -118,6 +118,7 @@ describe('PostgreSQL restarted during a rollup', () => {
         `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
       ]);
 
+      const restarted = Date.now();
       const result = await handle.get({ timeout: 45 });
       expect(result).toMatchObject({ grain: 'hour' });
       const info = await handle.info();
@@ -128,6 +129,9 @@ describe('PostgreSQL restarted during a rollup', () => {
         return h.database === 'healthy' ? h : undefined;
       }, 20_000);
       expect(after.code).toBe(200);
+      console.log(
+        JSON.stringify({ attempts: info?.attempts, succeededAfterRestartMs: Date.now() - restarted }),
+      );
       const { rows } = await pool.query(
         "SELECT id, state FROM aggjobs.task_runs WHERE state IN ('running', 'queued', 'retrying')",
       );
