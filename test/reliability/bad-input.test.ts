@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tasksFor } from '../../src/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../../src/tasks/index.ts';
 import { webHarness, type WebHarness } from '../web/web-harness.ts';
 
@@ -143,6 +144,28 @@ describe('hostile task arguments', () => {
       expect(await runCount()).toBe(before);
     },
   );
+
+  it('the typed client (applyAsync / delay) refuses what its types would not allow, cast through', async () => {
+    const before = await runCount();
+    const tasks = tasksFor(h.runtime);
+    const attempts: Array<() => Promise<unknown>> = [
+      () => tasks.hourly_rollup.applyAsync({ args: ['99999-01-01T00:00:00'] }),
+      () => tasks.hourly_rollup.delay(drop as never),
+      () => tasks.daily_rollup.applyAsync({ kwargs: { target_date: Number.NaN as never } }),
+      () => tasks.cleanup_old_data.applyAsync({ kwargs: { retention_days: `1; ${drop}` as never } }),
+      () =>
+        tasks.backfill_aggregations.applyAsync({
+          kwargs: { start_date: '0001-01-01', end_date: '99999-01-01', granularity: 'hourly' },
+        }),
+      () =>
+        tasks.backfill_aggregations.applyAsync({
+          kwargs: { start_date: '2026-11-01', end_date: '2026-11-02', granularity: drop as never },
+        }),
+      () => tasks.health_check.applyAsync({ kwargs: deepJson(300) as never }),
+    ];
+    for (const attempt of attempts) await expect(attempt()).rejects.toBeInstanceOf(InvalidTaskArgsError);
+    expect(await runCount()).toBe(before);
+  });
 
   it('an unknown or hostile task name is a 404 / UnknownTaskError, nothing written', async () => {
     const before = await runCount();
