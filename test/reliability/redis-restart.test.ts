@@ -13,6 +13,7 @@ import {
 import { taskRegistry } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually, testSettings, workerOptions } from '../runtime/runtime-harness.ts';
+import { spawnCli } from './cli-process.ts';
 import { startOwnRedis, withTimeout, type OwnRedis } from './own-servers.ts';
 
 /**
@@ -142,4 +143,62 @@ describe('Redis restarted under a worker and a beat', () => {
       await worker.close();
     }
   });
+  it('worker and beat processes survive a 3 s Redis outage: still alive, still leading, still taking jobs', async () => {
+    const redis = await startOwnRedis(['--save', '', '--appendonly', 'yes', '--appendfsync', 'always']);
+    servers.push(redis);
+    const db = await createTestDatabase();
+    const namespace = `{rp${randomBytes(4).toString('hex')}}`;
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: redis.url(),
+      BROKER_KEY_PREFIX: namespace,
+      LOG_LEVEL: 'info',
+    };
+    const worker = spawnCli(['worker', '-c', '2', '--hostname', 'w-proc'], env, 120_000);
+    const beat = spawnCli(['beat'], env, 120_000);
+    const settings = testSettings('redis', { REDIS_URL: redis.url() });
+    const runtime = await createRuntime({
+      settings,
+      pool: db.pool,
+      databaseUrl: db.url,
+      logger: createLogger(settings.logLevel),
+      namespace,
+    });
+    try {
+      await worker.waitFor('broker:');
+      await eventually(async () => {
+        const { rows } = await db.pool.query('SELECT holder FROM aggjobs.beat_leader');
+        return rows.length > 0;
+      }, 30_000);
+      // The beat's catch-up runs (one per schedule) and a manual one, before the outage.
+      expect(await (await runtime.enqueue('health_check', {})).get({ timeout: 30 })).toBeDefined();
+      await redis.kill();
+      await new Promise((r) => setTimeout(r, 3000));
+      await redis.start();
+      const after = await runtime.enqueue('health_check', {});
+      expect(await after.get({ timeout: 30 })).toBeDefined();
+      expect((await after.info())?.worker).toContain('w-proc');
+      expect(worker.child.exitCode).toBeNull();
+      expect(beat.child.exitCode).toBeNull();
+      // The lease is renewed after the outage.
+      const since = new Date();
+      await eventually(async () => {
+        const { rows } = await db.pool.query<{ expires_at: Date }>(
+          'SELECT expires_at FROM aggjobs.beat_leader',
+        );
+        return rows[0] !== undefined && rows[0].expires_at > since ? true : undefined;
+      }, 30_000);
+      // Every run enqueued, by the beat or by hand, ends succeeded; no slot unsent.
+      await eventually(async () => {
+        const s = await states(db);
+        return Object.keys(s).length > 0 && Object.keys(s).every((k) => k === 'succeeded') ? s : undefined;
+      }, 60_000);
+      const { rows: unsent } = await db.pool.query('SELECT task FROM aggjobs.beat_slots WHERE NOT enqueued');
+      expect(unsent).toEqual([]);
+    } finally {
+      await runtime.close();
+      const codes = await Promise.all([worker.stop(), beat.stop()]);
+      expect(codes, worker.output() + beat.output()).toEqual([0, 0]);
+    }
+  }, 150_000);
 });
