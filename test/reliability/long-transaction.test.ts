@@ -47,7 +47,6 @@ describe('a long-open transaction in the application', () => {
     try {
       await db.pool.query(insert(1, 50));
       await rollup();
-      const lagBefore = await health();
 
       await app_.query('BEGIN');
       await app_.query(insert(2, 40)); // same hour, another workspace: invisible until commit
@@ -65,7 +64,6 @@ describe('a long-open transaction in the application', () => {
         expect(lagDuring.data.applicationName).toBe('product long transaction');
       }
       expect(lagDuring.data.lagSeconds).toBeGreaterThanOrEqual(4);
-      expect(lagDuring.data.lagSeconds).toBeGreaterThan(lagBefore.data.lagSeconds);
       // Degraded only past CHANGE_CAPTURE_LAG_DEGRADED_S (1 h); an age of seconds is reported as data.
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourly });
       const { rows: before } = await db.pool.query(
