@@ -270,6 +270,10 @@ describe('API bodies and query strings, fuzzed', () => {
     );
   });
 
+  // NUL is left out here: it is a known bug, pinned by the `it.fails` tests below.
+  const queryHostile = hostileStrings.slice(0, 8);
+  const noNul = (v: string): string => v.replaceAll('\u0000', '');
+
   it('query strings: never a 500, never a write', async () => {
     const paths = [
       '/api/tasks',
@@ -296,7 +300,7 @@ describe('API bodies and query strings, fuzzed', () => {
         fc.array(
           fc.tuple(
             keys,
-            fc.oneof(fc.constantFrom(...hostileStrings.slice(0, 9)), fc.string(), fc.integer().map(String)),
+            fc.oneof(fc.constantFrom(...queryHostile), fc.string().map(noNul), fc.integer().map(String)),
           ),
           {
             maxLength: 5,
@@ -316,6 +320,56 @@ describe('API bodies and query strings, fuzzed', () => {
       ),
       { numRuns: Number(process.env.PROPERTY_RUNS ?? 200) },
     );
+  });
+});
+
+/**
+ * BUG (src/web/api/input-schemas.ts, src/tasks/task-args.ts): a NUL character (U+0000) is accepted by
+ * the input schemas and reaches PostgreSQL, which refuses it in text ("invalid byte sequence for
+ * encoding UTF8: 0x00", 22021) and in jsonb ("unsupported Unicode escape sequence", 22P05): the
+ * dashboard answers 500 for `?task=%00`, `?q=%00`, `?worker=%00`, `/api/tasks/%00`, `/tasks?q=%00`,
+ * `/tasks/%00`, `/api/tasks/%00/retry`, and for an apply whose free-text args hold a NUL; and
+ * runtime.enqueue throws a raw database error instead of InvalidTaskArgsError. Nothing is written.
+ * Fix: reject U+0000 in every string the schemas accept (a 400 naming the field). These tests pass
+ * (as `it.fails`) while the bug is there; remove `.fails` when it is fixed.
+ */
+describe('NUL characters (known bug: 500 instead of 400)', () => {
+  const nulRequests: Array<[string, RequestInit | undefined]> = [
+    ['/api/tasks?task=%00', undefined],
+    ['/api/tasks?q=%00', undefined],
+    ['/api/tasks?worker=%00', undefined],
+    ['/api/tasks/%00', undefined],
+    ['/tasks?q=%00', undefined],
+    ['/tasks/%00', undefined],
+    ['/api/tasks/%00/retry', post({})],
+    ['/api/tasks/web_flaky/apply', post({ args: ['a\u0000b'] })],
+    ['/api/tasks/web_flaky/apply', post({ args: ['k'], kwargs: { note: '\u0000' } })],
+  ];
+
+  it.fails.for(nulRequests)('%s %o: a 400 or 404, not a 500 (BUG)', async ([path, init]) => {
+    const res = await h.app.request(path, init);
+    expect([400, 404]).toContain(res.status);
+  });
+
+  it.fails(
+    'runtime.enqueue with a NUL in free-text args: InvalidTaskArgsError (BUG: a raw 22P05)',
+    async () => {
+      await expect(
+        h.runtime.enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } }),
+      ).rejects.toBeInstanceOf(InvalidTaskArgsError);
+    },
+  );
+
+  it('meanwhile nothing is written and no table is harmed', async () => {
+    const before = await runCount();
+    for (const [path, init] of nulRequests) {
+      const res = await h.app.request(path, init);
+      expect(res.status, path).toBeLessThan(600);
+    }
+    await h.runtime
+      .enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } })
+      .catch(() => undefined);
+    expect(await runCount()).toBe(before);
   });
 });
 
