@@ -1,12 +1,14 @@
 import pg from 'pg';
 import { parseSettings } from '../src/config/index.ts';
-import { createPool, type Pool } from '../src/db/index.ts';
+import { createPool, migrate, type Pool } from '../src/db/index.ts';
 import { builtinRollups, prepareDatabase, refreshRollup } from '../src/rollups/index.ts';
 import { seedDemoData, type SeedOptions } from '../src/workload/index.ts';
 
 export interface Dataset {
   name: string;
   pool: Pool;
+  /** Its connection string (task threads and the PostgreSQL broker open their own sessions). */
+  url: string;
   executions: number;
 }
 
@@ -38,8 +40,9 @@ export async function openDataset(
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.query(`CREATE DATABASE "${name}"`);
   }
+  const url = withDatabase(adminUrl, name);
   const pool = createPool({
-    connectionString: withDatabase(adminUrl, name),
+    connectionString: url,
     max: 6,
     applicationName: 'aggjobs bench',
   });
@@ -63,9 +66,11 @@ export async function openDataset(
     await pool.query('VACUUM ANALYZE');
     await admin.query(`COMMENT ON DATABASE "${name}" IS ${`'${tag.replaceAll("'", "''")}'`}`);
   } else {
-    log(`reusing ${name}`);
+    // Migrations that landed since the data set was seeded (the runtime cases use aggjobs.task_runs).
+    const applied = await migrate(pool);
+    log(`reusing ${name}${applied.length > 0 ? `; applied ${applied.map((m) => m.name).join(', ')}` : ''}`);
   }
   await admin.end();
   const { rows: count } = await pool.query<{ n: number }>('SELECT count(*) AS n FROM public.execution_logs');
-  return { name, pool, executions: count[0]?.n ?? 0 };
+  return { name, pool, url, executions: count[0]?.n ?? 0 };
 }

@@ -16,6 +16,8 @@ export interface CaseResult {
   goal?: { op: '<=' | '>='; value: number; text: string };
   met?: boolean;
   note?: string;
+  /** How to show the figures when they are not durations (rates, sizes, percentiles). */
+  text?: { measured: string; reference?: string };
 }
 
 const hourly = builtinRollups.find((d) => d.name === 'execution_metrics_hourly') as RollupDefinition;

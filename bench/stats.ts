@@ -24,3 +24,8 @@ export async function timed(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return performance.now() - started;
 }
+
+/** A duration for the report: milliseconds below a second, seconds above. */
+export function formatMs(n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
+}

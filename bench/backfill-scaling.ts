@@ -1,0 +1,76 @@
+import { startWorker, type WorkerHandle } from '../src/runtime/index.ts';
+import { backfillId } from '../src/tasks/index.ts';
+import { timed } from './stats.ts';
+import {
+  benchRuntime,
+  benchWorkerOptions,
+  forgetRuns,
+  type Backend,
+  type BenchDatabase,
+} from './runtime-harness.ts';
+
+export interface BackfillScaling {
+  /** Wall time of the whole backfill (enqueue → its summing-up run finished), ms, by worker count. */
+  byWorkers: Map<number, number>;
+  days: number;
+}
+
+const iso = (d: Date): string => d.toISOString().slice(0, 19);
+
+/**
+ * `backfill_aggregations(start, end, 'hourly')` over the last `days` days of the engine data set, as
+ * a user enqueues it: it fans out into one `backfill_window` run per day (each recomputes the three
+ * hourly rollups over 24 hours), then sums up. Timed with 1 worker and with 2 workers (each
+ * concurrency 1, consuming the aggregation queue), the broker on `backend`. Rerunning a completed
+ * backfill recomputes every window, so each run does the same work; the rollups end as they were.
+ */
+export async function backfillScaling(
+  backend: Backend,
+  db: BenchDatabase,
+  options: { end: Date; days: number; workerCounts: readonly number[] },
+): Promise<BackfillScaling> {
+  const start = new Date(options.end.getTime() - options.days * 86_400_000);
+  const args = { start_date: iso(start), end_date: iso(options.end), granularity: 'hourly' } as const;
+  const bench = await benchRuntime(backend, db);
+  const { runtime } = bench;
+  const id = backfillId(args, runtime.settings.analyticsTimezone);
+  const byWorkers = new Map<number, number>();
+  try {
+    for (const count of options.workerCounts) {
+      const workers: WorkerHandle[] = [];
+      for (let i = 0; i < count; i += 1) {
+        workers.push(
+          await startWorker(
+            runtime,
+            benchWorkerOptions({
+              name: `bench-backfill-${backend}-${count}-${i}-${process.pid}`,
+              queues: ['aggregation'],
+              concurrency: 1,
+            }),
+          ),
+        );
+      }
+      let runId = '';
+      try {
+        byWorkers.set(
+          count,
+          await timed(async () => {
+            const run = await runtime.enqueue('backfill_aggregations', { kwargs: args });
+            runId = run.id;
+            await run.get({ timeout: 3600, interval: 0.1 });
+          }),
+        );
+      } finally {
+        for (const w of workers) await w.close();
+        await forgetRuns(db, [runId]);
+        await db.pool.query('DELETE FROM aggjobs.workers WHERE name = ANY($1::text[])', [
+          workers.map((w) => w.name),
+        ]);
+      }
+    }
+  } finally {
+    await bench.dispose();
+    await db.pool.query('DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1', [id]);
+  }
+  return { byWorkers, days: options.days };
+}
