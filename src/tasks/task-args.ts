@@ -166,7 +166,16 @@ export function parseTaskArgs(
   // `null` is Python's None: the argument is absent.
   for (const [k, v] of Object.entries(kwargs)) if (v === null || v === undefined) delete kwargs[k];
   const result = task.schema(env).safeParse(kwargs);
-  if (result.success) return result.data as Record<string, unknown>;
+  if (result.success) {
+    const nul = findNul(result.data, []);
+    if (nul !== undefined) {
+      // PostgreSQL stores no U+0000 in text or jsonb: refused here, not by the database later.
+      throw new InvalidTaskArgsError(task.name, [
+        { field: nul, message: `${nul} must not contain the NUL character (U+0000)` },
+      ]);
+    }
+    return result.data as Record<string, unknown>;
+  }
   throw new InvalidTaskArgsError(
     task.name,
     result.error.issues.map((issue) => ({
@@ -177,4 +186,25 @@ export function parseTaskArgs(
           : issue.message,
     })),
   );
+}
+
+/** The path of the first string (or key) holding U+0000 in a JSON-like value, if any. */
+function findNul(value: unknown, path: string[]): string | undefined {
+  const here = (): string => path.join('.') || '(arguments)';
+  if (typeof value === 'string') return value.includes('\u0000') ? here() : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = findNul(v, [...path, String(i)]);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes('\u0000')) return here();
+      const found = findNul(v, [...path, k]);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
 }

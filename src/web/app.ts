@@ -97,6 +97,29 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.use('*', authMiddleware(credentials));
   app.use('*', csrfMiddleware({ exemptPrefixes: [BULL_BOARD_PATH] }));
+  // PostgreSQL stores no U+0000 in text: a path or query value holding one is refused at the edge
+  // (task arguments are checked where they are validated, in parseTaskArgs).
+  app.use('*', async (c, next) => {
+    let path: string;
+    try {
+      path = decodeURIComponent(c.req.path);
+    } catch {
+      throw new HttpError(400, 'the path is not valid percent-encoding', [
+        { field: 'path', rule: 'valid percent-encoding' },
+      ]);
+    }
+    const bad = path.includes('\u0000')
+      ? 'path'
+      : Object.entries(c.req.queries()).find(
+          ([k, vs]) => k.includes('\u0000') || vs.some((v) => v.includes('\u0000')),
+        )?.[0];
+    if (bad !== undefined) {
+      throw new HttpError(400, `${bad} must not contain the NUL character (U+0000)`, [
+        { field: bad, rule: 'must not contain the NUL character (U+0000)' },
+      ]);
+    }
+    await next();
+  });
 
   app.get('/assets/style.css', (c) => {
     c.header('Cache-Control', 'public, max-age=300');

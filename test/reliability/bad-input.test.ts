@@ -324,16 +324,16 @@ describe('API bodies and query strings, fuzzed', () => {
 });
 
 /**
- * BUG (src/web/api/input-schemas.ts, src/tasks/task-args.ts): a NUL character (U+0000) is accepted by
- * the input schemas and reaches PostgreSQL, which refuses it in text ("invalid byte sequence for
+ * Fixed bug (found by these tests): a NUL character (U+0000) was accepted by the input schemas and
+ * reached PostgreSQL, which refuses it in text ("invalid byte sequence for
  * encoding UTF8: 0x00", 22021) and in jsonb ("unsupported Unicode escape sequence", 22P05): the
  * dashboard answers 500 for `?task=%00`, `?q=%00`, `?worker=%00`, `/api/tasks/%00`, `/tasks?q=%00`,
  * `/tasks/%00`, `/api/tasks/%00/retry`, and for an apply whose free-text args hold a NUL; and
  * runtime.enqueue throws a raw database error instead of InvalidTaskArgsError. Nothing is written.
- * Fix: reject U+0000 in every string the schemas accept (a 400 naming the field). These tests pass
- * (as `it.fails`) while the bug is there; remove `.fails` when it is fixed.
+ * Fixed by rejecting U+0000 at the edge: in paths and query values (src/web/app.ts) and in
+ * task arguments (parseTaskArgs), with a 400 / InvalidTaskArgsError naming the field.
  */
-describe('NUL characters (known bug: 500 instead of 400)', () => {
+describe('NUL characters: refused with 400, never a 500', () => {
   const nulRequests: Array<[string, RequestInit | undefined]> = [
     ['/api/tasks?task=%00', undefined],
     ['/api/tasks?q=%00', undefined],
@@ -346,19 +346,16 @@ describe('NUL characters (known bug: 500 instead of 400)', () => {
     ['/api/tasks/web_flaky/apply', post({ args: ['k'], kwargs: { note: '\u0000' } })],
   ];
 
-  it.fails.for(nulRequests)('%s %o: a 400 or 404, not a 500 (BUG)', async ([path, init]) => {
+  it.for(nulRequests)('%s %o: a 400 or 404, not a 500', async ([path, init]) => {
     const res = await h.app.request(path, init);
     expect([400, 404]).toContain(res.status);
   });
 
-  it.fails(
-    'runtime.enqueue with a NUL in free-text args: InvalidTaskArgsError (BUG: a raw 22P05)',
-    async () => {
-      await expect(
-        h.runtime.enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } }),
-      ).rejects.toBeInstanceOf(InvalidTaskArgsError);
-    },
-  );
+  it('runtime.enqueue with a NUL in free-text args: InvalidTaskArgsError', async () => {
+    await expect(
+      h.runtime.enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } }),
+    ).rejects.toBeInstanceOf(InvalidTaskArgsError);
+  });
 
   it('meanwhile nothing is written and no table is harmed', async () => {
     const before = await runCount();
