@@ -30,6 +30,10 @@ export interface WorkerOptions {
   stalledIntervalMs?: number;
   /** Seconds between autoscale decisions. */
   autoscaleIntervalSeconds?: number;
+  /** Seconds between checks for runs recorded as queued whose job the broker lost (default 30). */
+  lostJobCheckSeconds?: number;
+  /** How old a queued run must be before its missing job counts as lost (default 60). */
+  lostJobGraceSeconds?: number;
 }
 
 export interface WorkerStats {
@@ -258,6 +262,32 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   await heartbeat();
   const heartbeatTimer = setInterval(() => void heartbeat(), (options.heartbeatSeconds ?? 5) * 1000);
 
+  // The run log, not the broker, is the record of what must run: a run still `queued` whose job the
+  // broker no longer has (Redis restarted without persistence, or evicted it) is sent again under
+  // the same id. Several workers may do this at once: the broker keeps one job per id.
+  const resendLostJobs = async (): Promise<void> => {
+    const { rows } = await pool.query<{ id: string; task: string; args: Record<string, unknown> }>(
+      `SELECT id, task, args FROM aggjobs.task_runs
+       WHERE state = 'queued' AND queue = ANY($1::text[]) AND enqueued_at < now() - make_interval(secs => $2)
+       ORDER BY enqueued_at LIMIT 200`,
+      [options.queues, options.lostJobGraceSeconds ?? 60],
+    );
+    for (const run of rows) {
+      const task = runtime.tasks.get(run.task);
+      if (task === undefined || (await broker.queue(task.queue).getJob(run.id)) !== undefined) continue;
+      await runtime.addJob(task, run.args, run.id);
+      logger.warn(
+        { task: run.task, runId: run.id },
+        `run ${run.id} was queued but the broker had lost its job: sent again`,
+      );
+    }
+  };
+  const lostJobTimer = setInterval(
+    () =>
+      void resendLostJobs().catch((error: unknown) => logger.warn({ err: error }, 'lost-job check failed')),
+    (options.lostJobCheckSeconds ?? 30) * 1000,
+  );
+
   let autoscaleTimer: NodeJS.Timeout | undefined;
   if (options.autoscale !== undefined) {
     const { min, max } = options.autoscale;
@@ -323,6 +353,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     close() {
       closing ??= (async () => {
         clearInterval(heartbeatTimer);
+        clearInterval(lostJobTimer);
         if (autoscaleTimer !== undefined) clearInterval(autoscaleTimer);
         logger.info(`worker ${name} stopping: ${handles.size} task(s) running`);
         const closed = Promise.all(workers.map((w) => w.close()));

@@ -19,7 +19,8 @@ import { startOwnRedis, withTimeout, type OwnRedis } from './own-servers.ts';
 /**
  * Redis (our own redis-server, never the shared one) killed with -9 and restarted while a worker and
  * a beat run on it. With AOF (`appendfsync always`) queued jobs survive and every schedule slot is
- * enqueued exactly once; without persistence, what was queued is gone (documented below).
+ * enqueued exactly once; without persistence, what was queued is gone from Redis and the workers
+ * send it again from the run log.
  */
 const MINUTE = 60_000;
 const T0 = new Date('2026-11-29T10:07:00Z');
@@ -123,7 +124,7 @@ describe('Redis restarted under a worker and a beat', () => {
     }
   });
 
-  it('without persistence: queued jobs are lost with Redis, their runs stay queued (documented loss)', async () => {
+  it('without persistence: the jobs Redis forgot are sent again from the run log, and run', async () => {
     const redis = await startOwnRedis(['--save', '', '--appendonly', 'no']);
     servers.push(redis);
     const db = await createTestDatabase();
@@ -131,19 +132,23 @@ describe('Redis restarted under a worker and a beat', () => {
     const handles = await Promise.all([1, 2, 3].map(() => runtime.enqueue('health_check', {})));
     await redis.kill();
     await redis.start();
-    const worker = await startWorker(runtime, workerOptions({ name: 'w-redis-volatile' }));
+    // Redis came back empty: the three jobs are gone from the broker, their runs still `queued`.
+    expect(await runtime.broker.counts()).toMatchObject({
+      maintenance: expect.objectContaining({ waiting: 0 }),
+    });
+    for (const h of handles) expect((await h.info())?.state).toBe('queued');
+    const worker = await startWorker(
+      runtime,
+      workerOptions({ name: 'w-redis-volatile', lostJobCheckSeconds: 1, lostJobGraceSeconds: 1 }),
+    );
     try {
-      // A job enqueued after the restart runs: the worker reconnected.
-      const after = await runtime.enqueue('health_check', {});
-      expect(await after.get({ timeout: 20 })).toBeDefined();
-      // LOSS: the three jobs queued before the restart are gone from Redis. Their rows in
-      // aggjobs.task_runs stay `queued` (the history shows them; nothing re-sends them). A scheduled
-      // slot lost this way is covered by the next slot (rollups are incremental); a manual run must
-      // be enqueued again. Hence the README's advice: AOF and noeviction.
-      for (const h of handles) expect((await h.info())?.state).toBe('queued');
-      expect(await runtime.broker.counts()).toMatchObject({
-        maintenance: expect.objectContaining({ waiting: 0 }),
-      });
+      // The worker finds runs queued without a job, sends them again under the same ids, and runs them.
+      for (const h of handles) expect(await h.get({ timeout: 30 })).toBeDefined();
+      for (const h of handles) expect((await h.info())?.state).toBe('succeeded');
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM aggjobs.task_runs WHERE task = 'health_check'`,
+      );
+      expect(rows[0]?.n).toBe(3); // sent again, not duplicated
     } finally {
       await worker.close();
     }
