@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { benchCommand } from './commands/bench.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { demoCommand } from './commands/demo.ts';
 import { startCommand } from './commands/start.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(healthCommand());
   program.addCommand(controlCommand());
   program.addCommand(dashboardCommand());
+  program.addCommand(benchCommand());
   // Usage errors (unknown option, bad value) exit with 2 in every subcommand too.
   const exitOnUsageError = (command: Command): void => {
     command.exitOverride((error) => {
