@@ -15,6 +15,7 @@ export {
   listRuns,
   runStats,
   finalStates,
+  runStates,
   toRecord as runFromRow,
   type RunRow,
   type RunRecord,

@@ -7,7 +7,17 @@ import type { LogLine } from '../log/index.ts';
  * - attempt: one try of a run; a transient failure retries the same run (attempts counts them).
  * - slot:    one scheduled time of a schedule (e.g. 14:05 for hourly_rollup); beat enqueues it once.
  */
-export type RunState = 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'revoked' | 'retrying';
+/** Every state of a run, in the order a run goes through them (the CHECK of aggjobs.task_runs). */
+export const runStates = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'revoked',
+  'retrying',
+] as const;
+export type RunState = (typeof runStates)[number];
 export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'timed_out', 'revoked'];
 
 export interface RunRecord {

@@ -1,18 +1,8 @@
 import { Command } from 'commander';
-import { createControl, type Control, type RunState } from '../../runtime/index.ts';
+import { createControl, runStates, type Control } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
 import { UsageError } from '../usage.error.ts';
-
-const runStates: readonly RunState[] = [
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'revoked',
-  'retrying',
-];
 
 function queueArg(value: string): QueueName {
   if (!queueNames.includes(value as QueueName)) {

@@ -1,16 +1,6 @@
 import { z } from 'zod';
-import type { RunState } from '../../runtime/index.ts';
+import { runStates } from '../../runtime/index.ts';
 import { granularities } from '../../tasks/index.ts';
-
-export const runStates = [
-  'queued',
-  'running',
-  'succeeded',
-  'failed',
-  'timed_out',
-  'revoked',
-  'retrying',
-] as const satisfies readonly RunState[];
 
 /** An ISO 8601 date-time; without a zone it is read as UTC. */
 export const dateTime = z

@@ -1,4 +1,5 @@
 import { formatDuration, formatTime, html, type HtmlChild, type SafeHtml } from '../html/index.ts';
+import type { QueueCounts } from '../../runtime/index.ts';
 import type { RunJson } from '../services/index.ts';
 
 export function badge(state: string, label?: string): SafeHtml {
@@ -93,6 +94,49 @@ export function runsTable(
               ${r.error === null ? summarize(r.result) : summarize(r.error)}
             </td>
             ${options.actions === undefined ? '' : html`<td>${options.actions(r)}</td>`}
+          </tr>`,
+      )}
+    </tbody>
+  </table>`;
+}
+
+/** The queues with their job counts, a state badge, and pause/resume for users who may write. */
+export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): SafeHtml {
+  return html`<table>
+    <thead>
+      <tr>
+        <th>Queue</th>
+        <th class="num">Waiting</th>
+        <th class="num">Active</th>
+        <th class="num">Delayed</th>
+        <th class="num">Failed</th>
+        <th>State</th>
+        <th></th>
+      </tr>
+    </thead>
+    <tbody>
+      ${queues.map(
+        (q) =>
+          html`<tr>
+            <td>${q.queue}</td>
+            <td class="num">${q.waiting}</td>
+            <td class="num">${q.active}</td>
+            <td class="num">${q.delayed}</td>
+            <td class="num">${q.failed}</td>
+            <td>${badge(q.paused ? 'paused' : 'online', q.paused ? 'paused' : 'consuming')}</td>
+            <td>
+              ${
+                canWrite
+                  ? actionButton({
+                      url: `/api/queues/${q.queue}/${q.paused ? 'resume' : 'pause'}`,
+                      label: q.paused ? 'Resume' : 'Pause',
+                      confirm: q.paused
+                        ? undefined
+                        : `Pause queue ${q.queue}? Every worker stops taking its jobs.`,
+                    })
+                  : ''
+              }
+            </td>
           </tr>`,
       )}
     </tbody>

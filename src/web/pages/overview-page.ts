@@ -3,7 +3,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatTime, html } from '../html/index.ts';
 import { recentFailures, rollupStatuses } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
-import { actionButton, badge, card, runHref, runsTable, stat } from './components.ts';
+import { actionButton, badge, card, queuesTable, runHref, runsTable, stat } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** Health, queues, workers, next runs, rollup freshness and the last hour's failures. */
@@ -47,33 +47,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
       <span class="muted" style="font-weight:400"
         >(${ctx.runtime.broker.kind === 'redis' ? 'Redis' : 'PostgreSQL'} broker)</span
       >`,
-    html`<table>
-      <thead>
-        <tr>
-          <th>Queue</th>
-          <th class="num">Waiting</th>
-          <th class="num">Active</th>
-          <th class="num">Delayed</th>
-          <th class="num">Failed</th>
-          <th></th>
-        </tr>
-      </thead>
-      <tbody>
-        ${queues.map(
-          (q) =>
-            html`<tr>
-              <td>${q.queue} ${q.paused ? badge('paused') : ''}</td>
-              <td class="num">${q.waiting}</td>
-              <td class="num">${q.active}</td>
-              <td class="num">${q.delayed}</td>
-              <td class="num">${q.failed}</td>
-              <td>
-                ${req.canWrite ? actionButton({ url: `/api/queues/${q.queue}/${q.paused ? 'resume' : 'pause'}`, label: q.paused ? 'Resume' : 'Pause', confirm: q.paused ? undefined : `Pause queue ${q.queue}? Workers stop taking its jobs.` }) : ''}
-              </td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`,
+    queuesTable(queues, req.canWrite),
   );
   const workersCard = card(
     html`Workers online

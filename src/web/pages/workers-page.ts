@@ -1,7 +1,7 @@
 import { workerJson } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatBytes, formatTime, html } from '../html/index.ts';
-import { actionButton, badge, card } from './components.ts';
+import { actionButton, badge, card, queuesTable } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** Worker processes from their heartbeats, with concurrency, pause/resume of queues and shutdown. */
@@ -76,37 +76,6 @@ export async function workersPage(ctx: DashboardContext, req: PageRequest): Prom
             </tbody>
           </table>`,
     )}
-    ${card(
-      'Queues',
-      html`<table>
-        <thead>
-          <tr>
-            <th>Queue</th>
-            <th class="num">Waiting</th>
-            <th class="num">Active</th>
-            <th class="num">Delayed</th>
-            <th class="num">Failed</th>
-            <th>State</th>
-            <th></th>
-          </tr>
-        </thead>
-        <tbody>
-          ${queues.map(
-            (q) =>
-              html`<tr>
-                <td>${q.queue}</td>
-                <td class="num">${q.waiting}</td>
-                <td class="num">${q.active}</td>
-                <td class="num">${q.delayed}</td>
-                <td class="num">${q.failed}</td>
-                <td>${badge(q.paused ? 'paused' : 'online', q.paused ? 'paused' : 'consuming')}</td>
-                <td>
-                  ${req.canWrite ? actionButton({ url: `/api/queues/${q.queue}/${q.paused ? 'resume' : 'pause'}`, label: q.paused ? 'Resume' : 'Pause', confirm: q.paused ? undefined : `Pause queue ${q.queue}? Every worker stops taking its jobs.` }) : ''}
-                </td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>`,
-    )}`,
+    ${card('Queues', queuesTable(queues, req.canWrite))}`,
   };
 }
