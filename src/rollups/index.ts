@@ -15,6 +15,7 @@ export {
   refreshMaterializedViews,
   materializedViewNames,
   type ViewRefreshResult,
+  type ViewRefreshOptions,
 } from './materialized-views.ts';
 export { cleanupOldData, defaultSources, type CleanupResult, type RetentionPolicy } from './retention.ts';
 export { prepareDatabase } from './prepare-database.ts';

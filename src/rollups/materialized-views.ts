@@ -128,6 +128,16 @@ export async function createMaterializedViews(
   return created;
 }
 
+export interface ViewRefreshOptions {
+  timezone: string;
+  /** Refresh even when the inputs did not change. */
+  force?: boolean;
+  statementTimeoutMs?: number;
+  /** How long a refresh waits for another refresh of the same view (default 30 s). */
+  lockTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export interface ViewRefreshResult {
   view: string;
   status: 'refreshed' | 'skipped';
@@ -143,7 +153,7 @@ export interface ViewRefreshResult {
  */
 export async function refreshMaterializedViews(
   pool: Pool,
-  options: { timezone: string; force?: boolean; statementTimeoutMs?: number; signal?: AbortSignal },
+  options: ViewRefreshOptions,
 ): Promise<ViewRefreshResult[]> {
   const results: ViewRefreshResult[] = [];
   for (const view of views) {
@@ -156,7 +166,7 @@ export async function refreshMaterializedViews(
 async function refreshView(
   pool: Pool,
   view: ViewDefinition,
-  options: { timezone: string; force?: boolean; statementTimeoutMs?: number; signal?: AbortSignal },
+  options: ViewRefreshOptions,
 ): Promise<ViewRefreshResult> {
   const started = performance.now();
   const client = await pool.connect();
@@ -169,6 +179,9 @@ async function refreshView(
     // Serializes refreshes of one view across processes, waiting for the one in progress. Taken
     // before the transaction so that its snapshot sees what the previous refresh committed (a
     // REPEATABLE READ snapshot older than that commit would fail with a serialization error).
+    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [
+      String(options.lockTimeoutMs ?? 30_000),
+    ]);
     await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.view'), hashtext($1))", [view.name]);
     locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
@@ -245,6 +258,7 @@ async function refreshView(
         .catch(() => undefined);
     }
     options.signal?.removeEventListener('abort', cancel);
+    await client.query('RESET lock_timeout').catch(() => undefined);
     client.release();
   }
 }

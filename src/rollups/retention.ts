@@ -18,6 +18,12 @@ export const defaultSources = [
   { table: 'public.user_activity_events', timeColumn: 'occurred_at' },
 ] as const;
 
+/**
+ * Each batch waits at most 1 s for a lock, and its statement is bounded too: a batch of
+ * CLEANUP_BATCH_SIZE rows takes well under a second; 30 s only stops one that went wrong.
+ */
+const batchLimits = { lock_timeout: '1s', statement_timeout: '30s' };
+
 export interface CleanupResult {
   retentionDays: number;
   /** Source rows before this time were deleted; rollup buckets that start before it are now frozen. */
@@ -70,7 +76,7 @@ export async function cleanupOldData(
           );
           return result.rowCount ?? 0;
         },
-        { settings: retention ? { 'aggjobs.retention': 'on', lock_timeout: '1s' } : { lock_timeout: '1s' } },
+        { settings: retention ? { 'aggjobs.retention': 'on', ...batchLimits } : batchLimits },
       );
       batches += 1;
       deleted[table] = (deleted[table] ?? 0) + n;

@@ -33,6 +33,7 @@ export const refreshMaterializedViewsTask: TaskDefinition<
     const views = await refreshMaterializedViews(ctx.pool, {
       timezone: ctx.settings.analyticsTimezone,
       statementTimeoutMs: ctx.settings.statementTimeoutMs,
+      lockTimeoutMs: ctx.settings.lockTimeoutMs,
       signal: ctx.signal,
     });
     ctx.signal.throwIfAborted();

@@ -19,7 +19,7 @@ const rollupTables = [
 ];
 
 describe('statement and lock timeouts', () => {
-  it('every rollup write runs under ROLLUP_STATEMENT_TIMEOUT_MS and ROLLUP_LOCK_TIMEOUT_MS; cleanup under a 1 s lock timeout', async () => {
+  it('every rollup write runs under ROLLUP_STATEMENT_TIMEOUT_MS and ROLLUP_LOCK_TIMEOUT_MS; cleanup under 1 s lock and 30 s statement timeouts', async () => {
     const db = await createTestDatabase();
     await db.pool.query(`
       CREATE TABLE public.seen_settings (tbl text, op text, statement_timeout text, lock_timeout text, app text);
@@ -93,12 +93,14 @@ describe('statement and lock timeouts', () => {
           lock_timeout: '7890ms',
         });
       }
-      // Cleanup: each batch is a short transaction with a 1 s lock timeout. FINDING: no statement
-      // timeout is set in these transactions (statement_timeout is the server's, 0 here); a batch is
-      // bounded by CLEANUP_BATCH_SIZE and by the task's soft time limit, which cancels its SQL.
+      // Cleanup: each batch is a short transaction with a 1 s lock timeout and a 30 s statement
+      // timeout (a batch of CLEANUP_BATCH_SIZE rows takes well under a second).
       const cleanup = rows.filter((r) => r.task === 'cleanup_old_data');
       expect(cleanup.map((r) => r.tbl)).toContain('execution_logs');
-      for (const r of cleanup) expect(r.lock_timeout, r.tbl).toBe('1s');
+      for (const r of cleanup) {
+        expect(r.lock_timeout, r.tbl).toBe('1s');
+        expect(r.statement_timeout, r.tbl).toBe('30s');
+      }
       console.log(JSON.stringify({ seenSettings: rows }));
     } finally {
       await worker.close();

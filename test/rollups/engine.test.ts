@@ -227,4 +227,19 @@ describe('materialized views', () => {
       reason: 'inputs changed',
     });
   });
+
+  it('waits at most lockTimeoutMs for another refresh of the same view', async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query(
+        "SELECT pg_advisory_lock(hashtext('aggjobs.view'), hashtext('mv_daily_user_metrics'))",
+      );
+      await expect(
+        refreshMaterializedViews(db.pool, { timezone: 'UTC', force: true, lockTimeoutMs: 200 }),
+      ).rejects.toThrow(/lock timeout/);
+    } finally {
+      await holder.end();
+    }
+  });
 });
