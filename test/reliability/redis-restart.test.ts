@@ -90,11 +90,14 @@ describe('Redis restarted under a worker and a beat', () => {
       await withTimeout(beat.tick(), 15_000, 'beat tick after restart');
       const end = new Date(t);
 
-      // Every run ends succeeded: nothing queued forever, nothing running.
+      // Every run ends succeeded: nothing queued forever, nothing running. (Generous: under a full
+      // CI run the worker's reconnect backoff and two cores shared with other files slow this down.)
       await eventually(async () => {
         const s = await states(db);
         return Object.keys(s).every((k) => k === 'succeeded') ? s : undefined;
-      }, 45_000);
+      }, 100_000).catch(async (error: unknown) => {
+        throw new Error(`runs not all succeeded: ${JSON.stringify(await states(db))}`, { cause: error });
+      });
 
       const { rows: unsent } = await db.pool.query(
         'SELECT task, slot FROM aggjobs.beat_slots WHERE NOT enqueued',
@@ -122,7 +125,7 @@ describe('Redis restarted under a worker and a beat', () => {
       await worker.close();
       await beat.close();
     }
-  });
+  }, 180_000);
 
   it('without persistence: the jobs Redis forgot are sent again from the run log, and run', async () => {
     const redis = await startOwnRedis(['--save', '', '--appendonly', 'no']);
