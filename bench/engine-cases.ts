@@ -1,4 +1,5 @@
 import type { Pool } from '../src/db/index.ts';
+import { runHealthChecks } from '../src/tasks/index.ts';
 import {
   builtinRollups,
   refreshMaterializedViews,
@@ -278,6 +279,7 @@ export async function seedTargets(pool: Pool, runs: number, dataEnd: Date): Prom
   const dailyRuns: number[] = [];
   const weeklyRuns: number[] = [];
   const viewRuns: number[] = [];
+  const healthRuns: number[] = [];
   // The last whole day and week of the seeded data (the new hours the other cases added come after).
   const dayEnd = dataEnd;
   for (let i = 0; i < runs; i += 1) {
@@ -307,6 +309,19 @@ export async function seedTargets(pool: Pool, runs: number, dataEnd: Date): Prom
       }),
     );
     viewRuns.push(await timed(() => refreshMaterializedViews(pool, { timezone: 'UTC', force: true })));
+    // The health check's database side (connectivity, freshness, failures, change-capture lag and the
+    // anomaly scan over the hourly rollup); the broker probe is one round trip and is left out.
+    healthRuns.push(
+      await timed(() =>
+        runHealthChecks({
+          pool,
+          settings: { analyticsTimezone: 'UTC' },
+          broker: undefined,
+          expected: [],
+          rollups: builtinRollups.map((d) => ({ name: d.name, grain: String(d.grain) })),
+        }),
+      ),
+    );
   }
   results.push(
     target('hourly_rollup (all hourly rollups, incremental, one new hour)', hourlyRuns, 300, 'seed: < 5 min'),
@@ -318,5 +333,6 @@ export async function seedTargets(pool: Pool, runs: number, dataEnd: Date): Prom
     target('weekly_rollup (weekly rollup, window of the previous week)', weeklyRuns, 1800, 'seed: < 30 min'),
   );
   results.push(target('refresh_materialized_views (all three, forced)', viewRuns, 120, 'seed: < 2 min'));
+  results.push(target('health_check (database side, with the anomaly scan)', healthRuns, 30, 'seed: < 30 s'));
   return results;
 }
