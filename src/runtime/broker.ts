@@ -2,12 +2,14 @@ import {
   createPostgresBackend,
   createRedisBackend,
   withBackend,
+  Worker,
   type BackendFactory,
   type FlowProducer,
   type IQueueBackend,
+  type Job,
   type Queue,
-  type Worker,
   type Processor,
+  type WorkerOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
 import { redact } from '../config/index.ts';
@@ -79,6 +81,58 @@ export interface WorkerTuning {
   maxStalledCount?: number;
   /** Delay before retry number `attemptsMade` (jobs with `backoff: { type: 'aggjobs' }`). */
   backoff?: (attemptsMade: number) => number;
+  /** The slots shared by the workers of one process: a job is only fetched into a free one. */
+  slots: JobSlots;
+}
+
+/** A process's task slots, shared by its BullMQ workers (one per queue). */
+export interface JobSlots {
+  /** Resolves true with a slot taken, or false once the process stops taking jobs. */
+  acquire(): Promise<boolean>;
+  release(): void;
+}
+
+type SlottedJob = Job<JobData, unknown, string, never>;
+
+/**
+ * A BullMQ Worker that fetches a job only into a free slot of its process. BullMQ's own loop holds
+ * up to `concurrency` jobs per Worker, and a worker process has one Worker per queue: without this,
+ * a process on two queues would lock twice its concurrency in jobs that no other process can take,
+ * and start them after its shutdown grace. Every fetch goes through `moveToActive` (BullMQ's
+ * prefetch on completion is turned off), so `slots` bounds what the process holds.
+ */
+class SlottedWorker extends Worker<JobData, unknown, string, IQueueBackend, never, BrokerToken> {
+  constructor(
+    name: string,
+    processor: Processor<JobData, unknown, string>,
+    opts: WorkerOptions<BrokerToken>,
+    factory: BackendFactory<IQueueBackend, BrokerToken>,
+    private readonly slots: JobSlots,
+  ) {
+    super(name, processor, opts, factory);
+  }
+
+  protected override async moveToActive(token: string, name?: string): Promise<SlottedJob> {
+    if (!(await this.slots.acquire())) return undefined as unknown as SlottedJob;
+    let job: SlottedJob | undefined;
+    try {
+      job = await super.moveToActive(token, name);
+    } catch (error) {
+      this.slots.release();
+      throw error;
+    }
+    if (job === undefined) this.slots.release();
+    return job as SlottedJob;
+  }
+
+  override async processJob(job: SlottedJob, token: string): Promise<void | SlottedJob> {
+    try {
+      // No prefetch of the next job when this one ends: the next fetch waits for a slot.
+      return await super.processJob(job, token, () => false);
+    } finally {
+      this.slots.release();
+    }
+  }
 }
 
 async function warnIfEvicting(redis: Redis, warn: (m: string) => void): Promise<void> {
@@ -160,16 +214,22 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     redis,
     queue,
     createWorker(name, processor, tuning) {
-      const worker = new classes.Worker<JobData, unknown, string, never>(name, processor, {
-        connection: token,
-        ...prefix,
-        concurrency: tuning.concurrency,
-        lockDuration: tuning.lockDurationMs ?? 30_000,
-        stalledInterval: tuning.stalledIntervalMs ?? 30_000,
-        maxStalledCount: tuning.maxStalledCount ?? 2,
-        autorun: false,
-        ...(tuning.backoff === undefined ? {} : { settings: { backoffStrategy: tuning.backoff } }),
-      });
+      const worker = new SlottedWorker(
+        name,
+        processor,
+        {
+          connection: token,
+          ...prefix,
+          concurrency: tuning.concurrency,
+          lockDuration: tuning.lockDurationMs ?? 30_000,
+          stalledInterval: tuning.stalledIntervalMs ?? 30_000,
+          maxStalledCount: tuning.maxStalledCount ?? 2,
+          autorun: false,
+          ...(tuning.backoff === undefined ? {} : { settings: { backoffStrategy: tuning.backoff } }),
+        },
+        factory,
+        tuning.slots,
+      );
       workers.add(worker);
       worker.on('closed', () => workers.delete(worker));
       return worker;

@@ -10,6 +10,7 @@ import {
 import type { AsyncResult } from './async-result.ts';
 import { sendControl } from './control-channel.ts';
 import { getRun, listRuns, revokeQueued, runStats, type RunQuery, type RunRecord } from './run-log.ts';
+import { promoteRun, revokeOrphan } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import { listSchedules, type ScheduleInfo } from './schedules.ts';
 
@@ -40,8 +41,18 @@ export interface WorkerInfo {
 
 export interface RevokeOutcome {
   runId: string;
-  /** What was done: removed from the queue, terminated while running, or nothing (already finished). */
+  /**
+   * What was done: removed from the queue, revoked (a queued run, or a running one whose worker is
+   * gone), terminating (its worker was told to kill it), or nothing (already finished).
+   */
   action: 'revoked' | 'terminating' | 'none';
+  state: string | undefined;
+}
+
+export interface PromoteOutcome {
+  runId: string;
+  /** promoted: it may start now; none: it is not waiting (running or finished) or unknown. */
+  action: 'promoted' | 'none';
   state: string | undefined;
 }
 
@@ -57,6 +68,8 @@ export interface Control {
   revoke(runId: string, options?: { terminate?: boolean }): Promise<RevokeOutcome>;
   terminate(runId: string): Promise<RevokeOutcome>;
   retry(runId: string): Promise<AsyncResult>;
+  /** A delayed queued or retrying run (countdown, retry backoff) may start now; it keeps its id. */
+  promote(runId: string): Promise<PromoteOutcome>;
   pause(queue: QueueName): Promise<void>;
   resume(queue: QueueName): Promise<void>;
   setConcurrency(worker: string, concurrency: number): Promise<void>;
@@ -94,6 +107,14 @@ export function createControl(runtime: Runtime): Control {
       return { runId, action: 'revoked', state: 'revoked' };
     }
     if (run.state === 'running' && options.terminate === true) {
+      // Nobody renews its lease: its worker is gone, there is nobody to tell. It ends here.
+      if (await revokeOrphan(pool, runId)) {
+        await broker
+          .queue(queueOf(run.queue))
+          .remove(runId)
+          .catch(() => undefined);
+        return { runId, action: 'revoked', state: 'revoked' };
+      }
       await sendControl(pool, { action: 'terminate', runId });
       return { runId, action: 'terminating', state: 'running' };
     }
@@ -112,6 +133,15 @@ export function createControl(runtime: Runtime): Control {
         );
       }
       return await runtime.enqueue(run.task, { kwargs: run.args });
+    },
+    async promote(runId) {
+      const run = await getRun(pool, runId);
+      if (run === undefined) return { runId, action: 'none', state: undefined };
+      if (!(await promoteRun(pool, runId))) return { runId, action: 'none', state: run.state };
+      const job = await broker.queue(queueOf(run.queue)).getJob(runId);
+      // Only a delayed job can be promoted; a waiting one is already due.
+      if (job !== undefined && (await job.getState()) === 'delayed') await job.promote();
+      return { runId, action: 'promoted', state: run.state };
     },
     pause: async (queue) => await broker.queue(queue).pause(),
     resume: async (queue) => await broker.queue(queue).resume(),

@@ -4,8 +4,12 @@ import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { builtinTaskSet, findTask, parseTaskArgs, timeLimitsOf, type TaskSet } from '../tasks/index.ts';
 import { TaskFailedError } from './async-result.ts';
-import { claimRun, finishRun, getRun, recordQueued } from './run-log.ts';
+import { getRun, recordQueued } from './run-log.ts';
+import { claimRun, finishAttempt, renewLeases } from './run-ownership.ts';
 import { executeTask } from './task-executor.ts';
+
+/** How long an eager run's lease lasts without renewal. */
+const EAGER_LEASE_MS = 30_000;
 
 /**
  * Runs a task in this process, without a broker (Celery's `task_always_eager`, `aggjobs run --eager`).
@@ -32,7 +36,17 @@ export async function runEagerly(
     args,
     queue: task.queue,
     worker: 'eager',
+    maxAttempts: 1,
+    leaseMs: EAGER_LEASE_MS,
   });
+  if (claim.kind !== 'run') throw new Error(`run ${runId} could not be claimed`);
+  const { lease } = claim;
+  // The lease is renewed while the task runs in this process: if the process dies, the reaper of a
+  // worker settles the run instead of leaving it `running` for ever.
+  const renewal = setInterval(
+    () => void renewLeases(env.pool, [lease], EAGER_LEASE_MS).catch(() => undefined),
+    EAGER_LEASE_MS / 3,
+  );
   const controller = new AbortController();
   const limits = timeLimitsOf(task, env.settings);
   const timer = setTimeout(() => controller.abort(new Error('soft time limit')), limits.softSeconds * 1000);
@@ -45,16 +59,16 @@ export async function runEagerly(
       logger: env.logger,
       signal: controller.signal,
       runId,
-      attempt: claim.kind === 'run' ? claim.attempts : 1,
+      attempt: lease.attempt,
       broker: undefined,
       now: env.now,
     });
     if (outcome.ok) {
-      await finishRun(env.pool, runId, { state: 'succeeded', result: outcome.result });
+      await finishAttempt(env.pool, lease, { state: 'succeeded', result: outcome.result });
       return { runId, result: outcome.result };
     }
     const state = controller.signal.aborted ? 'timed_out' : 'failed';
-    await finishRun(env.pool, runId, {
+    await finishAttempt(env.pool, lease, {
       state,
       error: outcome.error.message,
       result: outcome.error.result,
@@ -64,5 +78,6 @@ export async function runEagerly(
     throw run === undefined ? new Error(outcome.error.message) : new TaskFailedError(run);
   } finally {
     clearTimeout(timer);
+    clearInterval(renewal);
   }
 }

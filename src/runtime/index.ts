@@ -8,6 +8,7 @@ export {
   type QueueCounts,
   type WorkerInfo,
   type RevokeOutcome,
+  type PromoteOutcome,
 } from './control.ts';
 export { AsyncResult, TaskFailedError, ResultTimeoutError } from './async-result.ts';
 export {

@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../db/index.ts';
+import type { Queryable } from '../db/index.ts';
 import type { LogLine } from '../log/index.ts';
 
 /**
@@ -39,6 +39,10 @@ export interface RunRecord {
   /** Lines the task logged during its last attempt (at most 200), when it ran in a worker thread. */
   logs: LogLine[] | null;
   parentId: string | null;
+  /** Until when the worker that owns the running attempt holds it (it renews this while it works). */
+  leaseExpiresAt: Date | null;
+  /** When a queued or retrying run may start (countdown, retry backoff). */
+  notBefore: Date | null;
 }
 
 /** A row of aggjobs.task_runs as node-postgres returns it. */
@@ -59,6 +63,10 @@ export interface RunRow {
   error_stack: string | null;
   logs: LogLine[] | null;
   parent_id: string | null;
+  lease_token: string | null;
+  lease_expires_at: Date | null;
+  not_before: Date | null;
+  state_changed_at: Date;
 }
 
 export function toRecord(r: RunRow): RunRecord {
@@ -79,100 +87,63 @@ export function toRecord(r: RunRow): RunRecord {
     errorStack: r.error_stack,
     logs: r.logs,
     parentId: r.parent_id,
+    leaseExpiresAt: r.lease_expires_at,
+    notBefore: r.not_before,
   };
 }
 
 /** A new run, queued. A second insert of the same id (a resent beat slot) changes nothing. */
 export async function recordQueued(
   db: Queryable,
-  run: { id: string; task: string; args: Record<string, unknown>; queue: string; parentId?: string },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, parent_id)
-     VALUES ($1, $2, $3, 'queued', $4, $5) ON CONFLICT (id) DO NOTHING`,
-    [run.id, run.task, JSON.stringify(run.args), run.queue, run.parentId ?? null],
-  );
-}
-
-export type Claim =
-  { kind: 'run'; attempts: number; resumed: boolean } | { kind: 'skip'; state: RunState; result: unknown };
-
-/**
- * A worker takes a run: queued or retrying → running. A run found `running` was left by a worker
- * that died (BullMQ handed the stalled job to us): it is taken over (`resumed`). A revoked or
- * finished run is skipped. A job without a row (added by another tool) gets one.
- */
-export async function claimRun(
-  pool: Pool,
-  run: { id: string; task: string; args: Record<string, unknown>; queue: string; worker: string },
-): Promise<Claim> {
-  const { rows } = await pool.query<{
-    state: RunState;
-    attempts: number;
-    result: unknown;
-    claimed: boolean;
-    prior: RunState;
-  }>(
-    `WITH prior AS (
-       SELECT state FROM aggjobs.task_runs WHERE id = $1 FOR UPDATE
-     ), up AS (
-       UPDATE aggjobs.task_runs SET state = 'running', worker = $5, attempts = attempts + 1,
-              started_at = now(), finished_at = NULL, duration_ms = NULL, error = NULL
-       WHERE id = $1 AND state IN ('queued', 'retrying', 'running')
-       RETURNING state, attempts, result
-     ), ins AS (
-       INSERT INTO aggjobs.task_runs (id, task, args, state, queue, worker, attempts, started_at)
-       SELECT $1, $2, $3, 'running', $4, $5, 1, now() WHERE NOT EXISTS (SELECT 1 FROM prior)
-       ON CONFLICT (id) DO NOTHING
-       RETURNING state, attempts, result
-     )
-     SELECT state, attempts, result, true AS claimed, (SELECT state FROM prior) AS prior FROM up
-     UNION ALL SELECT state, attempts, result, true, NULL FROM ins
-     UNION ALL SELECT r.state, r.attempts, r.result, false, r.state FROM aggjobs.task_runs r
-       WHERE r.id = $1 AND NOT EXISTS (SELECT 1 FROM up) AND NOT EXISTS (SELECT 1 FROM ins)`,
-    [run.id, run.task, JSON.stringify(run.args), run.queue, run.worker],
-  );
-  const row = rows[0];
-  if (row === undefined) return { kind: 'run', attempts: 1, resumed: false };
-  if (!row.claimed) return { kind: 'skip', state: row.state, result: row.result };
-  return { kind: 'run', attempts: row.attempts, resumed: row.prior === 'running' };
-}
-
-/** The run ended: its final state, result or error, and duration. */
-export async function finishRun(
-  db: Queryable,
-  id: string,
-  outcome: {
-    state: Exclude<RunState, 'queued' | 'running'>;
-    result?: unknown;
-    error?: string;
-    errorStack?: string;
-    logs?: LogLine[];
+  run: {
+    id: string;
+    task: string;
+    args: Record<string, unknown>;
+    queue: string;
+    parentId?: string;
+    /** Seconds before it may start (a countdown): a resend of a lost job keeps what is left of it. */
+    delaySeconds?: number;
   },
 ): Promise<void> {
   await db.query(
-    `UPDATE aggjobs.task_runs
-     SET state = $2, result = coalesce($3::jsonb, result), error = $4, error_stack = $5,
-         logs = coalesce($6::jsonb, logs),
-         finished_at = CASE WHEN $2 = 'retrying' THEN NULL ELSE now() END,
-         duration_ms = CASE WHEN started_at IS NULL THEN NULL
-                            ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
-     WHERE id = $1`,
-    [
-      id,
-      outcome.state,
-      outcome.result === undefined ? null : JSON.stringify(outcome.result),
-      outcome.error ?? null,
-      outcome.errorStack ?? null,
-      outcome.logs === undefined ? null : JSON.stringify(outcome.logs),
-    ],
+    `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, parent_id, not_before)
+     VALUES ($1, $2, $3, 'queued', $4, $5, now() + make_interval(secs => $6)) ON CONFLICT (id) DO NOTHING`,
+    [run.id, run.task, JSON.stringify(run.args), run.queue, run.parentId ?? null, run.delaySeconds ?? 0],
+  );
+}
+
+/**
+ * A job that no enqueue path made (unknown task, arguments its schema refuses) ends as a failed run
+ * with the reason, and never runs: a row is created when the job had none.
+ */
+export async function recordRejected(
+  db: Queryable,
+  run: { id: string; task: string; args: unknown; queue: string; error: string },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO aggjobs.task_runs AS r (id, task, args, state, queue, error, finished_at)
+     VALUES ($1, $2, $3, 'failed', $4, $5, now())
+     ON CONFLICT (id) DO UPDATE SET state = 'failed', error = EXCLUDED.error, finished_at = now(),
+       state_changed_at = now(), lease_token = NULL, lease_expires_at = NULL
+     WHERE r.state IN ('queued', 'retrying')`,
+    [run.id, run.task, JSON.stringify(run.args ?? {}), run.queue, run.error],
+  );
+}
+
+/** The broker refused the job of a run just recorded as queued: the run failed, and never ran. */
+export async function recordEnqueueFailure(db: Queryable, id: string, error: string): Promise<void> {
+  await db.query(
+    `UPDATE aggjobs.task_runs SET state = 'failed', error = $2, finished_at = now(), state_changed_at = now()
+     WHERE id = $1 AND state = 'queued'`,
+    [id, error],
   );
 }
 
 /** Marks queued runs revoked (they are skipped if a worker takes them). Returns the ids changed. */
 export async function revokeQueued(db: Queryable, ids: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
-    `UPDATE aggjobs.task_runs SET state = 'revoked', finished_at = now(), error = 'revoked before it ran'
+    `UPDATE aggjobs.task_runs SET state = 'revoked', finished_at = now(), error = 'revoked before it ran',
+            state_changed_at = now(), lease_token = NULL, lease_expires_at = NULL
      WHERE id = ANY($1::text[]) AND state IN ('queued', 'retrying') RETURNING id`,
     [ids],
   );

@@ -13,7 +13,7 @@ import {
 import { AsyncResult } from './async-result.ts';
 import { createBroker, type Broker } from './broker.ts';
 import { createResultBackend, type ResultBackend } from './result-backend.ts';
-import { finishRun, recordQueued } from './run-log.ts';
+import { recordEnqueueFailure, recordQueued } from './run-log.ts';
 
 export interface RuntimeOptions {
   settings: Settings;
@@ -66,8 +66,16 @@ export interface Runtime {
     task: string,
     input: { args?: readonly unknown[]; kwargs?: Record<string, unknown> },
   ): Record<string, unknown>;
-  /** Adds the job of a run already recorded as queued (the beat records it with its slot). */
-  addJob(task: AnyTaskDefinition, args: Record<string, unknown>, runId: string): Promise<void>;
+  /**
+   * Adds the job of a run already recorded (the beat records it with its slot; the reaper sends a
+   * lost job again), due in `delayMs`.
+   */
+  addJob(
+    task: AnyTaskDefinition,
+    args: Record<string, unknown>,
+    runId: string,
+    delayMs?: number,
+  ): Promise<void>;
   /** The job options of a task: retries with exponential backoff, retention of finished jobs. */
   jobOptions(task: AnyTaskDefinition): JobsOptions;
   close(): Promise<void>;
@@ -110,8 +118,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const validate: Runtime['validate'] = (name, input) =>
     parseTaskArgs(findTask(tasks, name), input, { settings, now: now() });
 
-  const addJob: Runtime['addJob'] = async (task, args, runId) => {
-    await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions(task), jobId: runId });
+  const addJob: Runtime['addJob'] = async (task, args, runId, delayMs = 0) => {
+    const delay = delayMs > 0 ? { delay: delayMs } : {};
+    await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions(task), ...delay, jobId: runId });
   };
 
   const runtime: Runtime = {
@@ -141,6 +150,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             args,
             queue: task.queue,
             parentId: enqueueOptions.parentId,
+            delaySeconds: enqueueOptions.countdown,
           });
           const childJobs = [];
           for (const child of children) {
@@ -174,16 +184,18 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             args,
             queue: task.queue,
             parentId: enqueueOptions.parentId,
+            delaySeconds: enqueueOptions.countdown,
           });
           await broker
             .queue(task.queue)
             .add(task.name, { args }, { ...jobOptions(task), ...delay, jobId: runId });
         }
       } catch (error) {
-        await finishRun(pool, runId, {
-          state: 'failed',
-          error: `could not enqueue: ${error instanceof Error ? error.message : String(error)}`,
-        }).catch(() => undefined);
+        await recordEnqueueFailure(
+          pool,
+          runId,
+          `could not enqueue: ${error instanceof Error ? error.message : String(error)}`,
+        ).catch(() => undefined);
         throw error;
       }
       logger.debug({ task: task.name, runId }, `enqueued ${task.name}`);

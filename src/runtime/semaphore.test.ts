@@ -21,3 +21,15 @@ describe('Semaphore', () => {
     expect(s.inUse).toBe(1);
   });
 });
+
+describe('Semaphore.close', () => {
+  it('refuses the waiting and every later acquire', async () => {
+    const s = new Semaphore(1);
+    expect(await s.acquire()).toBe(true);
+    const waiting = s.acquire();
+    s.close();
+    expect(await waiting).toBe(false);
+    expect(await s.acquire()).toBe(false);
+    expect(s.inUse).toBe(1);
+  });
+});

@@ -1,7 +1,11 @@
-/** Counts free slots; `resize` changes the limit at run time (autoscale, control). */
+/**
+ * Counts free slots; `resize` changes the limit at run time (autoscale, control); `close` turns every
+ * waiting and later `acquire` into a refusal (shutdown: nothing more starts).
+ */
 export class Semaphore {
   private used = 0;
-  private readonly waiters: Array<() => void> = [];
+  private closed = false;
+  private readonly waiters: Array<(taken: boolean) => void> = [];
 
   constructor(private limit: number) {}
 
@@ -13,17 +17,19 @@ export class Semaphore {
     return this.limit;
   }
 
-  async acquire(): Promise<void> {
+  /** Resolves true with a slot taken, or false once closed. */
+  async acquire(): Promise<boolean> {
+    if (this.closed) return false;
     if (this.used < this.limit) {
       this.used += 1;
-      return;
+      return true;
     }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    return await new Promise<boolean>((resolve) => this.waiters.push(resolve));
   }
 
   release(): void {
     const next = this.used <= this.limit ? this.waiters.shift() : undefined;
-    if (next !== undefined) next();
+    if (next !== undefined) next(true);
     else this.used -= 1;
   }
 
@@ -31,7 +37,12 @@ export class Semaphore {
     this.limit = limit;
     while (this.used < this.limit && this.waiters.length > 0) {
       this.used += 1;
-      this.waiters.shift()?.();
+      this.waiters.shift()?.(true);
     }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const waiter of this.waiters.splice(0)) waiter(false);
   }
 }

@@ -77,7 +77,7 @@ port.on('message', (message: ToThread) => {
     const pool = createPool({
       connectionString: init.databaseUrl,
       max: 4,
-      applicationName: runApplicationName(message.runId),
+      applicationName: runApplicationName(message.runId, message.attempt),
     });
     try {
       let outcome: ExecutionOutcome;

@@ -5,17 +5,23 @@ import type { Pool } from '../db/index.ts';
 import type { LogLine } from '../log/index.ts';
 import type { BrokerProbe } from '../tasks/index.ts';
 import type { ExecutionOutcome } from './task-executor.ts';
-import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
+import {
+  runApplicationName,
+  runSessionPrefix,
+  type FromThread,
+  type ThreadInit,
+  type ToThread,
+} from './thread-protocol.ts';
 
 /** How a run in a thread ended. */
 export type ThreadOutcome =
   | { kind: 'done'; outcome: ExecutionOutcome; softLimitHit: boolean; logs: LogLine[] }
-  | { kind: 'killed'; reason: 'hard_limit' | 'terminated' | 'shutdown'; softLimitHit: boolean }
+  | { kind: 'killed'; reason: 'hard_limit' | 'terminated' | 'shutdown' | 'lease_lost'; softLimitHit: boolean }
   | { kind: 'crashed'; message: string };
 
 export interface RunHandle {
   /** Kills the run now: terminates its thread and its database sessions. */
-  kill(reason: 'terminated' | 'shutdown'): void;
+  kill(reason: 'terminated' | 'shutdown' | 'lease_lost'): void;
   /** Asks the run to stop (its AbortSignal fires). */
   abort(reason: string): void;
 }
@@ -99,13 +105,18 @@ export class TaskThreadPool {
     }
   }
 
-  /** Terminates the database sessions of a run (its statements end; PostgreSQL rolls back and unlocks). */
-  async killSessions(runId: string): Promise<number> {
+  /**
+   * Terminates the database sessions of a run's attempt, or of every attempt of the run when
+   * `attempt` is undefined (its statements end; PostgreSQL rolls back and unlocks).
+   */
+  async killSessions(runId: string, attempt?: number): Promise<number> {
+    const prefix = runSessionPrefix(runId);
     const { rowCount } = await this.options.pool
       .query(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE application_name = $1 AND pid <> pg_backend_pid()`,
-        [runApplicationName(runId)],
+         WHERE ($2::text IS NOT NULL AND application_name = $2)
+            OR ($2::text IS NULL AND left(application_name, length($1)) = $1)`,
+        [prefix, attempt === undefined ? null : runApplicationName(runId, attempt)],
       )
       .catch(() => ({ rowCount: 0 }));
     return rowCount ?? 0;
@@ -138,13 +149,13 @@ export class TaskThreadPool {
         resolve(outcome);
       };
       let killing = false;
-      const kill = (reason: 'hard_limit' | 'terminated' | 'shutdown'): void => {
+      const kill = (reason: 'hard_limit' | 'terminated' | 'shutdown' | 'lease_lost'): void => {
         if (settled || killing) return;
         // The thread's exit that terminate() causes is ours: not a crash.
         killing = true;
         void (async () => {
           await worker.terminate().catch(() => undefined);
-          await this.killSessions(request.runId);
+          await this.killSessions(request.runId, request.attempt);
           finish({ kind: 'killed', reason, softLimitHit }, false);
         })();
       };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Settings } from '../config/index.ts';
 import type { LogLine } from '../log/index.ts';
 import type { ErrorInfo } from './errors.ts';
@@ -25,7 +26,18 @@ export type FromThread =
 
 export type { ErrorInfo };
 
-/** The application_name of a run's database sessions (PostgreSQL keeps 63 bytes of it). */
-export function runApplicationName(runId: string): string {
-  return `aggjobs run ${runId}`.slice(0, 63);
+/**
+ * The application_name of the database sessions of a run's attempt, `aggjobs run <id> #<attempt>`:
+ * how a kill finds them (hard limit, terminate, takeover) without touching another attempt's.
+ * PostgreSQL keeps 63 bytes; a run id too long for that is replaced by a hash of it.
+ */
+export function runApplicationName(runId: string, attempt: number): string {
+  return `${runSessionPrefix(runId)}${attempt}`;
+}
+
+/** What the application_name of every session of a run starts with (any attempt). */
+export function runSessionPrefix(runId: string): string {
+  const plain = `aggjobs run ${runId} #`;
+  if (Buffer.byteLength(plain) <= 58) return plain;
+  return `aggjobs run ${createHash('sha256').update(runId).digest('hex').slice(0, 32)} #`;
 }

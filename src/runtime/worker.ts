@@ -1,14 +1,14 @@
 import { hostname } from 'node:os';
-import { UnrecoverableError, type Job } from 'bullmq';
-import { timeLimitsOf, type AnyTaskDefinition, type QueueName } from '../tasks/index.ts';
-import type { BrokerWorker, JobData } from './broker.ts';
+import type { QueueName } from '../tasks/index.ts';
+import type { BrokerWorker } from './broker.ts';
 import { listenControl, type ControlListener } from './control-channel.ts';
 import { backoffDelayMs } from './errors.ts';
-import type { LogLine } from '../log/index.ts';
-import { claimRun, finishRun } from './run-log.ts';
+import { createJobProcessor, type ActiveRun } from './job-processor.ts';
+import { reapRuns } from './run-reaper.ts';
+import { renewLeases } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import { Semaphore } from './semaphore.ts';
-import { TaskThreadPool, type RunHandle, type ThreadOutcome } from './thread-pool.ts';
+import { TaskThreadPool } from './thread-pool.ts';
 
 export interface WorkerOptions {
   queues: readonly QueueName[];
@@ -57,12 +57,12 @@ export interface WorkerHandle {
   close(): Promise<void>;
 }
 
-type Settled = { result: unknown } | { error: Error };
-
 /**
- * Celery's worker on BullMQ: one BullMQ Worker per queue, sharing `concurrency` task threads. Each
- * run is claimed in aggjobs.task_runs, executed in a thread with its soft and hard limits, and its
- * outcome recorded; transient failures are retried by BullMQ with exponential backoff.
+ * Celery's worker on BullMQ: one BullMQ Worker per queue, fetching only into the process's
+ * `concurrency` slots (shared by the queues). Each run is claimed in aggjobs.task_runs with a lease
+ * this process renews, executed in a thread with its soft and hard limits, and its outcome recorded
+ * fenced by the lease; transient failures are retried by BullMQ with exponential backoff. A reaper
+ * settles runs whose owner or job is gone (run-reaper.ts).
  */
 export async function startWorker(runtime: Runtime, options: WorkerOptions): Promise<WorkerHandle> {
   const { settings, pool, broker, logger: baseLogger } = runtime;
@@ -83,134 +83,20 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     onRecycle: (reason) => logger.info(`task thread replaced: ${reason}`),
   });
   const slots = new Semaphore(options.concurrency);
-  const handles = new Map<string, RunHandle>();
-  /** Runs claimed here whose thread has not started yet, and terminate requests for them. */
-  const claimed = new Set<string>();
-  const terminateRequested = new Set<string>();
+  const active = new Map<string, ActiveRun>();
   const stats = { processed: 0, failed: 0 };
   let concurrency = options.concurrency;
-
-  const record = async (
-    runId: string,
-    task: AnyTaskDefinition,
-    state: 'succeeded' | 'failed' | 'timed_out' | 'revoked' | 'retrying',
-    value: { result?: unknown; error?: string; errorStack?: string; logs?: LogLine[] },
-  ): Promise<void> => {
-    await finishRun(pool, runId, { state, ...value });
-    if (state !== 'retrying') {
-      await runtime.resultBackend
-        ?.store(runId, state, state === 'succeeded' ? value.result : value.error)
-        .catch((e: unknown) =>
-          logger.warn({ err: e }, 'could not store the result in CELERY_RESULT_BACKEND'),
-        );
-    }
-    if (state === 'succeeded') stats.processed += 1;
-    else if (state !== 'retrying') stats.failed += 1;
-    logger.debug({ task: task.name, runId }, `run ${runId} ${state}`);
-  };
-
-  /** Maps a thread outcome to the run's final state, and to what BullMQ should do. */
-  const settle = async (
-    job: Job<JobData, unknown, string>,
-    task: AnyTaskDefinition,
-    outcome: ThreadOutcome,
-  ): Promise<Settled> => {
-    const runId = job.id ?? '';
-    const limits = timeLimitsOf(task, settings);
-    const retriesLeft = job.attemptsMade + 1 < (job.opts.attempts ?? 1);
-    const logs = outcome.kind === 'done' ? { logs: outcome.logs } : {};
-    if (outcome.kind === 'done' && outcome.outcome.ok) {
-      await record(runId, task, 'succeeded', { result: outcome.outcome.result, ...logs });
-      return { result: outcome.outcome.result };
-    }
-    if (outcome.kind === 'killed' && outcome.reason === 'terminated') {
-      await record(runId, task, 'revoked', { error: 'terminated by an operator while running' });
-      return { error: new UnrecoverableError('terminated') };
-    }
-    const timedOut =
-      (outcome.kind === 'killed' && outcome.reason === 'hard_limit') ||
-      (outcome.kind === 'done' &&
-        outcome.softLimitHit &&
-        !outcome.outcome.ok &&
-        outcome.outcome.error.aborted);
-    if (timedOut) {
-      const limit = outcome.kind === 'killed' ? 'hard' : 'soft';
-      const seconds = limit === 'hard' ? limits.hardSeconds : limits.softSeconds;
-      const message =
-        limit === 'hard'
-          ? `exceeded the hard time limit of ${seconds} s: the task was killed`
-          : `exceeded the soft time limit of ${seconds} s: the task stopped, nothing of it was committed`;
-      if (settings.taskRetryOnTimeout && retriesLeft) {
-        await record(runId, task, 'retrying', { error: message, ...logs });
-        return { error: new Error(message) };
-      }
-      await record(runId, task, 'timed_out', { error: message, ...logs });
-      return { error: new UnrecoverableError(message) };
-    }
-    if (outcome.kind === 'killed') {
-      // Shutdown: the run goes back to the queue for another worker (or this one, restarted).
-      await record(runId, task, 'retrying', { error: 'the worker shut down while it ran' });
-      return { error: new Error('worker shut down') };
-    }
-    const error =
-      outcome.kind === 'crashed'
-        ? { message: `the task thread crashed: ${outcome.message}`, transient: false, result: undefined }
-        : outcome.outcome.ok
-          ? { message: 'unreachable', transient: false, result: undefined }
-          : outcome.outcome.error;
-    const stack = 'stack' in error && typeof error.stack === 'string' ? { errorStack: error.stack } : {};
-    if (error.transient && retriesLeft) {
-      await record(runId, task, 'retrying', { error: error.message, ...stack, ...logs });
-      return { error: new Error(error.message) };
-    }
-    await record(runId, task, 'failed', { error: error.message, result: error.result, ...stack, ...logs });
-    return { error: new UnrecoverableError(error.message) };
-  };
-
-  const processor = async (job: Job<JobData, unknown, string>): Promise<unknown> => {
-    const runId = job.id ?? '';
-    const task = runtime.tasks.get(job.name);
-    if (task === undefined) {
-      await finishRun(pool, runId, { state: 'failed', error: `unknown task ${job.name}` });
-      throw new UnrecoverableError(`unknown task ${job.name}`);
-    }
-    await slots.acquire();
-    try {
-      const claim = await claimRun(pool, {
-        id: runId,
-        task: task.name,
-        args: job.data.args,
-        queue: task.queue,
-        worker: name,
-      });
-      claimed.add(runId);
-      if (claim.kind === 'skip') {
-        logger.info({ task: task.name, runId }, `run ${runId} is ${claim.state}: skipped`);
-        return { skipped: claim.state };
-      }
-      // Taken over from a worker that died: its sessions may still hold the rollup's lock.
-      if (claim.resumed) await threads.killSessions(runId);
-      const limits = timeLimitsOf(task, settings);
-      const outcome = await threads.run(
-        { type: 'run', runId, task: task.name, args: job.data.args, attempt: claim.attempts },
-        { softMs: limits.softSeconds * 1000, hardMs: limits.hardSeconds * 1000 },
-        (handle) => {
-          handles.set(runId, handle);
-          // A terminate that arrived between the claim and the thread start.
-          if (terminateRequested.delete(runId)) handle.kill('terminated');
-        },
-      );
-      handles.delete(runId);
-      const settled = await settle(job, task, outcome);
-      if ('error' in settled) throw settled.error;
-      return settled.result;
-    } finally {
-      handles.delete(runId);
-      claimed.delete(runId);
-      terminateRequested.delete(runId);
-      slots.release();
-    }
-  };
+  // A run's lease lasts as long as its job's BullMQ lock: both lapse together when the worker dies.
+  const leaseMs = options.lockDurationMs ?? 30_000;
+  const processor = createJobProcessor({
+    runtime,
+    threads,
+    workerName: name,
+    logger,
+    leaseMs,
+    active,
+    stats,
+  });
 
   const workers: BrokerWorker[] = options.queues.map((queue) => {
     const worker = broker.createWorker(queue, processor, {
@@ -218,6 +104,10 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       lockDurationMs: options.lockDurationMs,
       stalledIntervalMs: options.stalledIntervalMs,
       backoff: (attemptsMade) => backoffDelayMs(attemptsMade, settings.taskRetryBackoffMs),
+      // The run's attempts (aggjobs.task_runs) decide when a run whose worker died is given up;
+      // BullMQ's stall limit is only the backstop, mirrored by the reaper.
+      maxStalledCount: settings.taskMaxRetries + 1,
+      slots,
     });
     worker.on('error', (error) => logger.warn({ err: error }, `queue ${queue}: ${error.message}`));
     void worker.run().catch((error: unknown) => logger.error({ err: error }, `worker for ${queue} stopped`));
@@ -249,7 +139,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
           process.pid,
           options.queues,
           concurrency,
-          handles.size,
+          active.size,
           stats.processed,
           stats.failed,
           threads.recycled,
@@ -262,29 +152,41 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   await heartbeat();
   const heartbeatTimer = setInterval(() => void heartbeat(), (options.heartbeatSeconds ?? 5) * 1000);
 
-  // The run log, not the broker, is the record of what must run: a run still `queued` whose job the
-  // broker no longer has (Redis restarted without persistence, or evicted it) is sent again under
-  // the same id. Several workers may do this at once: the broker keeps one job per id.
-  const resendLostJobs = async (): Promise<void> => {
-    const { rows } = await pool.query<{ id: string; task: string; args: Record<string, unknown> }>(
-      `SELECT id, task, args FROM aggjobs.task_runs
-       WHERE state = 'queued' AND queue = ANY($1::text[]) AND enqueued_at < now() - make_interval(secs => $2)
-       ORDER BY enqueued_at LIMIT 200`,
-      [options.queues, options.lostJobGraceSeconds ?? 60],
+  // Leases: renewed every third of their duration; a run whose lease this process no longer holds
+  // (taken over after a stall, settled by the reaper, revoked) stops at once, and writes nothing.
+  const renew = async (): Promise<void> => {
+    const lost = await renewLeases(
+      pool,
+      [...active.values()].map((run) => run.lease),
+      leaseMs,
     );
-    for (const run of rows) {
-      const task = runtime.tasks.get(run.task);
-      if (task === undefined || (await broker.queue(task.queue).getJob(run.id)) !== undefined) continue;
-      await runtime.addJob(task, run.args, run.id);
+    for (const runId of lost) {
+      const run = active.get(runId);
+      if (run === undefined) continue;
       logger.warn(
-        { task: run.task, runId: run.id },
-        `run ${run.id} was queued but the broker had lost its job: sent again`,
+        { runId },
+        `run ${runId} is no longer this worker's: its attempt ${run.lease.attempt} stops`,
       );
+      if (run.handle !== undefined) run.handle.kill('lease_lost');
+      else run.pendingKill = 'lease_lost';
     }
   };
-  const lostJobTimer = setInterval(
-    () =>
-      void resendLostJobs().catch((error: unknown) => logger.warn({ err: error }, 'lost-job check failed')),
+  const leaseTimer = setInterval(
+    () => void renew().catch((error: unknown) => logger.warn({ err: error }, 'lease renewal failed')),
+    Math.max(100, Math.floor(leaseMs / 3)),
+  );
+
+  // The run log, not the broker, is the record of what must run: the reaper sends again jobs the
+  // broker lost and settles runs whose worker died (see run-reaper.ts).
+  const reap = async (): Promise<void> => {
+    await reapRuns(runtime, {
+      queues: options.queues,
+      lostJobGraceSeconds: options.lostJobGraceSeconds ?? 60,
+      logger,
+    });
+  };
+  const reaperTimer = setInterval(
+    () => void reap().catch((error: unknown) => logger.warn({ err: error }, 'reaper failed')),
     (options.lostJobCheckSeconds ?? 30) * 1000,
   );
 
@@ -300,7 +202,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
             const c = await broker.queue(q).getJobCounts('waiting', 'prioritized');
             waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
           }
-          setConcurrency(Math.min(max, Math.max(min, handles.size + waiting)));
+          setConcurrency(Math.min(max, Math.max(min, active.size + waiting)));
         })().catch(() => undefined),
       (options.autoscaleIntervalSeconds ?? 2) * 1000,
     );
@@ -310,12 +212,11 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     runtime.databaseUrl,
     (message) => {
       if (message.action === 'terminate') {
-        const handle = handles.get(message.runId);
-        if (handle !== undefined) {
+        const run = active.get(message.runId);
+        if (run !== undefined) {
           logger.warn({ runId: message.runId }, `terminating run ${message.runId}`);
-          handle.kill('terminated');
-        } else if (claimed.has(message.runId)) {
-          terminateRequested.add(message.runId);
+          if (run.handle !== undefined) run.handle.kill('terminated');
+          else run.pendingKill = 'terminated';
         }
       } else if (message.action === 'concurrency' && message.worker === name) {
         setConcurrency(message.concurrency);
@@ -338,7 +239,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       name,
       queues: options.queues,
       concurrency,
-      active: handles.size,
+      active: active.size,
       processed: stats.processed,
       failed: stats.failed,
       recycled: threads.recycled,
@@ -346,16 +247,20 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     }),
     setConcurrency,
     terminate(runId) {
-      const h = handles.get(runId);
-      h?.kill('terminated');
-      return h !== undefined;
+      const run = active.get(runId);
+      if (run === undefined) return false;
+      if (run.handle !== undefined) run.handle.kill('terminated');
+      else run.pendingKill = 'terminated';
+      return true;
     },
     close() {
       closing ??= (async () => {
         clearInterval(heartbeatTimer);
-        clearInterval(lostJobTimer);
+        clearInterval(reaperTimer);
         if (autoscaleTimer !== undefined) clearInterval(autoscaleTimer);
-        logger.info(`worker ${name} stopping: ${handles.size} task(s) running`);
+        // Nothing more starts from here: the slots refuse every fetch.
+        slots.close();
+        logger.info(`worker ${name} stopping: ${active.size} task(s) running`);
         const closed = Promise.all(workers.map((w) => w.close()));
         let graceTimer: NodeJS.Timeout | undefined;
         const grace = new Promise<'timeout'>((r) => {
@@ -364,10 +269,11 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         const outcome = await Promise.race([closed, grace]);
         clearTimeout(graceTimer);
         if (outcome === 'timeout') {
-          logger.warn(`grace period over: aborting ${handles.size} running task(s); they will run again`);
-          for (const h of handles.values()) h.kill('shutdown');
+          logger.warn(`grace period over: aborting ${active.size} running task(s); they will run again`);
+          for (const run of active.values()) run.handle?.kill('shutdown');
           await closed;
         }
+        clearInterval(leaseTimer);
         await control.close();
         await threads.close();
         await heartbeat(true);

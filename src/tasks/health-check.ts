@@ -160,20 +160,81 @@ async function checkBacklog(broker: BrokerProbe | undefined): Promise<HealthChec
   }
 }
 
+/** Failures of the last hour that no later run of the same task and arguments has made good. */
 async function checkFailures(pool: Pool): Promise<HealthCheckResult> {
   const { rows } = await pool.query<{ task: string; n: number }>(
-    `SELECT task, count(*) AS n FROM aggjobs.task_runs
-     WHERE state IN ('failed', 'timed_out') AND finished_at > now() - interval '1 hour'
-     GROUP BY task ORDER BY task`,
+    `SELECT f.task, count(*) AS n FROM aggjobs.task_runs f
+     WHERE f.state IN ('failed', 'timed_out') AND f.finished_at > now() - interval '1 hour'
+       AND NOT EXISTS (SELECT 1 FROM aggjobs.task_runs s
+                       WHERE s.task = f.task AND s.args = f.args AND s.state = 'succeeded'
+                         AND s.finished_at > f.finished_at)
+     GROUP BY f.task ORDER BY f.task`,
   );
   const total = rows.reduce((s, r) => s + r.n, 0);
   return total === 0
-    ? { status: 'healthy', detail: 'no failed runs in the last hour', data: {} }
+    ? { status: 'healthy', detail: 'no failed runs in the last hour that a later run did not fix', data: {} }
     : {
         status: 'degraded',
-        detail: `${total} failed or timed-out run(s) in the last hour`,
+        detail: `${total} failed or timed-out run(s) in the last hour, not fixed by a later run`,
         data: Object.fromEntries(rows.map((r) => [r.task, r.n])),
       };
+}
+
+/** A worker is live while its heartbeat is younger than this (three missed heartbeats). */
+const WORKER_LIVE_SECONDS = 15;
+/** Due work older than this with no live worker on its queue makes the system unhealthy. */
+const UNSERVED_AFTER_SECONDS = 60;
+/** A running run whose owner stopped renewing its lease this long ago is stuck (the reaper is late). */
+const STUCK_AFTER_SECONDS = 300;
+
+/**
+ * Runs nobody will take: due work on a queue that no live worker serves (unhealthy), and running
+ * runs whose worker stopped renewing their lease long ago (degraded: the reaper of a live worker
+ * settles them).
+ */
+async function checkRunOwnership(pool: Pool): Promise<HealthCheckResult> {
+  const { rows } = await pool.query<{ queue: string; due: number; stuck: number; live_workers: number }>(
+    `WITH live AS (
+       SELECT unnest(queues) AS queue, count(*) AS n FROM aggjobs.workers
+       WHERE stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) GROUP BY 1
+     ), open AS (
+       SELECT queue,
+              count(*) FILTER (WHERE state IN ('queued', 'retrying')
+                                 AND coalesce(not_before, state_changed_at) < now() - make_interval(secs => $2)) AS due,
+              count(*) FILTER (WHERE state = 'running'
+                                 AND lease_expires_at < now() - make_interval(secs => $3)) AS stuck
+       FROM aggjobs.task_runs WHERE state IN ('queued', 'retrying', 'running') GROUP BY queue
+     )
+     SELECT open.queue, open.due, open.stuck, coalesce(live.n, 0) AS live_workers
+     FROM open LEFT JOIN live USING (queue) ORDER BY open.queue`,
+    [WORKER_LIVE_SECONDS, UNSERVED_AFTER_SECONDS, STUCK_AFTER_SECONDS],
+  );
+  const unserved = rows.filter((r) => r.due > 0 && r.live_workers === 0);
+  const stuck = rows.filter((r) => r.stuck > 0);
+  const data = Object.fromEntries(
+    rows.map((r) => [r.queue, { due: r.due, stuck: r.stuck, liveWorkers: r.live_workers }]),
+  );
+  if (unserved.length > 0) {
+    return {
+      status: 'unhealthy',
+      detail: unserved
+        .map(
+          (r) =>
+            `${r.due} run(s) due on ${r.queue} and no live worker serves it: start one with -Q ${r.queue}`,
+        )
+        .join('; '),
+      data,
+    };
+  }
+  if (stuck.length > 0) {
+    const n = stuck.reduce((s, r) => s + r.stuck, 0);
+    return {
+      status: 'degraded',
+      detail: `${n} running run(s) whose worker stopped over ${STUCK_AFTER_SECONDS} s ago and that no reaper has settled`,
+      data,
+    };
+  }
+  return { status: 'healthy', detail: 'every due run has a live worker; no run is stuck', data };
 }
 
 async function checkChangeCaptureLag(pool: Pool): Promise<HealthCheckResult> {
@@ -279,6 +340,7 @@ export async function runHealthChecks(options: {
     checks.recent_activity = await guard(() => checkRecentActivity(options.pool, options.expected));
     checks.data_freshness = await guard(() => checkFreshness(options.pool, options.rollups));
     checks.failures = await guard(() => checkFailures(options.pool));
+    checks.run_ownership = await guard(() => checkRunOwnership(options.pool));
     checks.change_capture_lag = await guard(() => checkChangeCaptureLag(options.pool));
     checks.anomalies = await guard(() => checkAnomalies(options.pool, options.settings.analyticsTimezone));
   }

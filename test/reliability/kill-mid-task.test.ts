@@ -78,7 +78,7 @@ describe('a worker killed with -9', () => {
       const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
       await eventually(async () => {
         const { rows } = await db.pool.query(
-          `SELECT 1 FROM pg_stat_activity a JOIN aggjobs.task_runs r ON a.application_name = 'aggjobs run ' || r.id
+          `SELECT 1 FROM pg_stat_activity a JOIN aggjobs.task_runs r ON a.application_name LIKE 'aggjobs run ' || r.id || ' #%'
            WHERE r.task = 'backfill_window' AND a.wait_event_type = 'Lock'`,
         );
         return rows.length > 0;

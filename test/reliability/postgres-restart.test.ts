@@ -95,7 +95,7 @@ describe('PostgreSQL restarted during a rollup', () => {
       await eventually(async () => {
         const { rows } = await pool!.query(
           `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
-          [`aggjobs run ${handle.id}`],
+          [`aggjobs run ${handle.id} #1`],
         );
         return rows.length > 0;
       }, 30_000);

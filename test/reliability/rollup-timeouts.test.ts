@@ -75,11 +75,11 @@ describe('statement and lock timeouts', () => {
         n: number;
       }>(
         `SELECT r.task, s.tbl, s.statement_timeout, s.lock_timeout, count(*)::int AS n
-         FROM public.seen_settings s JOIN aggjobs.task_runs r ON s.app = 'aggjobs run ' || r.id
+         FROM public.seen_settings s JOIN aggjobs.task_runs r ON s.app LIKE 'aggjobs run ' || r.id || ' #%'
          GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
       );
       const unattributed = await db.pool.query(
-        `SELECT * FROM public.seen_settings s WHERE NOT EXISTS (SELECT 1 FROM aggjobs.task_runs r WHERE s.app = 'aggjobs run ' || r.id)`,
+        `SELECT * FROM public.seen_settings s WHERE NOT EXISTS (SELECT 1 FROM aggjobs.task_runs r WHERE s.app LIKE 'aggjobs run ' || r.id || ' #%')`,
       );
       expect(unattributed.rows).toEqual([]);
       const refreshes = rows.filter((r) => r.task !== 'cleanup_old_data');

@@ -69,6 +69,7 @@ describe.each(backends)('health check and results on %s', (backend) => {
         'failures',
         'queue_backlog',
         'recent_activity',
+        'run_ownership',
       ]);
       expect(report.checks.database?.status).toBe('healthy');
       expect(report.checks.broker).toMatchObject({

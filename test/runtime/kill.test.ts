@@ -77,7 +77,7 @@ describe.each(backends)('a worker killed with -9 mid-rollup, on %s', (backend) =
     let released = false;
     try {
       const handle = await runtime.enqueue('hourly_rollup', {});
-      const session = `aggjobs run ${handle.id}`;
+      const session = `aggjobs run ${handle.id} #1`;
       await eventually(async () => {
         const { rows } = await db.pool.query(
           `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,

@@ -116,7 +116,7 @@ describe.each(backends)('worker on %s', (backend) => {
     const error = await failure(handle.get({ timeout: 20 }));
     expect(error.run.state).toBe('timed_out');
     const { rows } = await db.pool.query('SELECT pid FROM pg_stat_activity WHERE application_name = $1', [
-      `aggjobs run ${handle.id}`,
+      `aggjobs run ${handle.id} #1`,
     ]);
     expect(rows).toEqual([]);
   });

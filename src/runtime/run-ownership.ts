@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
+import type { LogLine } from '../log/index.ts';
+import type { RunState } from './run-log.ts';
+
+/**
+ * Terminology
+ * - owner:  the worker working on a run's current attempt. It holds a lease (token + expiry) that it
+ *           renews; every write of the attempt's outcome names the token, so a worker that lost the
+ *           run (stalled, partitioned, taken over) writes nothing.
+ * - takeover: BullMQ handed the job of a `running` run to another worker (the owner stopped renewing
+ *           BullMQ's lock): the new worker gets a new token, the old attempt's sessions are killed.
+ */
+export interface Lease {
+  readonly runId: string;
+  readonly token: string;
+  readonly attempt: number;
+}
+
+export type Claim =
+  | {
+      kind: 'run';
+      lease: Lease;
+      /** The attempt this one replaces, when the run was taken over from another worker. */
+      takenOverFrom: { worker: string | null; attempt: number } | undefined;
+    }
+  | { kind: 'skip'; state: RunState; result: unknown }
+  /** Its last attempt died with its worker: the claim marked the run failed. */
+  | { kind: 'exhausted'; error: string };
+
+interface ClaimedRow {
+  state: RunState;
+  attempts: number;
+  result: unknown;
+  worker: string | null;
+  lease_token: string | null;
+}
+
+/**
+ * A worker takes a run: queued or retrying → running, with a new lease. A run found `running` is
+ * taken over (BullMQ decided its owner is gone). A run whose attempts are used up is failed instead
+ * of started again; a revoked or finished run is skipped. A job without a row (added by another
+ * tool, after validation) gets one.
+ */
+export async function claimRun(
+  pool: Pool,
+  run: {
+    id: string;
+    task: string;
+    args: Record<string, unknown>;
+    queue: string;
+    worker: string;
+    maxAttempts: number;
+    leaseMs: number;
+  },
+): Promise<Claim> {
+  const token = randomUUID();
+  return await withTransaction(pool, async (client) => {
+    const { rows } = await client.query<ClaimedRow>(
+      `SELECT state, attempts, result, worker, lease_token FROM aggjobs.task_runs WHERE id = $1 FOR UPDATE`,
+      [run.id],
+    );
+    const prior = rows[0];
+    if (prior === undefined) {
+      await client.query(
+        `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, worker, attempts, started_at,
+                                        lease_token, lease_expires_at)
+         VALUES ($1, $2, $3, 'running', $4, $5, 1, now(), $6, now() + make_interval(secs => $7))`,
+        [run.id, run.task, JSON.stringify(run.args), run.queue, run.worker, token, run.leaseMs / 1000],
+      );
+      return { kind: 'run', lease: { runId: run.id, token, attempt: 1 }, takenOverFrom: undefined };
+    }
+    if (!['queued', 'retrying', 'running'].includes(prior.state)) {
+      return { kind: 'skip', state: prior.state, result: prior.result };
+    }
+    // A running run without a lease is a parent waiting for its children (a backfill): no owner to
+    // take over from.
+    const takenOver = prior.state === 'running' && prior.lease_token !== null;
+    if (prior.attempts >= run.maxAttempts) {
+      const error = takenOver
+        ? `its worker ${prior.worker ?? '?'} stopped during the last attempt (${prior.attempts} of ${run.maxAttempts}): not started again`
+        : `no attempt left (${prior.attempts} of ${run.maxAttempts})`;
+      await client.query(
+        `UPDATE aggjobs.task_runs
+         SET state = 'failed', error = $2, finished_at = now(), state_changed_at = now(),
+             lease_token = NULL, lease_expires_at = NULL,
+             duration_ms = CASE WHEN started_at IS NULL THEN NULL
+                                ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
+         WHERE id = $1`,
+        [run.id, error],
+      );
+      return { kind: 'exhausted', error };
+    }
+    const { rows: updated } = await client.query<{ attempts: number }>(
+      `UPDATE aggjobs.task_runs
+       SET state = 'running', worker = $2, attempts = attempts + 1, lease_token = $3,
+           lease_expires_at = now() + make_interval(secs => $4), not_before = NULL,
+           started_at = CASE WHEN state = 'running' AND lease_token IS NULL THEN coalesce(started_at, now())
+                             ELSE now() END,
+           state_changed_at = CASE WHEN state = 'running' THEN state_changed_at ELSE now() END,
+           finished_at = NULL, duration_ms = NULL, error = NULL
+       WHERE id = $1 RETURNING attempts`,
+      [run.id, run.worker, token, run.leaseMs / 1000],
+    );
+    const attempt = updated[0]?.attempts ?? prior.attempts + 1;
+    return {
+      kind: 'run',
+      lease: { runId: run.id, token, attempt },
+      takenOverFrom: takenOver ? { worker: prior.worker, attempt: prior.attempts } : undefined,
+    };
+  });
+}
+
+/**
+ * Renews the leases a worker holds; returns the run ids whose lease it no longer holds (taken over,
+ * settled by the reaper, or revoked), whose attempts must stop at once.
+ */
+export async function renewLeases(
+  db: Queryable,
+  leases: readonly Lease[],
+  leaseMs: number,
+): Promise<string[]> {
+  if (leases.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE aggjobs.task_runs r SET lease_expires_at = now() + make_interval(secs => $3)
+     FROM unnest($1::text[], $2::text[]) AS o(id, token)
+     WHERE r.id = o.id AND r.lease_token = o.token AND r.state = 'running'
+     RETURNING r.id`,
+    [leases.map((l) => l.runId), leases.map((l) => l.token), leaseMs / 1000],
+  );
+  const held = new Set(rows.map((r) => r.id));
+  return leases.filter((l) => !held.has(l.runId)).map((l) => l.runId);
+}
+
+export type AttemptOutcome = {
+  state: 'succeeded' | 'failed' | 'timed_out' | 'revoked' | 'retrying';
+  result?: unknown;
+  error?: string;
+  errorStack?: string;
+  logs?: LogLine[];
+  /** For `retrying`: milliseconds until the next attempt may start. */
+  retryInMs?: number;
+};
+
+/**
+ * Records how an attempt ended, if `lease` still owns the run; false when it does not (another
+ * worker took it over, the reaper settled it, an operator revoked it): the outcome is discarded.
+ */
+export async function finishAttempt(db: Queryable, lease: Lease, outcome: AttemptOutcome): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE aggjobs.task_runs
+     SET state = $3, result = coalesce($4::jsonb, result), error = $5, error_stack = $6,
+         logs = coalesce($7::jsonb, logs), lease_token = NULL, lease_expires_at = NULL,
+         state_changed_at = now(),
+         not_before = CASE WHEN $3 = 'retrying' THEN now() + make_interval(secs => $8) END,
+         finished_at = CASE WHEN $3 = 'retrying' THEN NULL ELSE now() END,
+         duration_ms = CASE WHEN started_at IS NULL THEN NULL
+                            ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
+     WHERE id = $1 AND lease_token = $2 AND state = 'running'`,
+    [
+      lease.runId,
+      lease.token,
+      outcome.state,
+      outcome.result === undefined ? null : JSON.stringify(outcome.result),
+      outcome.error ?? null,
+      outcome.errorStack ?? null,
+      outcome.logs === undefined ? null : JSON.stringify(outcome.logs),
+      (outcome.retryInMs ?? 0) / 1000,
+    ],
+  );
+  return rowCount === 1;
+}
+
+/**
+ * The reaper's transitions of a run whose owner is gone (lease expired): `failed` with the reason,
+ * or `retrying` (its job is sent again). Fenced by the expired lease it saw: a renewal or a takeover
+ * in between wins.
+ */
+export async function settleOrphan(
+  db: Queryable,
+  run: { id: string; token: string },
+  outcome: { state: 'failed' | 'retrying'; error: string },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE aggjobs.task_runs
+     SET state = $3, error = $4, lease_token = NULL, lease_expires_at = NULL, state_changed_at = now(),
+         not_before = CASE WHEN $3 = 'retrying' THEN now() END,
+         finished_at = CASE WHEN $3 = 'retrying' THEN NULL ELSE now() END,
+         duration_ms = CASE WHEN started_at IS NULL THEN NULL
+                            ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
+     WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at < now()`,
+    [run.id, run.token, outcome.state, outcome.error],
+  );
+  return rowCount === 1;
+}
+
+/** A queued or retrying run may start now (an operator promoted it); false when it is neither. */
+export async function promoteRun(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE aggjobs.task_runs SET not_before = now() WHERE id = $1 AND state IN ('queued', 'retrying')`,
+    [id],
+  );
+  return rowCount === 1;
+}
+
+/** An operator ends a running run whose owner is gone (expired lease): revoked, fenced by that lease. */
+export async function revokeOrphan(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE aggjobs.task_runs
+     SET state = 'revoked', error = 'terminated by an operator; its worker had stopped',
+         finished_at = now(), state_changed_at = now(), lease_token = NULL, lease_expires_at = NULL
+     WHERE id = $1 AND state = 'running' AND lease_expires_at < now()`,
+    [id],
+  );
+  return rowCount === 1;
+}
