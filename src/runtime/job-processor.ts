@@ -88,6 +88,13 @@ function outcomeOf(
         ? { message: 'unreachable', transient: false, result: undefined }
         : outcome.outcome.error;
   const stack = 'stack' in error && typeof error.stack === 'string' ? { errorStack: error.stack } : {};
+  if (outcome.kind === 'done' && !outcome.outcome.ok && outcome.outcome.error.name === 'TaskRevokedError') {
+    // The task ended itself because an operator cancelled it (a backfill whose windows were cancelled).
+    return {
+      record: { state: 'revoked', error: error.message, result: error.result, ...logs },
+      bullmq: { error: new UnrecoverableError(error.message) },
+    };
+  }
   if (error.transient && retriesLeft) {
     return {
       record: { state: 'retrying', error: error.message, retryInMs, ...stack, ...logs },

@@ -30,7 +30,8 @@ const PENDING_JOB_STATES: ReadonlySet<string> = new Set([
  *   allowable limit") or when no attempt is left, otherwise retrying with its job sent again. While
  *   the job still waits or is active, BullMQ's stall check hands it to a worker, which takes it over.
  * - `queued` or `retrying` whose job the broker lost (Redis restarted without persistence, or evicted
- *   it): the job is sent again under the same id, with the delay it had left.
+ *   it), or a parent run waiting for its children (running without a lease) whose job was lost: the
+ *   job is sent again under the same id, with the delay it had left.
  * Every worker runs it; transitions are fenced and job ids dedupe, so two reapers at once are safe.
  */
 export async function reapRuns(runtime: Runtime, options: ReaperOptions): Promise<number> {
@@ -114,15 +115,16 @@ export async function reapRuns(runtime: Runtime, options: ReaperOptions): Promis
     id: string;
     task: string;
     queue: QueueName;
-    state: 'queued' | 'retrying';
+    /** `running` without a lease: a parent (backfill) whose children run. */
+    state: 'queued' | 'retrying' | 'running';
     args: Record<string, unknown>;
     delay_ms: number;
   }>(
     `SELECT id, task, queue, state, args,
             greatest(0, extract(epoch FROM coalesce(not_before, now()) - now()) * 1000)::integer AS delay_ms
      FROM aggjobs.task_runs
-     WHERE state IN ('queued', 'retrying') AND queue = ANY($1::text[])
-       AND state_changed_at < now() - make_interval(secs => $2)
+     WHERE (state IN ('queued', 'retrying') OR (state = 'running' AND lease_token IS NULL))
+       AND queue = ANY($1::text[]) AND state_changed_at < now() - make_interval(secs => $2)
      ORDER BY state_changed_at LIMIT 200`,
     [options.queues, options.lostJobGraceSeconds],
   );
