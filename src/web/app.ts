@@ -173,7 +173,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   app.get('/rollups', page(rollupsPage));
   app.get('/backfill', page(backfillPage));
   app.get('/charts', page(chartsPage));
-  app.route(BULL_BOARD_PATH, bullBoardRoutes(ctx.runtime.broker));
+  app.route(BULL_BOARD_PATH, bullBoardRoutes(ctx));
 
   const wantsJson = (c: Context<DashboardEnv>): boolean =>
     c.req.path.startsWith('/api/') ||
