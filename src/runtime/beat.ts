@@ -123,6 +123,13 @@ export function startBeat(runtime: Runtime, options: BeatOptions = {}): BeatHand
         sent.push(runId);
       }
     }
+    // A slot whose run a worker has claimed was taken by the broker, even when its beat was killed
+    // between adding the job and recording that: record it now. Without this the row stays
+    // `enqueued = false` for ever (the re-send below only looks at queued runs).
+    await pool.query(
+      `UPDATE aggjobs.beat_slots b SET enqueued = true FROM aggjobs.task_runs r
+       WHERE r.id = b.run_id AND NOT b.enqueued AND r.attempts > 0`,
+    );
     // Slots claimed by a beat that died before the broker took the job (the job id dedupes).
     const { rows } = await pool.query<{ task: string; run_id: string }>(
       `SELECT b.task, b.run_id FROM aggjobs.beat_slots b JOIN aggjobs.task_runs r ON r.id = b.run_id

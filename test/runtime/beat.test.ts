@@ -129,6 +129,30 @@ describe.each(backends)('beat on %s', (backend) => {
     }
   });
 
+  it('records as enqueued a slot whose beat died after the broker took its job', async () => {
+    const c = clock(T0);
+    const runtime = await testRuntime(backend, db, { now: c.now });
+    // The job was added and a worker ran it, but the beat was killed before it set `enqueued`.
+    await db.pool.query(
+      `INSERT INTO aggjobs.beat_slots (task, slot, run_id, created_at)
+       VALUES ('hourly_rollup', '2026-11-29T10:05:00Z', 'hourly_rollup@20261129T100500Z', now() - interval '1 minute');
+       INSERT INTO aggjobs.task_runs (id, task, state, queue, attempts)
+       VALUES ('hourly_rollup@20261129T100500Z', 'hourly_rollup', 'succeeded', 'aggregation', 1)`,
+    );
+    const beat = startBeat(runtime, { name: 'heir', tickMs: 3_600_000, catchup: 'once' });
+    try {
+      await beat.tick();
+      const { rows } = await db.pool.query('SELECT enqueued FROM aggjobs.beat_slots WHERE task = $1', [
+        'hourly_rollup',
+      ]);
+      expect(rows).toEqual([{ enqueued: true }]);
+      // Recorded, not sent again: the run already ran.
+      expect(await runtime.broker.queue('aggregation').getJob('hourly_rollup@20261129T100500Z')).toBeFalsy();
+    } finally {
+      await beat.close();
+    }
+  });
+
   it('honours the feature flags and tells the next run times', async () => {
     const c = clock(T0);
     const runtime = await testRuntime(backend, db, {
