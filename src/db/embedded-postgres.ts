@@ -127,6 +127,8 @@ async function waitForConnection(url: string, timeoutMs: number): Promise<void> 
 
 async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
   const client = new pg.Client({ connectionString: adminUrl });
+  // A lost connection also rejects the query in flight; unheard, its 'error' would end the process.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);

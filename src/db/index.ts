@@ -1,4 +1,11 @@
-export { createPool, type Pool, type PoolClient, type Queryable, type PoolOptions } from './pool.ts';
+export {
+  createPool,
+  releaseClient,
+  type Pool,
+  type PoolClient,
+  type Queryable,
+  type PoolOptions,
+} from './pool.ts';
 export { withTransaction, inTransaction, type IsolationLevel } from './transaction.ts';
 export {
   migrate,

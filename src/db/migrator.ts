@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Pool, PoolClient } from './pool.ts';
+import { releaseClient, type Pool, type PoolClient } from './pool.ts';
 
 /** The folder of numbered migrations shipped with this build (`migrations/000001_name.sql`). */
 export const migrationsDir = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -102,6 +102,8 @@ export async function migrate(
 ): Promise<Migration[]> {
   const known = options.migrations ?? readMigrations();
   const client = await pool.connect();
+  // A session that cannot unlock (killed, server gone) is closed, not pooled.
+  let broken: unknown;
   try {
     await client.query(MIGRATION_LOCK_SQL);
     try {
@@ -131,10 +133,12 @@ export async function migrate(
       }
       return appliedNow;
     } finally {
-      await client.query(MIGRATION_UNLOCK_SQL).catch(() => undefined);
+      await client.query(MIGRATION_UNLOCK_SQL).catch((error: unknown) => {
+        broken = error;
+      });
     }
   } finally {
-    client.release();
+    releaseClient(client, broken);
   }
 }
 

@@ -26,5 +26,23 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client that loses its server (restart, admin kill) emits here; the pool replaces it.
   pool.on('error', () => undefined);
+  // pg-pool listens for 'error' on idle clients only: it removes that listener while a client is
+  // checked out, so a connection killed under a running query (pg_terminate_backend, a failover)
+  // emitted an 'error' nobody heard — an uncaught exception that ended the task thread. The same
+  // error also rejects the query in flight (57P01 or "Connection terminated unexpectedly"), which is
+  // where callers see it; the dead client is dropped by the pool when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   return pool;
+}
+
+/**
+ * Gives a checked-out client back to its pool, or closes it when `failure` is set: a client whose
+ * clean-up statement (ROLLBACK, unlock, RESET) failed has lost its connection, or holds a session in
+ * a state nobody knows (a lock, a setting), and must not serve the next caller.
+ */
+export function releaseClient(client: PoolClient, failure: unknown): void {
+  if (failure === undefined) client.release();
+  else client.release(failure instanceof Error ? failure : new Error(String(failure)));
 }

@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../db/index.ts';
+import { releaseClient, type Pool, type Queryable } from '../db/index.ts';
 import { literal } from './sql-identifier.ts';
 
 interface ViewDefinition {
@@ -170,12 +170,15 @@ async function refreshView(
 ): Promise<ViewRefreshResult> {
   const started = performance.now();
   const client = await pool.connect();
-  const { rows: pidRows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const cancel = (): void =>
-    void pool.query('SELECT pg_cancel_backend($1)', [pidRows[0]?.pid]).catch(() => undefined);
+  let pid: number | undefined;
+  const cancel = (): void => {
+    if (pid !== undefined) void pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  };
   options.signal?.addEventListener('abort', cancel, { once: true });
   let locked = false;
   try {
+    const { rows: pidRows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    pid = pidRows[0]?.pid;
     // Serializes refreshes of one view across processes, waiting for the one in progress. Taken
     // before the transaction so that its snapshot sees what the previous refresh committed (a
     // REPEATABLE READ snapshot older than that commit would fail with a serialization error).
@@ -252,14 +255,19 @@ async function refreshView(
       throw error;
     }
   } finally {
+    options.signal?.removeEventListener('abort', cancel);
+    // A session that cannot unlock or reset (killed, server gone) is closed, not pooled.
+    let broken: unknown;
+    const keep = (error: unknown): void => {
+      broken ??= error;
+    };
     if (locked) {
       await client
         .query("SELECT pg_advisory_unlock(hashtext('aggjobs.view'), hashtext($1))", [view.name])
-        .catch(() => undefined);
+        .catch(keep);
     }
-    options.signal?.removeEventListener('abort', cancel);
-    await client.query('RESET lock_timeout').catch(() => undefined);
-    client.release();
+    await client.query('RESET lock_timeout').catch(keep);
+    releaseClient(client, broken);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from '../db/index.ts';
+import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { rollupSql } from './rollup-sql.ts';
 
@@ -175,12 +175,17 @@ export async function refreshRollup(
     throw error;
   } finally {
     releaseCancel();
+    // A session that cannot unlock or reset (killed, server gone) is closed, not pooled.
+    let broken: unknown;
+    const keep = (error: unknown): void => {
+      broken ??= error;
+    };
     if (locked)
       await client
         .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name])
-        .catch(() => undefined);
-    await client.query('RESET lock_timeout').catch(() => undefined);
-    client.release();
+        .catch(keep);
+    await client.query('RESET lock_timeout').catch(keep);
+    releaseClient(client, broken);
   }
 }
 
