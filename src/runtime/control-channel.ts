@@ -1,5 +1,7 @@
+import { setTimeout } from 'node:timers/promises';
 import pg from 'pg';
 import type { Queryable } from '../db/index.ts';
+import { keepSessionOpen } from './reconnecting-session.ts';
 
 /**
  * Messages to worker processes, over PostgreSQL LISTEN/NOTIFY (the database is there on both
@@ -20,37 +22,62 @@ export interface ControlListener {
   close(): Promise<void>;
 }
 
-/** Listens on a dedicated session; reconnects (after 1 s) when the session is lost. */
+export interface ListenOptions {
+  /** The listening session is open again after it was lost (the error went to `onError`). */
+  onReconnect?: () => void;
+  /** See `SessionSpec`: how often the session is pinged, and how long an answer may take. */
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+/**
+ * Listens on a dedicated session, reopened with backoff (0.5 s doubling to 10 s) whenever it is
+ * lost, for as long as the listener is not closed: a worker that stopped hearing terminate,
+ * concurrency and shutdown would ignore them silently. Messages sent while no session listens are
+ * lost (NOTIFY is not queued for absent listeners).
+ */
 export async function listenControl(
   databaseUrl: string,
   onMessage: (message: ControlMessage) => void,
   onError: (error: unknown) => void = () => undefined,
+  options: ListenOptions = {},
 ): Promise<ControlListener> {
-  let client: pg.Client | undefined;
-  let closed = false;
-  const connect = async (): Promise<void> => {
-    const c = new pg.Client({ connectionString: databaseUrl, application_name: 'aggjobs control' });
-    c.on('notification', (n) => {
-      if (n.channel !== CONTROL_CHANNEL || n.payload === undefined) return;
+  return await keepSessionOpen<pg.Client>({
+    async open(lost) {
+      const c = new pg.Client({
+        connectionString: databaseUrl,
+        application_name: 'aggjobs control',
+        connectionTimeoutMillis: 10_000,
+      });
+      c.on('notification', (n) => {
+        if (n.channel !== CONTROL_CHANNEL || n.payload === undefined) return;
+        try {
+          onMessage(JSON.parse(n.payload) as ControlMessage);
+        } catch (error) {
+          onError(error);
+        }
+      });
+      c.on('error', lost);
+      c.on('end', () => lost(new Error('the control session ended')));
       try {
-        onMessage(JSON.parse(n.payload) as ControlMessage);
+        await c.connect();
+        await c.query(`LISTEN ${CONTROL_CHANNEL}`);
       } catch (error) {
-        onError(error);
+        await endClient(c);
+        throw error;
       }
-    });
-    c.on('error', (error) => {
-      onError(error);
-      if (!closed) setTimeout(() => void connect().catch(onError), 1000);
-    });
-    await c.connect();
-    await c.query(`LISTEN ${CONTROL_CHANNEL}`);
-    client = c;
-  };
-  await connect();
-  return {
-    async close() {
-      closed = true;
-      await client?.end().catch(() => undefined);
+      return c;
     },
-  };
+    close: endClient,
+    ping: (c) => c.query('SELECT 1'),
+    onError,
+    onReconnect: options.onReconnect,
+    pingIntervalMs: options.pingIntervalMs,
+    pingTimeoutMs: options.pingTimeoutMs,
+  });
+}
+
+/** Ends a client without waiting more than 2 s: a dead peer may never answer the goodbye. */
+async function endClient(c: pg.Client): Promise<void> {
+  await Promise.race([c.end().catch(() => undefined), setTimeout(2000, undefined, { ref: false })]);
 }
