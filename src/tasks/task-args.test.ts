@@ -87,8 +87,18 @@ describe('task arguments', () => {
     ],
     [
       'backfill_aggregations',
-      { kwargs: { start_date: '2025-01-01', end_date: '2045-01-09', granularity: 'daily' } },
-      /end_date must be at most 3660 days after start_date/,
+      { kwargs: { start_date: '2025-01-01', end_date: '2036-01-01', granularity: 'daily' } },
+      /end_date must not be after the end of the current daily bucket \(2025-01-10T23:00:00.000Z\): later buckets have no data yet, got "2036-01-01"/,
+    ],
+    [
+      'backfill_aggregations',
+      { kwargs: { start_date: '2025-01-10', end_date: '2025-01-10T14:00:01', granularity: 'hourly' } },
+      /end_date must not be after the end of the current hourly bucket \(2025-01-10T13:00:00.000Z\)/,
+    ],
+    [
+      'backfill_aggregations',
+      { kwargs: { start_date: '2024-10-01', end_date: '2025-01-09', granularity: 'hourly' } },
+      /start_date must be within the retention period \(the last 90 days, RETENTION_DAYS\), got "2024-10-01"/,
     ],
     [
       'backfill_aggregations',
@@ -97,5 +107,34 @@ describe('task arguments', () => {
     ],
   ] as const)('%s %j is rejected', (name, input, message) => {
     expect(problem(name, input)).toMatch(message);
+  });
+
+  it('bounds a backfill by the current bucket of its granularity, and its length', () => {
+    // 2025-01-10T12:00Z is 13:00 in Berlin: the current hour ends at 14:00, the week on Monday the 13th.
+    const accepted = (end_date: string, granularity: string): unknown =>
+      parseTaskArgs(
+        task('backfill_aggregations'),
+        { kwargs: { start_date: '2025-01-06', end_date, granularity } },
+        env,
+      );
+    expect(accepted('2025-01-10T14:00:00', 'hourly')).toMatchObject({ end_date: '2025-01-10T14:00:00' });
+    expect(accepted('2025-01-11', 'daily')).toMatchObject({ end_date: '2025-01-11' });
+    expect(accepted('2025-01-13', 'weekly')).toMatchObject({ end_date: '2025-01-13' });
+    expect(() => accepted('2025-01-14', 'weekly')).toThrow(
+      /end_date must not be after the end of the current weekly bucket/,
+    );
+    expect(accepted('2025-02-01', 'monthly')).toMatchObject({ end_date: '2025-02-01' });
+
+    const longRetention = {
+      ...env,
+      settings: parseSettings({ ANALYTICS_TIMEZONE: 'Europe/Berlin', RETENTION_DAYS: '36500' }),
+    };
+    expect(() =>
+      parseTaskArgs(
+        task('backfill_aggregations'),
+        { kwargs: { start_date: '2010-01-01', end_date: '2025-01-09', granularity: 'daily' } },
+        longRetention,
+      ),
+    ).toThrow(/end_date must be at most 3660 days after start_date/);
   });
 });

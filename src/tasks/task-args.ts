@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { AnyTaskDefinition, ArgsEnvironment } from './task-definition.ts';
 import { InvalidTaskArgsError } from './task-errors.ts';
-import { parseIsoInZone, type TaskGrain } from './time-window.ts';
+import { bucketOf, parseIsoInZone, type TaskGrain } from './time-window.ts';
 
 const DAY_MS = 86_400_000;
 /** Dates outside these years are typos (year 99999), not history. */
@@ -70,6 +70,12 @@ export const grainOfGranularity: Record<Granularity, TaskGrain> = {
   monthly: 'month',
 };
 
+/**
+ * A backfill's range is bounded by what can be recomputed: start_date within RETENTION_DAYS (older
+ * source rows are deleted, their buckets frozen; the enqueue also checks the recorded retention
+ * watermark, which a cleanup with a shorter retention moves later), end_date after start_date, at
+ * most MAX_BACKFILL_DAYS later, and not after the end of the bucket holding now.
+ */
 export function backfillArgs(env: ArgsEnvironment) {
   return z
     .strictObject({
@@ -98,6 +104,16 @@ export function backfillArgs(env: ArgsEnvironment) {
       if (end.getUTCFullYear() > MAX_YEAR) {
         return fail(
           `end_date must be a date from year ${MIN_YEAR} to ${MAX_YEAR}, got ${shown(args.end_date)}`,
+        );
+      }
+      // The last window widens up to a whole bucket anyway, so the current (still filling) bucket may
+      // be recomputed; a bucket after it has no rows yet, and its windows would only queue ahead of
+      // the scheduled rollups.
+      const current = bucketOf(grainOfGranularity[args.granularity], env.now, zone);
+      if (end.getTime() > current.end.getTime()) {
+        return fail(
+          `end_date must not be after the end of the current ${args.granularity} bucket ` +
+            `(${current.end.toISOString()}): later buckets have no data yet, got ${shown(args.end_date)}`,
         );
       }
       if (end.getTime() - start.getTime() > MAX_BACKFILL_DAYS * DAY_MS) {
