@@ -43,10 +43,23 @@ export interface RevokeOutcome {
   runId: string;
   /**
    * What was done: removed from the queue, revoked (a queued run, or a running one whose worker is
-   * gone), terminating (its worker was told to kill it), or nothing (already finished).
+   * gone), terminating (its worker was told to kill it), cancelling (a backfill: its windows were
+   * cancelled, and it ends `revoked` as cancelled once its running windows stopped), or nothing
+   * (already finished).
    */
-  action: 'revoked' | 'terminating' | 'none';
+  action: 'revoked' | 'terminating' | 'cancelling' | 'none';
   state: string | undefined;
+  /** For a backfill: windows cancelled, and window runs told to stop. */
+  backfill?: BackfillCancelOutcome;
+}
+
+export interface BackfillCancelOutcome {
+  /** Windows not done that were marked cancelled. */
+  cancelled: number;
+  /** Window runs that had not started, revoked. */
+  revoked: number;
+  /** Running window runs terminated (or revoked, when their worker was gone). */
+  terminated: number;
 }
 
 export interface PromoteOutcome {
@@ -81,7 +94,11 @@ export interface Control {
   run(runId: string): Promise<RunRecord | undefined>;
   runStats(hours?: number): ReturnType<typeof runStats>;
   backfillProgress(runId: string): Promise<BackfillProgress | undefined>;
-  cancelBackfill(runId: string): Promise<{ cancelled: number; terminated: number }>;
+  /**
+   * Stops a backfill: its windows not done are cancelled, their queued runs revoked and running ones
+   * terminated; the backfill's run then ends `revoked`, its result's status `cancelled`.
+   */
+  cancelBackfill(runId: string): Promise<BackfillCancelOutcome>;
 }
 
 async function backfillOf(pool: Pool, runtime: Runtime, runId: string): Promise<string | undefined> {
@@ -90,13 +107,50 @@ async function backfillOf(pool: Pool, runtime: Runtime, runId: string): Promise<
   return backfillId(run.args as unknown as BackfillArgs, runtime.settings.analyticsTimezone);
 }
 
+/**
+ * Marks a backfill's queued or retrying window runs revoked. Their jobs stay: a worker that takes
+ * one skips it, so the flow's parent job still sees every child finish and sums up.
+ * $1 the backfill's run id.
+ */
+async function revokeQueuedWindows(pool: Pool, parentId: string): Promise<number> {
+  const { rowCount } = await pool.query(
+    `UPDATE aggjobs.task_runs
+     SET state = 'revoked', finished_at = now(), state_changed_at = now(), not_before = NULL,
+         error = 'cancelled with its backfill by an operator before it ran'
+     WHERE parent_id = $1 AND state IN ('queued', 'retrying')`,
+    [parentId],
+  );
+  return rowCount ?? 0;
+}
+
 export function createControl(runtime: Runtime): Control {
   const { pool, broker } = runtime;
   const queueOf = (name: string): QueueName => (name === 'maintenance' ? 'maintenance' : 'aggregation');
 
+  const cancelBackfillRun = async (runId: string, id: string): Promise<BackfillCancelOutcome> => {
+    // Windows first: a window run that starts from now on finds its window cancelled and ends revoked.
+    const { cancelled, runningRuns } = await cancelBackfill(pool, id);
+    const revoked = await revokeQueuedWindows(pool, runId);
+    let terminated = 0;
+    for (const child of runningRuns) {
+      if ((await revoke(child, { terminate: true })).action !== 'none') terminated += 1;
+    }
+    return { cancelled, revoked, terminated };
+  };
+
   const revoke: Control['revoke'] = async (runId, options = {}) => {
     const run = await getRun(pool, runId);
     if (run === undefined) return { runId, action: 'none', state: undefined };
+    if (run.task === 'backfill_aggregations' && ['queued', 'retrying', 'running'].includes(run.state)) {
+      // Revoking only the parent would leave its windows running: a backfill is cancelled instead.
+      const id = backfillId(run.args as unknown as BackfillArgs, runtime.settings.analyticsTimezone);
+      const backfill = await cancelBackfillRun(runId, id);
+      if (backfill.cancelled + backfill.revoked + backfill.terminated > 0) {
+        return { runId, action: 'cancelling', state: run.state, backfill };
+      }
+      // Nothing left to cancel: its windows have all finished, and the run itself is revoked (queued:
+      // it will not sum up) or terminated like any other run.
+    }
     if (run.state === 'queued' || run.state === 'retrying') {
       await revokeQueued(pool, [runId]);
       // Removing the job is best effort: a worker that takes it anyway finds the row revoked and skips it.
@@ -218,18 +272,7 @@ export function createControl(runtime: Runtime): Control {
     async cancelBackfill(runId) {
       const id = await backfillOf(pool, runtime, runId);
       if (id === undefined) throw new Error(`run ${runId} is not a backfill_aggregations run`);
-      const cancelled = await cancelBackfill(pool, id);
-      const children = await listRuns(pool, { parentId: runId, limit: 1000 });
-      let terminated = 0;
-      for (const child of children) {
-        // Queued windows are only marked: their jobs stay, so the flow's parent still sees them finish.
-        if (child.state === 'queued' || child.state === 'retrying') await revokeQueued(pool, [child.id]);
-        if (child.state === 'running') {
-          await revoke(child.id, { terminate: true });
-          terminated += 1;
-        }
-      }
-      return { cancelled, terminated };
+      return await cancelBackfillRun(runId, id);
     },
   };
 }

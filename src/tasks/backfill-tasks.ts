@@ -1,7 +1,8 @@
-import type { Pool } from '../db/index.ts';
-import { refreshGrain, type RollupTaskResult } from './rollup-tasks.ts';
-import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, type Granularity } from './task-args.ts';
+import type { Pool, Queryable } from '../db/index.ts';
+import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
+import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
+import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
 import { parseIsoInZone, splitIntoWindows, type TimeWindow } from './time-window.ts';
 import { z } from 'zod';
 
@@ -107,16 +108,106 @@ export async function backfillProgress(pool: Pool, id: string, startedAt?: Date)
 }
 
 /**
- * Stops a backfill: windows not done are marked cancelled (queued ones finish at once; the caller
- * terminates running ones, whose transactions roll back). Returns how many.
+ * Stops a backfill's windows: those not done become cancelled (a window whose run has not claimed
+ * it yet then ends at once, revoked), and so do failed ones whose run would retry. Returns how many,
+ * and the runs of the windows that were running: the caller terminates them (their transactions
+ * roll back).
  */
-export async function cancelBackfill(pool: Pool, id: string): Promise<number> {
-  const { rowCount } = await pool.query(
-    `UPDATE aggjobs.backfill_windows SET state = 'cancelled', updated_at = now()
-     WHERE backfill_id = $1 AND state IN ('pending', 'running')`,
+export async function cancelBackfill(
+  pool: Pool,
+  id: string,
+): Promise<{ cancelled: number; runningRuns: string[] }> {
+  // $1 backfill id. The CTE locks the windows it cancels, so a window's claim waits and then sees it.
+  const { rows } = await pool.query<{ was: string; run_id: string | null }>(
+    `WITH open AS (
+       SELECT w.window_start, w.state, w.run_id
+       FROM aggjobs.backfill_windows w LEFT JOIN aggjobs.task_runs r ON r.id = w.run_id
+       WHERE w.backfill_id = $1
+         AND (w.state IN ('pending', 'running')
+              OR (w.state = 'failed' AND r.state IN ('queued', 'retrying', 'running')))
+       FOR UPDATE OF w
+     )
+     UPDATE aggjobs.backfill_windows w SET state = 'cancelled', updated_at = now()
+     FROM open o WHERE w.backfill_id = $1 AND w.window_start = o.window_start
+     RETURNING o.state AS was, o.run_id`,
     [id],
   );
-  return rowCount ?? 0;
+  return {
+    cancelled: rows.length,
+    runningRuns: rows.flatMap((r) => (r.was === 'running' && r.run_id !== null ? [r.run_id] : [])),
+  };
+}
+
+/**
+ * What a backfill run is, as the pages and the API show it. A cancelled backfill's run is `revoked`
+ * with a result whose status is `cancelled` (`succeeded` before cancelling ended it revoked); a live
+ * run whose windows are being cancelled is `cancelling`.
+ */
+export type BackfillStatus =
+  | 'queued'
+  | 'running'
+  | 'retrying'
+  | 'cancelling'
+  | 'succeeded'
+  | 'failed'
+  | 'timed_out'
+  | 'cancelled'
+  | 'revoked';
+
+export function backfillStatusOf(
+  run: { state: string; result: unknown },
+  progress: BackfillProgress | undefined,
+): BackfillStatus {
+  const resultStatus =
+    typeof run.result === 'object' && run.result !== null && 'status' in run.result
+      ? run.result.status
+      : undefined;
+  switch (run.state) {
+    case 'queued':
+    case 'running':
+    case 'retrying':
+      return (progress?.cancelled ?? 0) > 0 ? 'cancelling' : run.state;
+    case 'succeeded':
+    case 'revoked':
+      return resultStatus === 'cancelled' ? 'cancelled' : run.state;
+    case 'failed':
+    case 'timed_out':
+      return run.state;
+    default:
+      return 'failed';
+  }
+}
+
+/** The progress a finished backfill run recorded in its result (its windows may have changed since). */
+export function recordedBackfillProgress(result: unknown): BackfillProgress | undefined {
+  if (typeof result !== 'object' || result === null) return undefined;
+  const r = result as Partial<BackfillResult>;
+  const count = (v: unknown): number => (typeof v === 'number' ? v : 0);
+  if (typeof r.backfillId !== 'string' || typeof r.total !== 'number') return undefined;
+  return {
+    backfillId: r.backfillId,
+    total: r.total,
+    done: count(r.done),
+    failed: count(r.failed),
+    running: count(r.running),
+    pending: count(r.pending),
+    cancelled: count(r.cancelled),
+    etaSeconds: undefined,
+  };
+}
+
+/**
+ * The latest retention cutoff of the sources a grain's rollups read: buckets before it are frozen
+ * (their source rows are deleted), so a backfill cannot recompute them. Undefined before any cleanup.
+ */
+async function retentionWatermark(db: Queryable, granularity: Granularity): Promise<Date | undefined> {
+  const sources = [...new Set(rollupsOfGrain(grainOfGranularity[granularity]).map((r) => r.source))];
+  // $1 source tables
+  const { rows } = await db.query<{ cutoff: Date | null }>(
+    `SELECT max(cutoff) AS cutoff FROM aggjobs.retention_watermarks WHERE source_table = ANY($1::text[])`,
+    [sources],
+  );
+  return rows[0]?.cutoff ?? undefined;
 }
 
 /**
@@ -132,6 +223,20 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
   hardLimitSeconds: 3600,
   async expand(env, args) {
     const zone = env.settings.analyticsTimezone;
+    // RETENTION_DAYS bounds start_date at validation; a cleanup run with a shorter retention moved
+    // the watermark later. Checked before anything is written.
+    const watermark = await retentionWatermark(env.pool, args.granularity);
+    const start = parseIsoInZone(args.start_date, zone);
+    if (watermark !== undefined && start !== undefined && start < watermark) {
+      throw new InvalidTaskArgsError('backfill_aggregations', [
+        {
+          field: 'start_date',
+          message:
+            `start_date must not be before the retention watermark (${watermark.toISOString()}): older ` +
+            `source rows were deleted and their buckets are frozen, got ${shown(args.start_date)}`,
+        },
+      ]);
+    }
     const id = backfillId(args, zone);
     const todo = await planBackfill(env.pool, id, backfillWindows(args, zone));
     return todo.map((w) => ({
@@ -149,25 +254,34 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
     const id = backfillId(args, zone);
     const progress = await backfillProgress(ctx.pool, id);
     const unfinished = progress.pending + progress.running;
+    // An operator's cancel wins over failed windows: the backfill stopped because someone stopped it.
     const status =
-      progress.failed > 0 || (unfinished > 0 && progress.cancelled === 0)
-        ? 'failed'
-        : progress.cancelled > 0
-          ? 'cancelled'
-          : 'completed';
+      progress.cancelled > 0 ? 'cancelled' : progress.failed > 0 || unfinished > 0 ? 'failed' : 'completed';
     const result: BackfillResult = {
       ...progress,
       status,
       granularity: args.granularity,
       range: { start: args.start_date, end: args.end_date },
     };
-    if (status === 'failed') {
+    const failed = progress.failed > 0 ? `, ${progress.failed} failed` : '';
+    if (status === 'cancelled') {
+      // Ends the run `revoked`, with this result and message (job-processor).
       throw Object.assign(
-        new Error(`backfill ${id}: ${progress.failed} window(s) failed; rerun it to redo them`),
-        {
-          result,
-        },
+        new TaskRevokedError(
+          ctx.runId,
+          `cancelled by an operator: ${progress.done} of ${progress.total} windows done${failed}`,
+        ),
+        { result },
       );
+    }
+    if (status === 'failed') {
+      const parts = [
+        ...(progress.failed > 0 ? [`${progress.failed} window(s) failed`] : []),
+        ...(unfinished > 0 ? [`${unfinished} window(s) did not finish`] : []),
+      ];
+      throw Object.assign(new Error(`backfill ${id}: ${parts.join(', ')}; rerun it to redo them`), {
+        result,
+      });
     }
     return result;
   },
@@ -201,12 +315,40 @@ export const backfillWindowTask: TaskDefinition<
     }),
   hardLimitSeconds: 3600,
   async run(ctx, args) {
-    const claimed = await ctx.pool.query(
-      `UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
-       WHERE backfill_id = $1 AND window_start = $2 AND state NOT IN ('done', 'cancelled')`,
+    // $1 backfill id, $2 window start, $3 this window's run. Claims the window and, when it is the
+    // first window of the backfill to start, makes its parent run `running`, started when its first
+    // window run started: the parent's duration then covers its windows. The parent's attempts stay
+    // 0: they count its own summing-up attempts, which claimRun counts (and limits) when the parent's
+    // job starts; until then it is running without a lease, waiting for its windows. One statement:
+    // a window of a backfill that does not exist costs one round trip.
+    const { rows } = await ctx.pool.query<{ was: string | null; claimed: boolean }>(
+      `WITH claimed AS (
+         UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
+         WHERE backfill_id = $1 AND window_start = $2 AND state NOT IN ('done', 'cancelled')
+         RETURNING 1
+       ), parent AS (
+         UPDATE aggjobs.task_runs p
+         SET state = 'running', state_changed_at = now(),
+             started_at = coalesce(p.started_at,
+                                   (SELECT min(s.started_at) FROM aggjobs.task_runs s WHERE s.parent_id = p.id),
+                                   now())
+         FROM aggjobs.task_runs c
+         WHERE c.id = $3 AND p.id = c.parent_id AND p.state = 'queued' AND EXISTS (SELECT FROM claimed)
+         RETURNING 1
+       )
+       SELECT (SELECT state FROM aggjobs.backfill_windows WHERE backfill_id = $1 AND window_start = $2) AS was,
+              EXISTS (SELECT FROM claimed) AS claimed`,
       [args.backfill_id, args.window_start, ctx.runId],
     );
-    if (claimed.rowCount === 0) return { skipped: 'window done or cancelled' };
+    const claim = rows[0];
+    if (claim?.claimed !== true) {
+      const was = claim?.was ?? null;
+      if (was === null) return { skipped: 'no such window' };
+      if (was === 'done') return { skipped: 'window done' };
+      // Cancelled, before this statement or while it waited for the cancel's lock (`was` is what it
+      // saw when it started).
+      throw new TaskRevokedError(ctx.runId, 'cancelled with its backfill by an operator');
+    }
     try {
       const result = await refreshGrain(ctx, grainOfGranularity[args.granularity], {
         start: new Date(args.window_start),

@@ -1,8 +1,17 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createControl, startWorker, TaskFailedError, type Runtime } from '../../src/runtime/index.ts';
+import {
+  createControl,
+  startWorker,
+  TaskFailedError,
+  type Control,
+  type RunRecord,
+  type Runtime,
+} from '../../src/runtime/index.ts';
+import { InvalidTaskArgsError } from '../../src/tasks/index.ts';
+import { createDashboardApp } from '../../src/web/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertRollupsMatchOracle } from '../support/oracle.ts';
-import { backends, testRuntime, workerOptions, type Backend } from './runtime-harness.ts';
+import { backends, eventually, testRuntime, workerOptions, type Backend } from './runtime-harness.ts';
 
 const databases: Record<Backend, TestDatabase> = {
   redis: await createTestDatabase(),
@@ -33,13 +42,62 @@ async function childStates(db: TestDatabase, parentId: string): Promise<string[]
   return rows.map((r) => r.state);
 }
 
+async function childRuns(control: Control, parentId: string): Promise<RunRecord[]> {
+  return await control.runs({ parentId, limit: 1000 });
+}
+
+/** Window runs of `parentId` that have claimed their window and are refreshing it. */
+async function windowsRunning(db: TestDatabase, parentId: string): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM aggjobs.backfill_windows w JOIN aggjobs.task_runs r ON r.id = w.run_id
+     WHERE w.state = 'running' AND r.parent_id = $1 AND r.state = 'running'`,
+    [parentId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/**
+ * Holds the advisory lock of every hourly rollup (the lock a refresh takes before its transaction),
+ * so that windows started meanwhile wait in their refresh: a backfill that stays in progress.
+ */
+async function holdHourlyRollups(db: TestDatabase): Promise<() => Promise<void>> {
+  const client = await db.pool.connect();
+  for (const table of hourlyTables) {
+    await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($1))", [table]);
+  }
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await client.query('SELECT pg_advisory_unlock_all()').finally(() => client.release());
+  };
+}
+
+async function counts(db: TestDatabase): Promise<{ runs: number; windows: number }> {
+  const { rows } = await db.pool.query<{ runs: number; windows: number }>(
+    `SELECT (SELECT count(*)::int FROM aggjobs.task_runs) AS runs,
+            (SELECT count(*)::int FROM aggjobs.backfill_windows) AS windows`,
+  );
+  return rows[0] ?? { runs: -1, windows: -1 };
+}
+
 describe.each(backends)('backfill on %s', (backend) => {
   const db = databases[backend];
   let runtime: Runtime;
+  let control: Control;
 
   beforeAll(async () => {
     await seed(db);
     runtime = await testRuntime(backend, db);
+    control = createControl(runtime);
+  });
+
+  const dashboard = () =>
+    createDashboardApp({ pool: db.pool, settings: runtime.settings, runtime, logger: runtime.logger });
+  const post = (body: unknown): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
   });
 
   it('fans out one job per window, run by the workers in parallel, then sums up; rollups equal the oracle', async () => {
@@ -73,8 +131,116 @@ describe.each(backends)('backfill on %s', (backend) => {
     }
   });
 
-  it('can be cancelled: windows not done are skipped, and a rerun resumes them', async () => {
-    const control = createControl(runtime);
+  it('is running from its first window’s start while its windows run, and ends succeeded with their span', async () => {
+    const worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-span`, concurrency: 2 }));
+    const release = await holdHourlyRollups(db);
+    try {
+      const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
+      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined);
+      const during = await control.run(handle.id);
+      expect(during).toMatchObject({ state: 'running', attempts: 0, worker: null, finishedAt: null });
+      expect(during?.startedAt).toBeInstanceOf(Date);
+      const firstStart = Math.min(
+        ...(await childRuns(control, handle.id)).flatMap((c) => c.startedAt?.getTime() ?? []),
+      );
+      expect(during?.startedAt?.getTime()).toBe(firstStart);
+      // The reaper does not count a parent waiting for its windows as an orphan, nor resend its job.
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await control.run(handle.id))?.state).toBe('running');
+      await release();
+
+      await expect(handle.get({ timeout: 40 })).resolves.toMatchObject({ status: 'completed', done: 3 });
+      const run = await control.run(handle.id);
+      const children = await childRuns(control, handle.id);
+      expect(children.map((c) => c.state)).toEqual(['succeeded', 'succeeded', 'succeeded']);
+      const lastEnd = Math.max(...children.flatMap((c) => c.finishedAt?.getTime() ?? []));
+      expect(run).toMatchObject({ state: 'succeeded', attempts: 1, startedAt: during?.startedAt });
+      // From the first window's start to after the last window's end (durations are whole ms).
+      expect(run?.durationMs).toBeGreaterThanOrEqual(lastEnd - firstStart - 1);
+      expect(run?.durationMs).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await release();
+      await worker.close();
+    }
+  });
+
+  it('cancelled mid-way (revoke of its run): windows stop, none is left running, it ends cancelled on the API and /backfill', async () => {
+    const app = dashboard();
+    const worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-stop`, concurrency: 2 }));
+    const release = await holdHourlyRollups(db);
+    try {
+      const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
+      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined);
+      expect((await control.run(handle.id))?.state).toBe('running');
+
+      // Its page offers Cancel (which cancels the windows), not Revoke or Terminate of the run alone.
+      const page = await (await app.request(`/tasks/${handle.id}`)).text();
+      expect(page).toContain(`data-action="/api/backfills/${handle.id}/cancel"`);
+      expect(page).not.toContain(`/api/tasks/${handle.id}/revoke`);
+      expect(page).not.toContain(`/api/tasks/${handle.id}/terminate`);
+      const live = (await (await app.request('/api/backfills')).json()) as {
+        backfills: Array<{ run: { id: string }; status: string; progress: { running: number } | null }>;
+      };
+      expect(live.backfills.find((b) => b.run.id === handle.id)).toMatchObject({
+        status: 'running',
+        progress: { running: 2 },
+      });
+
+      // The revoke route (the API the run page's Revoke used) cancels the backfill.
+      const res = await app.request(`/api/tasks/${handle.id}/revoke`, post({}));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        action: 'cancelling',
+        backfill: { cancelled: 3, revoked: 1, terminated: 2 },
+      });
+
+      const error = (await handle.get({ timeout: 30 }).catch((e: unknown) => e)) as TaskFailedError;
+      expect(error).toBeInstanceOf(TaskFailedError);
+      expect(error.run.state).toBe('revoked');
+      expect(error.run.error).toMatch(/cancelled by an operator: 0 of 3 windows done/);
+      expect(error.run.result).toMatchObject({ status: 'cancelled', total: 3, done: 0, cancelled: 3 });
+      // Every window run stopped: the running ones terminated, the queued one revoked before it ran.
+      const children = await childRuns(control, handle.id);
+      expect(children.map((c) => c.state)).toEqual(['revoked', 'revoked', 'revoked']);
+      const { rows: windows } = await db.pool.query<{ state: string }>(
+        `SELECT DISTINCT w.state FROM aggjobs.backfill_windows w
+         WHERE w.backfill_id = (SELECT result->>'backfillId' FROM aggjobs.task_runs WHERE id = $1)`,
+        [handle.id],
+      );
+      expect(windows.map((w) => w.state)).toEqual(['cancelled']);
+      // Their sessions are gone too: nothing waits for the lock any more.
+      const { rows: waiting } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'aggjobs run %'
+         AND wait_event_type = 'Lock'`,
+      );
+      expect(waiting[0]?.n).toBe(0);
+
+      const api = (await (await app.request(`/api/tasks/${handle.id}`)).json()) as {
+        run: { state: string; result: { status: string } };
+      };
+      expect(api.run).toMatchObject({ state: 'revoked', result: { status: 'cancelled' } });
+      const list = (await (await app.request('/api/backfills')).json()) as {
+        backfills: Array<{ run: { id: string }; status: string; progress: unknown }>;
+      };
+      expect(list.backfills.find((b) => b.run.id === handle.id)).toMatchObject({
+        status: 'cancelled',
+        progress: { total: 3, done: 0, cancelled: 3 },
+      });
+      const html = await (await app.request('/backfill')).text();
+      const row = /<tr data-run="([^"]+)" data-status="([^"]+)">([\s\S]*?)<\/tr>/g;
+      const rows = [...html.matchAll(row)].filter((m) => m[1] === handle.id);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.[2]).toBe('cancelled');
+      expect(rows[0]?.[3]).toContain('<span class="badge cancelled">cancelled</span>');
+      expect(rows[0]?.[3]).not.toContain('succeeded');
+      expect(rows[0]?.[3]).toContain('0 / 3');
+    } finally {
+      await release();
+      await worker.close();
+    }
+  });
+
+  it('can be cancelled before it starts: windows not done are skipped, and a rerun resumes them', async () => {
     await control.pause('aggregation');
     const worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-cancel` }));
     try {
@@ -83,13 +249,19 @@ describe.each(backends)('backfill on %s', (backend) => {
       });
       const progress = await control.backfillProgress(handle.id);
       expect(progress).toMatchObject({ total: 1, pending: 1 });
-      await expect(control.cancelBackfill(handle.id)).resolves.toMatchObject({ cancelled: 1 });
-      await control.resume('aggregation');
-      await expect(handle.get({ timeout: 30 })).resolves.toMatchObject({
-        status: 'cancelled',
+      await expect(control.cancelBackfill(handle.id)).resolves.toEqual({
         cancelled: 1,
-        done: 0,
+        revoked: 1,
+        terminated: 0,
       });
+      await control.resume('aggregation');
+      const error = (await handle.get({ timeout: 30 }).catch((e: unknown) => e)) as TaskFailedError;
+      expect(error).toBeInstanceOf(TaskFailedError);
+      expect(error.run).toMatchObject({
+        state: 'revoked',
+        result: { status: 'cancelled', cancelled: 1, done: 0 },
+      });
+      expect(error.run.error).toMatch(/cancelled by an operator: 0 of 1 windows done/);
       expect(await childStates(db, handle.id)).toEqual(['revoked']);
 
       const resumed = await runtime.enqueue('backfill_aggregations', {
@@ -102,11 +274,53 @@ describe.each(backends)('backfill on %s', (backend) => {
     }
   });
 
-  it('rejects a range beyond retention or too long at enqueue', async () => {
-    const error = await runtime
-      .enqueue('backfill_aggregations', { kwargs: { ...range, start_date: '2001-01-01' } })
-      .catch((e: unknown) => e);
-    expect((error as Error).message).toMatch(/start_date must be within the retention period/);
-    expect(error).not.toBeInstanceOf(TaskFailedError);
+  it('refuses a range into the future or before retention, naming the field, and writes nothing', async () => {
+    const before = await counts(db);
+    const refused = async (kwargs: Record<string, unknown>): Promise<InvalidTaskArgsError> => {
+      const error = await runtime.enqueue('backfill_aggregations', { kwargs }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidTaskArgsError);
+      expect(error).not.toBeInstanceOf(TaskFailedError);
+      return error as InvalidTaskArgsError;
+    };
+
+    // The issue's backfill ending in 2036: thousands of windows of buckets with no data yet.
+    const future = await refused({ ...range, end_date: '2036-01-01' });
+    expect(future.problems).toEqual([
+      {
+        field: 'end_date',
+        message: expect.stringMatching(
+          /^end_date must not be after the end of the current hourly bucket \(.+Z\): later buckets have no data yet, got "2036-01-01"$/,
+        ) as unknown,
+      },
+    ]);
+    await refused({ ...range, end_date: day(2) });
+    expect((await refused({ ...range, start_date: '2001-01-01' })).problems[0]).toMatchObject({
+      field: 'start_date',
+      message: expect.stringMatching(/start_date must be within the retention period/) as unknown,
+    });
+
+    // A cleanup with a shorter retention moved the watermark: older buckets are frozen.
+    const cutoff = new Date(Date.parse(range.end_date) - DAY);
+    await db.pool.query(
+      `INSERT INTO aggjobs.retention_watermarks (source_table, cutoff) VALUES ('public.execution_logs', $1)`,
+      [cutoff],
+    );
+    try {
+      expect((await refused(range)).problems).toEqual([
+        {
+          field: 'start_date',
+          message: `start_date must not be before the retention watermark (${cutoff.toISOString()}): older source rows were deleted and their buckets are frozen, got "${range.start_date}"`,
+        },
+      ]);
+      // The dashboard's API answers 400 naming the field.
+      const res = await dashboard().request('/api/backfills', post({ ...range, end_date: '2036-01-01' }));
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ problems: [{ field: 'end_date' }] });
+    } finally {
+      await db.pool.query(
+        `DELETE FROM aggjobs.retention_watermarks WHERE source_table = 'public.execution_logs'`,
+      );
+    }
+    expect(await counts(db)).toEqual(before);
   });
 });

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { runSeries, taskSummaries } from '../queries/index.ts';
+import { backfillStatusOf, recordedBackfillProgress } from '../../tasks/index.ts';
 import { runJson } from '../services/index.ts';
 import { notFound, parseInput } from './http-error.ts';
 import { backfillBody, runStatsQuery } from './input-schemas.ts';
@@ -27,13 +28,25 @@ export async function runStatsOf(ctx: DashboardContext, hours: number, task: str
   };
 }
 
+/**
+ * The last backfills, each with its status (backfillStatusOf: `cancelled` for a cancelled one) and
+ * progress: live from its windows while it runs, as its result recorded it once finished (a rerun of
+ * the same range changes the windows, not what an earlier run did).
+ */
 export async function backfillList(ctx: DashboardContext) {
   const runs = await ctx.control.runs({ task: 'backfill_aggregations', limit: 20 });
   return await Promise.all(
-    runs.map(async (run) => ({
-      run: runJson(run, ctx.scrub),
-      progress: (await ctx.control.backfillProgress(run.id).catch(() => undefined)) ?? null,
-    })),
+    runs.map(async (run) => {
+      const live = ['queued', 'running', 'retrying'].includes(run.state);
+      const progress = live
+        ? await ctx.control.backfillProgress(run.id).catch(() => undefined)
+        : recordedBackfillProgress(run.result);
+      return {
+        run: runJson(run, ctx.scrub),
+        status: backfillStatusOf(run, progress),
+        progress: progress ?? null,
+      };
+    }),
   );
 }
 

@@ -10,7 +10,10 @@ import { readJsonBody } from './read-body.ts';
 
 const RETRYABLE = ['failed', 'timed_out', 'revoked'];
 
-/** The run history and what can be done to a run: apply, retry, revoke, terminate. */
+/**
+ * The run history and what can be done to a run: apply, retry, revoke, terminate. Revoking or
+ * terminating a backfill's run cancels the backfill (action `cancelling`).
+ */
 export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   const app = new Hono<DashboardEnv>();
 
@@ -76,10 +79,11 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     const id = c.req.param('id');
     const body = parseInput(revokeBody, await readJsonBody(c), 'body');
     if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
+    // A backfill's run is cancelled instead (Control.revoke): its windows stop, then the run ends.
     const outcome = await ctx.control.revoke(id, { terminate: body.terminate === true });
     ctx.logger.info(
       { runId: id, action: outcome.action, user: c.get('auth').user },
-      `dashboard: revoke ${id}`,
+      outcome.action === 'cancelling' ? `dashboard: cancel backfill ${id}` : `dashboard: revoke ${id}`,
     );
     return c.json(outcome);
   });
@@ -90,7 +94,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     const outcome = await ctx.control.terminate(id);
     ctx.logger.info(
       { runId: id, action: outcome.action, user: c.get('auth').user },
-      `dashboard: terminate ${id}`,
+      outcome.action === 'cancelling' ? `dashboard: cancel backfill ${id}` : `dashboard: terminate ${id}`,
     );
     return c.json(outcome);
   });

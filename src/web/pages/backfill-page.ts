@@ -1,11 +1,15 @@
 import { backfillList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatAge, formatTime, html } from '../html/index.ts';
+import { formatAge, formatDuration, formatTime, html } from '../html/index.ts';
 import { granularities } from '../../tasks/index.ts';
 import { actionButton, badge, card, runHref } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
-/** Start a backfill (start, end, granularity) and follow the progress of running ones. */
+/**
+ * Start a backfill (start, end, granularity) and follow the progress of running ones. Each shows its
+ * status as the API does (backfillStatusOf): queued, running, cancelling, succeeded, failed, or
+ * cancelled — a cancelled backfill's run is `revoked`, never a green succeeded.
+ */
 export async function backfillPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
   const backfills = await backfillList(ctx);
   const controls = req.canWrite
@@ -28,7 +32,13 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
         </form>
         <p class="muted">
           Recomputes every bucket of the range from the source rows, in windows run in parallel; rerunning the
-          same backfill redoes only the windows not done.
+          same backfill redoes only the windows not done. The start must lie within the retention
+          (RETENTION_DAYS, and after the last cleanup's watermark), the end no later than the end of the
+          current bucket.
+        </p>
+        <p class="muted">
+          Cancel stops a backfill: windows not started are skipped, running ones terminated (their work rolls
+          back); it then ends cancelled, with the windows done so far kept.
         </p>
       </section>`
     : undefined;
@@ -49,22 +59,24 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
                 <th>Progress</th>
                 <th class="num">Done / total</th>
                 <th class="num">Failed</th>
+                <th class="num">Cancelled</th>
                 <th class="num">ETA</th>
                 <th>Enqueued</th>
+                <th>Duration</th>
                 <th></th>
               </tr>
             </thead>
             <tbody>
-              ${backfills.map(({ run, progress }) => {
+              ${backfills.map(({ run, status, progress }) => {
                 const args = run.args as { start_date?: string; end_date?: string; granularity?: string };
                 const pct =
                   progress === null || progress.total === 0
                     ? 0
                     : Math.round((100 * progress.done) / progress.total);
-                const live = ['queued', 'running', 'retrying'].includes(run.state);
-                return html`<tr>
+                const live = ['queued', 'running', 'retrying', 'cancelling'].includes(status);
+                return html`<tr data-run="${run.id}" data-status="${status}">
                   <td><a class="mono" href="${runHref(run.id)}">${run.id.slice(0, 8)}</a></td>
-                  <td>${badge(run.state)}</td>
+                  <td>${badge(status)}</td>
                   <td class="mono">${args.start_date ?? '?'} → ${args.end_date ?? '?'}</td>
                   <td>${args.granularity ?? '?'}</td>
                   <td>
@@ -72,12 +84,14 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
                   </td>
                   <td class="num">${progress === null ? '—' : `${progress.done} / ${progress.total}`}</td>
                   <td class="num">${progress?.failed ?? '—'}</td>
+                  <td class="num">${progress?.cancelled ?? '—'}</td>
                   <td class="num">
                     ${live && progress?.etaSeconds !== undefined ? formatAge(progress.etaSeconds) : '—'}
                   </td>
                   <td class="mono">${formatTime(run.enqueuedAt)}</td>
+                  <td>${formatDuration(run.durationMs)}</td>
                   <td>
-                    ${req.canWrite && live ? actionButton({ url: `/api/backfills/${encodeURIComponent(run.id)}/cancel`, label: 'Cancel', className: 'danger', confirm: 'Cancel this backfill? Windows not started are skipped, running ones terminated.', done: 'Cancelled.' }) : ''}
+                    ${req.canWrite && live && status !== 'cancelling' ? actionButton({ url: `/api/backfills/${encodeURIComponent(run.id)}/cancel`, label: 'Cancel', className: 'danger', confirm: 'Cancel this backfill? Windows not started are skipped, running ones terminated.', done: 'Cancelled.' }) : ''}
                   </td>
                 </tr>`;
               })}

@@ -1,3 +1,4 @@
+import { backfillStatusOf } from '../../tasks/index.ts';
 import { notFound } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, formatJson, formatTime, html } from '../html/index.ts';
@@ -5,7 +6,10 @@ import { runJson } from '../services/index.ts';
 import { actionButton, badge, card, runHref, runsTable } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
-/** One run: its args, result, error, attempts, worker, timings; retry, revoke, terminate. */
+/**
+ * One run: its args, result, error, attempts, worker, timings; retry, revoke, terminate — or, for a
+ * backfill, cancel.
+ */
 export async function taskPage(ctx: DashboardContext, req: PageRequest, id: string): Promise<PageResult> {
   const record = await ctx.control.run(id);
   if (record === undefined) throw notFound(`run ${id}`);
@@ -13,7 +17,26 @@ export async function taskPage(ctx: DashboardContext, req: PageRequest, id: stri
   const children = (await ctx.control.runs({ parentId: id, limit: 1000 })).map((r) => runJson(r, ctx.scrub));
   const api = `/api/tasks/${encodeURIComponent(id)}`;
   const buttons = [];
-  if (req.canWrite) {
+  // A backfill's run waits for its windows: revoking or terminating it alone would leave them running.
+  // It has Cancel instead, which cancels its windows (and then the run ends cancelled).
+  const backfill = run.task === 'backfill_aggregations';
+  const live = ['queued', 'retrying', 'running'].includes(run.state);
+  const status = backfill
+    ? backfillStatusOf(run, live ? await ctx.control.backfillProgress(id) : undefined)
+    : run.state;
+  if (backfill && live) {
+    if (req.canWrite && status !== 'cancelling') {
+      buttons.push(
+        actionButton({
+          url: `/api/backfills/${encodeURIComponent(id)}/cancel`,
+          label: 'Cancel backfill',
+          className: 'danger',
+          confirm: 'Cancel this backfill? Windows not started are skipped, running ones terminated.',
+          done: 'Cancelled.',
+        }),
+      );
+    }
+  } else if (req.canWrite) {
     if (['failed', 'timed_out', 'revoked'].includes(run.state)) {
       buttons.push(
         actionButton({
@@ -55,7 +78,7 @@ export async function taskPage(ctx: DashboardContext, req: PageRequest, id: stri
     title: `${run.task} run`,
     live: html` <section class="card">
         <div class="actions" style="justify-content:space-between">
-          <div class="actions"><span class="mono">${run.id}</span> ${badge(run.state)}</div>
+          <div class="actions"><span class="mono">${run.id}</span> ${badge(status)}</div>
           <div class="actions">${buttons}</div>
         </div>
       </section>
