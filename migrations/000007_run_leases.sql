@@ -8,10 +8,13 @@
 --                     sent again with the delay it had left, not at once
 --   state_changed_at  when the state last changed: how long a run has been queued, running or
 --                     retrying, for the reaper's grace and the health check
+--   terminate_requested_at  an operator asked to terminate the running attempt: its owner sees it at
+--                     its next lease renewal even if the NOTIFY that also tells it was lost
 ALTER TABLE aggjobs.task_runs
   ADD COLUMN lease_token text,
   ADD COLUMN lease_expires_at timestamptz,
   ADD COLUMN not_before timestamptz,
-  ADD COLUMN state_changed_at timestamptz NOT NULL DEFAULT now();
+  ADD COLUMN state_changed_at timestamptz NOT NULL DEFAULT now(),
+  ADD COLUMN terminate_requested_at timestamptz;
 
 CREATE INDEX task_runs_lease_idx ON aggjobs.task_runs (lease_expires_at) WHERE state = 'running';

@@ -12,6 +12,7 @@ import {
   type WorkerOptions,
 } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { JobSlots, SlotHolder } from './job-slots.ts';
 import { redact } from '../config/index.ts';
 import type { BrokerProbe, QueueName } from '../tasks/index.ts';
 import { queueNames } from '../tasks/index.ts';
@@ -85,13 +86,6 @@ export interface WorkerTuning {
   slots: JobSlots;
 }
 
-/** A process's task slots, shared by its BullMQ workers (one per queue). */
-export interface JobSlots {
-  /** Resolves true with a slot taken, or false once the process stops taking jobs. */
-  acquire(): Promise<boolean>;
-  release(): void;
-}
-
 type SlottedJob = Job<JobData, unknown, string, never>;
 
 /**
@@ -101,7 +95,12 @@ type SlottedJob = Job<JobData, unknown, string, never>;
  * and start them after its shutdown grace. Every fetch goes through `moveToActive` (BullMQ's
  * prefetch on completion is turned off), so `slots` bounds what the process holds.
  */
-class SlottedWorker extends Worker<JobData, unknown, string, IQueueBackend, never, BrokerToken> {
+class SlottedWorker
+  extends Worker<JobData, unknown, string, IQueueBackend, never, BrokerToken>
+  implements SlotHolder
+{
+  reserved = 0;
+
   constructor(
     name: string,
     processor: Processor<JobData, unknown, string>,
@@ -110,27 +109,29 @@ class SlottedWorker extends Worker<JobData, unknown, string, IQueueBackend, neve
     private readonly slots: JobSlots,
   ) {
     super(name, processor, opts, factory);
+    slots.register(this);
+    this.on('closed', () => slots.unregister(this));
   }
 
   protected override async moveToActive(token: string, name?: string): Promise<SlottedJob> {
-    if (!(await this.slots.acquire())) return undefined as unknown as SlottedJob;
+    if (!(await this.slots.take(this))) return undefined as unknown as SlottedJob;
     let job: SlottedJob | undefined;
     try {
       job = await super.moveToActive(token, name);
     } catch (error) {
-      this.slots.release();
+      this.slots.give(this);
       throw error;
     }
-    if (job === undefined) this.slots.release();
+    if (job === undefined) this.slots.give(this);
     return job as SlottedJob;
   }
 
   override async processJob(job: SlottedJob, token: string): Promise<void | SlottedJob> {
     try {
-      // No prefetch of the next job when this one ends: the next fetch waits for a slot.
+      // No prefetch of the next job when this one ends: the next fetch takes a slot first.
       return await super.processJob(job, token, () => false);
     } finally {
-      this.slots.release();
+      this.slots.give(this);
     }
   }
 }

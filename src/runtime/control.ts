@@ -10,7 +10,7 @@ import {
 import type { AsyncResult } from './async-result.ts';
 import { sendControl } from './control-channel.ts';
 import { getRun, listRuns, revokeQueued, runStats, type RunQuery, type RunRecord } from './run-log.ts';
-import { promoteRun, revokeOrphan } from './run-ownership.ts';
+import { promoteRun, requestTermination, revokeOrphan } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import { listSchedules, type ScheduleInfo } from './schedules.ts';
 
@@ -169,6 +169,8 @@ export function createControl(runtime: Runtime): Control {
           .catch(() => undefined);
         return { runId, action: 'revoked', state: 'revoked' };
       }
+      // Recorded on the run (its owner sees it at its next lease renewal) and told at once.
+      await requestTermination(pool, runId);
       await sendControl(pool, { action: 'terminate', runId });
       return { runId, action: 'terminating', state: 'running' };
     }

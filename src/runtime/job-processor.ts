@@ -3,7 +3,7 @@ import type { Logger } from '../log/index.ts';
 import { timeLimitsOf, type AnyTaskDefinition } from '../tasks/index.ts';
 import type { JobData } from './broker.ts';
 import { backoffDelayMs } from './errors.ts';
-import { recordRejected } from './run-log.ts';
+import { recordedArgs, recordRejected } from './run-log.ts';
 import { claimRun, finishAttempt, type AttemptOutcome, type Lease } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import type { RunHandle, TaskThreadPool, ThreadOutcome } from './thread-pool.ts';
@@ -108,10 +108,10 @@ function outcomeOf(
 }
 
 /**
- * The BullMQ processor of a worker process: validates the job like `applyAsync` (a job no enqueue
- * path made fails with the reason and never runs), claims the run with a lease (taking it over,
- * and killing the previous attempt's sessions, when its worker died), runs it in a thread with its
- * time limits, and records the outcome fenced by the lease.
+ * The BullMQ processor of a worker process: takes the run's arguments from its row, or validates a
+ * job no enqueue path made like `applyAsync` (invalid: it fails with the reason and never runs);
+ * claims the run with a lease (taking it over, and killing the previous attempt's sessions, when its
+ * worker died); runs it in a thread with its time limits; records the outcome fenced by the lease.
  */
 export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => Promise<unknown> {
   const { runtime, threads, logger, active, stats } = ctx;
@@ -129,15 +129,21 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
     const runId = job.id ?? '';
     const task = runtime.tasks.get(job.name);
     if (task === undefined) return await reject(job, job.name, job.queueName, `unknown task ${job.name}`);
-    let args: Record<string, unknown>;
-    try {
-      const raw: unknown = job.data?.args ?? {};
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-        throw new Error('args must be an object');
-      args = runtime.validate(task.name, { kwargs: raw as Record<string, unknown> });
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return await reject(job, task.name, task.queue, `invalid arguments: ${message}`);
+    // The run's row is the authority on its arguments (validated when it was enqueued; rules that
+    // depend on the clock must not fail it later). A job without a row was made by another tool:
+    // it is validated like applyAsync, and refused when invalid.
+    let args = await recordedArgs(pool, runId);
+    if (args === undefined) {
+      try {
+        const raw: unknown = job.data?.args ?? {};
+        if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+          throw new Error('args must be an object');
+        }
+        args = runtime.validate(task.name, { kwargs: raw as Record<string, unknown> });
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return await reject(job, task.name, task.queue, `invalid arguments: ${message}`);
+      }
     }
 
     const maxAttempts = maxAttemptsOf(job, ctx);
@@ -155,6 +161,8 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
       return { skipped: claim.state };
     }
     if (claim.kind === 'exhausted') {
+      // The dead attempt's sessions may still wait on a lock, and would commit when it goes.
+      await threads.killSessions(runId);
       logger.warn({ task: task.name, runId }, `run ${runId} failed: ${claim.error}`);
       stats.failed += 1;
       await storeResult(ctx, runId, 'failed', claim.error);

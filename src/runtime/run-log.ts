@@ -112,6 +112,15 @@ export async function recordQueued(
   );
 }
 
+/** The arguments a run was recorded with; undefined when it has no row. */
+export async function recordedArgs(db: Queryable, id: string): Promise<Record<string, unknown> | undefined> {
+  const { rows } = await db.query<{ args: Record<string, unknown> }>(
+    'SELECT args FROM aggjobs.task_runs WHERE id = $1',
+    [id],
+  );
+  return rows[0]?.args;
+}
+
 /**
  * A job that no enqueue path made (unknown task, arguments its schema refuses) ends as a failed run
  * with the reason, and never runs: a row is created when the job had none.
@@ -125,7 +134,7 @@ export async function recordRejected(
      VALUES ($1, $2, $3, 'failed', $4, $5, now())
      ON CONFLICT (id) DO UPDATE SET state = 'failed', error = EXCLUDED.error, finished_at = now(),
        state_changed_at = now(), lease_token = NULL, lease_expires_at = NULL
-     WHERE r.state IN ('queued', 'retrying')`,
+     WHERE r.state IN ('queued', 'retrying') OR (r.state = 'running' AND r.lease_token IS NULL)`,
     [run.id, run.task, JSON.stringify(run.args ?? {}), run.queue, run.error],
   );
 }

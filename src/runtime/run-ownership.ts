@@ -93,7 +93,7 @@ export async function claimRun(
     }
     const { rows: updated } = await client.query<{ attempts: number }>(
       `UPDATE aggjobs.task_runs
-       SET state = 'running', worker = $2, attempts = attempts + 1, lease_token = $3,
+       SET state = 'running', worker = $2, attempts = attempts + 1, lease_token = $3, terminate_requested_at = NULL,
            lease_expires_at = now() + make_interval(secs => $4), not_before = NULL,
            started_at = CASE WHEN state = 'running' AND lease_token IS NULL THEN coalesce(started_at, now())
                              ELSE now() END,
@@ -112,24 +112,37 @@ export async function claimRun(
 }
 
 /**
- * Renews the leases a worker holds; returns the run ids whose lease it no longer holds (taken over,
- * settled by the reaper, or revoked), whose attempts must stop at once.
+ * Renews the leases a worker holds. Returns the runs whose lease it no longer holds (taken over,
+ * settled by the reaper, or revoked), whose attempts must stop at once and write nothing, and those
+ * an operator asked to terminate.
  */
 export async function renewLeases(
   db: Queryable,
   leases: readonly Lease[],
   leaseMs: number,
-): Promise<string[]> {
-  if (leases.length === 0) return [];
-  const { rows } = await db.query<{ id: string }>(
+): Promise<{ lost: string[]; terminate: string[] }> {
+  if (leases.length === 0) return { lost: [], terminate: [] };
+  const { rows } = await db.query<{ id: string; terminate: boolean }>(
     `UPDATE aggjobs.task_runs r SET lease_expires_at = now() + make_interval(secs => $3)
      FROM unnest($1::text[], $2::text[]) AS o(id, token)
      WHERE r.id = o.id AND r.lease_token = o.token AND r.state = 'running'
-     RETURNING r.id`,
+     RETURNING r.id, r.terminate_requested_at IS NOT NULL AS terminate`,
     [leases.map((l) => l.runId), leases.map((l) => l.token), leaseMs / 1000],
   );
   const held = new Set(rows.map((r) => r.id));
-  return leases.filter((l) => !held.has(l.runId)).map((l) => l.runId);
+  return {
+    lost: leases.filter((l) => !held.has(l.runId)).map((l) => l.runId),
+    terminate: rows.filter((r) => r.terminate).map((r) => r.id),
+  };
+}
+
+/** An operator asks to terminate a running run; false when it is not running. */
+export async function requestTermination(db: Queryable, id: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE aggjobs.task_runs SET terminate_requested_at = now() WHERE id = $1 AND state = 'running'`,
+    [id],
+  );
+  return rowCount === 1;
 }
 
 export type AttemptOutcome = {

@@ -1,6 +1,7 @@
 import type { Logger } from '../log/index.ts';
 import type { QueueName } from '../tasks/index.ts';
 import { settleOrphan } from './run-ownership.ts';
+import { terminateRunSessions } from './run-sessions.ts';
 import type { Runtime } from './runtime.ts';
 
 export interface ReaperOptions {
@@ -78,6 +79,8 @@ export async function reapRuns(runtime: Runtime, options: ReaperOptions): Promis
   for (const run of orphans.rows) {
     const { state, reason } = await jobState(run.queue, run.id);
     if (PENDING_JOB_STATES.has(state)) continue;
+    // Its worker is gone, but a session of it may still wait on a lock and commit when it goes.
+    await terminateRunSessions(pool, run.id, run.attempts);
     const who = `its worker ${run.worker ?? '?'} stopped during attempt ${run.attempts}`;
     const fenced = { id: run.id, token: run.lease_token };
     if (state === 'failed') {

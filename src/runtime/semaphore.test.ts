@@ -33,3 +33,15 @@ describe('Semaphore.close', () => {
     expect(s.inUse).toBe(1);
   });
 });
+
+describe('Semaphore.tryAcquire', () => {
+  it('takes a free slot without waiting, and refuses when none is free or closed', async () => {
+    const s = new Semaphore(1);
+    expect(s.tryAcquire()).toBe(true);
+    expect(s.tryAcquire()).toBe(false);
+    s.release();
+    s.close();
+    expect(s.tryAcquire()).toBe(false);
+    expect(await s.acquire()).toBe(false);
+  });
+});

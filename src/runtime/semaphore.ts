@@ -17,6 +17,13 @@ export class Semaphore {
     return this.limit;
   }
 
+  /** Takes a slot if one is free now; never waits. */
+  tryAcquire(): boolean {
+    if (this.closed || this.used >= this.limit) return false;
+    this.used += 1;
+    return true;
+  }
+
   /** Resolves true with a slot taken, or false once closed. */
   async acquire(): Promise<boolean> {
     if (this.closed) return false;

@@ -5,13 +5,8 @@ import type { Pool } from '../db/index.ts';
 import type { LogLine } from '../log/index.ts';
 import type { BrokerProbe } from '../tasks/index.ts';
 import type { ExecutionOutcome } from './task-executor.ts';
-import {
-  runApplicationName,
-  runSessionPrefix,
-  type FromThread,
-  type ThreadInit,
-  type ToThread,
-} from './thread-protocol.ts';
+import { terminateRunSessions } from './run-sessions.ts';
+import { type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
 
 /** How a run in a thread ended. */
 export type ThreadOutcome =
@@ -105,21 +100,9 @@ export class TaskThreadPool {
     }
   }
 
-  /**
-   * Terminates the database sessions of a run's attempt, or of every attempt of the run when
-   * `attempt` is undefined (its statements end; PostgreSQL rolls back and unlocks).
-   */
+  /** Terminates the database sessions of a run's attempt, or of all its attempts (run-sessions.ts). */
   async killSessions(runId: string, attempt?: number): Promise<number> {
-    const prefix = runSessionPrefix(runId);
-    const { rowCount } = await this.options.pool
-      .query(
-        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE ($2::text IS NOT NULL AND application_name = $2)
-            OR ($2::text IS NULL AND left(application_name, length($1)) = $1)`,
-        [prefix, attempt === undefined ? null : runApplicationName(runId, attempt)],
-      )
-      .catch(() => ({ rowCount: 0 }));
-    return rowCount ?? 0;
+    return await terminateRunSessions(this.options.pool, runId, attempt);
   }
 
   /**

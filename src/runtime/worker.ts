@@ -7,7 +7,7 @@ import { createJobProcessor, type ActiveRun } from './job-processor.ts';
 import { reapRuns } from './run-reaper.ts';
 import { renewLeases } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
-import { Semaphore } from './semaphore.ts';
+import { JobSlots } from './job-slots.ts';
 import { TaskThreadPool } from './thread-pool.ts';
 
 export interface WorkerOptions {
@@ -82,7 +82,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     maxMemoryKb: options.maxMemoryPerChildKb,
     onRecycle: (reason) => logger.info(`task thread replaced: ${reason}`),
   });
-  const slots = new Semaphore(options.concurrency);
+  const slots = new JobSlots(options.concurrency);
   const active = new Map<string, ActiveRun>();
   const stats = { processed: 0, failed: 0 };
   let concurrency = options.concurrency;
@@ -119,8 +119,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     if (value === concurrency) return;
     logger.info(`concurrency ${concurrency} → ${value}`);
     concurrency = value;
+    // Each BullMQ Worker's own limit follows the free slots (job-slots.ts).
     slots.resize(value);
-    for (const w of workers) w.concurrency = value;
   };
 
   const heartbeat = async (stopped = false): Promise<void> => {
@@ -155,11 +155,18 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   // Leases: renewed every third of their duration; a run whose lease this process no longer holds
   // (taken over after a stall, settled by the reaper, revoked) stops at once, and writes nothing.
   const renew = async (): Promise<void> => {
-    const lost = await renewLeases(
+    const { lost, terminate } = await renewLeases(
       pool,
       [...active.values()].map((run) => run.lease),
       leaseMs,
     );
+    // A terminate whose NOTIFY this worker missed (control session down) is seen here.
+    for (const runId of terminate) {
+      const run = active.get(runId);
+      if (run === undefined) continue;
+      if (run.handle !== undefined) run.handle.kill('terminated');
+      else run.pendingKill = 'terminated';
+    }
     for (const runId of lost) {
       const run = active.get(runId);
       if (run === undefined) continue;
@@ -225,6 +232,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       }
     },
     (error) => logger.warn({ err: error }, 'control channel error'),
+    { onReconnect: () => logger.info('control channel connected again') },
   );
 
   logger.info(

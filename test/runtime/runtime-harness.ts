@@ -31,7 +31,13 @@ export function testSettings(backend: Backend, env: Record<string, string> = {})
 export async function testRuntime(
   backend: Backend,
   db: TestDatabase,
-  options: { env?: Record<string, string>; namespace?: string; now?: () => Date } = {},
+  options: {
+    env?: Record<string, string>;
+    namespace?: string;
+    now?: () => Date;
+    /** More task modules besides the test tasks. */
+    taskModules?: readonly string[];
+  } = {},
 ): Promise<Runtime> {
   const settings = testSettings(backend, options.env);
   const namespace =
@@ -45,7 +51,7 @@ export async function testRuntime(
     databaseUrl: db.url,
     logger: createLogger(settings.logLevel),
     namespace,
-    taskModules: testTaskModules,
+    taskModules: [...testTaskModules, ...(options.taskModules ?? [])],
     now: options.now,
   });
   afterAll(async () => {
