@@ -1,4 +1,4 @@
-import type { Pool } from '../db/index.ts';
+import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { checkGrain } from './grain.ts';
@@ -67,6 +67,27 @@ function changeCaptureSql(source: string, columns: readonly string[]): string[] 
   ];
 }
 
+/**
+ * The change-capture trigger pairs the old and new rows of an UPDATE by the source's primary key
+ * (migration 000008): without one it could only log every updated row's old group.
+ */
+async function checkPrimaryKey(client: PoolClient, source: string): Promise<void> {
+  const { rows } = await client.query<{ found: boolean; keyed: boolean }>(
+    `SELECT to_regclass($1) IS NOT NULL AS found,
+            EXISTS (SELECT FROM pg_index WHERE indrelid = to_regclass($1) AND indisprimary) AS keyed`,
+    [source],
+  );
+  if (rows[0]?.found !== true)
+    throw new Error(
+      `source table ${source} of a rollup does not exist: create it before installing the rollup`,
+    );
+  if (rows[0].keyed !== true)
+    throw new Error(
+      `source table ${source} has no primary key: change capture pairs the old and new rows of an ` +
+        `UPDATE by it; add one (ALTER TABLE ${source} ADD PRIMARY KEY (...)) and install again`,
+    );
+}
+
 async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
   const { rows } = await pool.query<{ column_name: string }>(
     `SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = $1`,
@@ -95,6 +116,7 @@ export async function installRollups(pool: Pool, definitions: readonly RollupDef
   await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
     for (const [source, columns] of groupColumnsBySource(definitions)) {
+      await checkPrimaryKey(client, source);
       for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
     }
     for (const def of definitions) {

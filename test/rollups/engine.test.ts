@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   builtinRollups,
   installRollups,
@@ -8,6 +8,7 @@ import {
   RefreshAbortedError,
   type RollupDefinition,
 } from '../../src/rollups/index.ts';
+import { seedDemoData } from '../../src/workload/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { refreshAll, resetData } from '../support/rollup-helpers.ts';
@@ -145,6 +146,90 @@ describe('change capture', () => {
     const { rows } = await db.pool.query('SELECT 1 FROM analytics.execution_metrics_hourly');
     expect(rows).toHaveLength(0);
   });
+
+  it('a refresh cancelled while its statement waits on a lock writes nothing and leaves its state as it was', async () => {
+    await insertExecution('2026-02-01T10:30:00Z');
+    await refreshAll(db.pool, 'UTC');
+    await insertExecution('2026-02-01T10:40:00Z'); // changes the 10:00 group
+    await insertExecution('2026-02-01T12:40:00Z'); // a new group
+    const state = async (): Promise<unknown> =>
+      (
+        await db.pool.query('SELECT to_jsonb(s) AS s FROM aggjobs.rollup_state s WHERE rollup = $1', [
+          hourly.name,
+        ])
+      ).rows[0];
+    const rollupRows = async (): Promise<unknown[]> =>
+      (
+        await db.pool.query(
+          'SELECT to_jsonb(t) AS t FROM analytics.execution_metrics_hourly t ORDER BY bucket_start',
+        )
+      ).rows;
+    const [stateBefore, rowsBefore] = [await state(), await rollupRows()];
+
+    // The test holds the 10:00 row: the refresh statement's upsert waits for it.
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `SELECT FROM analytics.execution_metrics_hourly WHERE bucket_start = '2026-02-01T10:00Z' FOR UPDATE`,
+      );
+      const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+      const controller = new AbortController();
+      const refresh = refreshRollup(db.pool, hourly, {
+        timezone: 'UTC',
+        mode: { kind: 'incremental' },
+        signal: controller.signal,
+      });
+      const outcome = refresh.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await vi.waitFor(
+        async () => {
+          const { rows } = await db.pool.query(
+            `SELECT 1 FROM pg_stat_activity
+             WHERE $1 = ANY (pg_blocking_pids(pid)) AND wait_event_type = 'Lock' AND query LIKE '%WITH params%'`,
+            [holderPid],
+          );
+          expect(rows).toHaveLength(1);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      controller.abort();
+      const error = await outcome;
+      expect(error).toBeInstanceOf(RefreshAbortedError);
+      // Cancelled inside the statement (57014 query_canceled), not before it started.
+      expect(((error as Error).cause as { code?: string } | undefined)?.code).toBe('57014');
+      expect(await state()).toEqual(stateBefore);
+      expect(await rollupRows()).toEqual(rowsBefore);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    const next = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(next).toMatchObject({ mode: 'incremental', groupsRecomputed: 2, rowsWritten: 2 });
+    expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);
+  });
+
+  it('a primary key changed together with the time leaves no old group behind (issue 12)', async () => {
+    await seedDemoData(db.pool, {
+      seed: 12,
+      days: 7,
+      executionsPerDay: 3_000,
+      workspaces: 20,
+      users: 100,
+      end: new Date('2026-03-01T00:00:00Z'),
+    });
+    await refreshAll(db.pool, 'America/New_York');
+    const { rowCount } = await db.pool.query(
+      `UPDATE execution_logs SET id = id + 20000000, started_at = started_at - interval '3 days' WHERE id % 223 = 6`,
+    );
+    expect(rowCount).toBeGreaterThan(50);
+    await refreshAll(db.pool, 'America/New_York');
+    const hourlyAndDaily = builtinRollups.map((d) => d.name).filter((n) => /_(hourly|daily)$/.test(n));
+    expect(hourlyAndDaily).toContain('execution_metrics_daily');
+    expect(await compareWithOracle(db.pool, 'America/New_York', { tables: hourlyAndDaily })).toEqual([]);
+  });
 });
 
 describe('user-defined rollups', () => {
@@ -185,6 +270,78 @@ describe('user-defined rollups', () => {
     await db.pool.query('DROP TABLE analytics.workflow_runs_15m');
     await db.pool.query(`DELETE FROM aggjobs.rollup_state WHERE rollup = 'workflow_runs_15m'`);
     await installRollups(db.pool, builtinRollups);
+  });
+
+  it('a source whose primary key is not `id` stays exact through key changes and a swap in one statement', async () => {
+    // A deferrable key lets one UPDATE swap two keys; the rows also change groups.
+    await db.pool.query(`
+      CREATE TABLE public.meter_readings (
+        tenant int NOT NULL, seq int NOT NULL, meter text NOT NULL, read_at timestamptz NOT NULL, value int NOT NULL,
+        PRIMARY KEY (tenant, seq) DEFERRABLE INITIALLY IMMEDIATE);
+      INSERT INTO public.meter_readings
+      SELECT i % 2, i, 'm' || i % 3, timestamptz '2026-04-01' + make_interval(mins => i * 13), i FROM generate_series(1, 60) i`);
+    const meters: RollupDefinition = {
+      name: 'meter_hourly',
+      source: 'public.meter_readings',
+      timeColumn: 'read_at',
+      grain: 'hour',
+      dimensions: [{ column: 'meter', type: 'text' }],
+      measures: [
+        { name: 'readings', type: 'bigint', sql: 'count(*)' },
+        { name: 'total', type: 'bigint', sql: 'sum(value)' },
+      ],
+    };
+    try {
+      await installRollups(db.pool, [meters]);
+      await refreshRollup(db.pool, meters, { timezone: 'UTC', mode: { kind: 'incremental' } });
+      await db.pool.query(
+        `UPDATE public.meter_readings SET seq = seq + 1000, read_at = read_at - interval '2 hours' WHERE seq % 7 = 0`,
+      );
+      await db.pool.query(
+        `UPDATE public.meter_readings SET seq = 1000 - seq WHERE seq % 5 = 1 AND seq < 1000`,
+      );
+      await db.pool.query(
+        `UPDATE public.meter_readings SET seq = CASE seq WHEN 2 THEN 4 ELSE 2 END, meter = 'm9',
+           read_at = read_at + interval '1 day' WHERE tenant = 0 AND seq IN (2, 4)`,
+      );
+      await refreshRollup(db.pool, meters, { timezone: 'UTC', mode: { kind: 'incremental' } });
+      const { rows } = await db.pool.query(`
+        (SELECT date_trunc('hour', read_at, 'UTC') AS bucket_start, meter, count(*) AS readings, sum(value) AS total
+         FROM public.meter_readings GROUP BY 1, 2
+         EXCEPT SELECT bucket_start, meter, readings, total FROM analytics.meter_hourly)
+        UNION ALL
+        (SELECT bucket_start, meter, readings, total FROM analytics.meter_hourly
+         EXCEPT SELECT date_trunc('hour', read_at, 'UTC'), meter, count(*), sum(value) FROM public.meter_readings GROUP BY 1, 2)`);
+      expect(rows).toEqual([]);
+    } finally {
+      await db.pool.query(`
+        DROP TABLE IF EXISTS analytics.meter_hourly, public.meter_readings;
+        DELETE FROM aggjobs.rollup_state WHERE rollup = 'meter_hourly'`);
+    }
+  });
+
+  it('refuses a source table without a primary key, saying how to fix it', async () => {
+    await db.pool.query(
+      'CREATE TABLE public.keyless_events (happened_at timestamptz NOT NULL, kind text NOT NULL)',
+    );
+    const keyless: RollupDefinition = {
+      name: 'keyless_hourly',
+      source: 'public.keyless_events',
+      timeColumn: 'happened_at',
+      grain: 'hour',
+      dimensions: [{ column: 'kind', type: 'text' }],
+      measures: [{ name: 'events', type: 'bigint', sql: 'count(*)' }],
+    };
+    try {
+      await expect(installRollups(db.pool, [keyless])).rejects.toThrow(
+        'source table public.keyless_events has no primary key: change capture pairs the old and new rows of an ' +
+          'UPDATE by it; add one (ALTER TABLE public.keyless_events ADD PRIMARY KEY (...)) and install again',
+      );
+      const { rows } = await db.pool.query(`SELECT to_regclass('analytics.keyless_hourly') AS t`);
+      expect(rows).toEqual([{ t: null }]);
+    } finally {
+      await db.pool.query('DROP TABLE public.keyless_events');
+    }
   });
 
   it('rejects a bad definition naming the field and the rule', async () => {

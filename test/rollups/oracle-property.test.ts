@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { PoolClient } from '../../src/db/index.ts';
 import { builtinRollups, refreshRollup } from '../../src/rollups/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { compareWithOracle } from '../support/oracle.ts';
@@ -23,6 +24,19 @@ const duration = fc.option(fc.integer({ min: 0, max: 600_000 }), { nil: null });
 const credits = fc.integer({ min: -500, max: 5000 }).map((c) => (c / 100).toFixed(2));
 const pick = fc.nat(1000);
 
+type SourceTable = 'execution_logs' | 'user_activity_events' | 'credit_transactions';
+const sourceTable = fc.constantFrom<SourceTable>(
+  'execution_logs',
+  'user_activity_events',
+  'credit_transactions',
+);
+/** The time column of each source table. */
+const timeColumn: Record<SourceTable, string> = {
+  execution_logs: 'started_at',
+  user_activity_events: 'occurred_at',
+  credit_transactions: 'created_at',
+};
+
 type Op =
   | {
       op: 'insertExecution';
@@ -42,6 +56,11 @@ type Op =
   | { op: 'moveCredit'; pick: number; at: string | null; ws: number | null; source: string | null }
   | { op: 'delete'; table: 'execution_logs' | 'user_activity_events' | 'credit_transactions'; pick: number }
   | { op: 'bulkUpdate'; ws: number; status: string }
+  | { op: 'changeKey'; table: SourceTable; pick: number; at: string | null; ws: number | null }
+  | { op: 'bulkChangeKey'; remainder: number; shiftHours: number }
+  | { op: 'swapKeys'; a: number; b: number; at: string | null; ws: number | null }
+  | { op: 'upsertExecution'; pick: number; fresh: boolean; ws: number; at: string; status: string }
+  | { op: 'rolledBackSavepoint'; pick: number; at: string; ws: number; keep: boolean }
   | { op: 'windowRefresh'; rollup: number; from: string; to: string }
   | { op: 'refresh' };
 
@@ -114,16 +133,55 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       source: fc.option(fc.constantFrom('api', 'storage'), { nil: null }),
     }),
   },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), table: sourceTable, pick }) },
+  // Primary-key changes (issue 12): alone (at and ws null) or with a move in the same statement.
   {
     weight: 2,
     arbitrary: fc.record({
-      op: fc.constant('delete' as const),
-      table: fc.constantFrom(
-        'execution_logs' as const,
-        'user_activity_events' as const,
-        'credit_transactions' as const,
-      ),
+      op: fc.constant('changeKey' as const),
+      table: sourceTable,
       pick,
+      at: fc.option(time, { nil: null }),
+      ws: fc.option(workspace, { nil: null }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('bulkChangeKey' as const),
+      remainder: fc.nat(2),
+      shiftHours: fc.integer({ min: -72, max: 72 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('swapKeys' as const),
+      a: pick,
+      b: pick,
+      at: fc.option(time, { nil: null }),
+      ws: fc.option(workspace, { nil: null }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('upsertExecution' as const),
+      pick,
+      fresh: fc.boolean(),
+      ws: workspace,
+      at: time,
+      status,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('rolledBackSavepoint' as const),
+      pick,
+      at: time,
+      ws: workspace,
+      keep: fc.boolean(),
     }),
   },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('bulkUpdate' as const), ws: workspace, status }) },
@@ -139,15 +197,30 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: 'refresh' as const }) },
 );
 
-/** SQL for the id of the (pick mod count)-th row of `table`; the pick is parameter $1. */
-function nth(table: string): string {
-  return `(SELECT id FROM public.${table} ORDER BY id OFFSET ($1::int % greatest((SELECT count(*) FROM public.${table})::int, 1)) LIMIT 1)`;
+/** SQL for the id of the (pick mod count)-th row of `table`; the pick is parameter $`param`. */
+function nth(table: string, param = 1): string {
+  return `(SELECT id FROM public.${table} ORDER BY id OFFSET ($${param}::int % greatest((SELECT count(*) FROM public.${table})::int, 1)) LIMIT 1)`;
 }
 
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
 });
+
+/** Runs `work` in one transaction on one session. */
+async function inTransaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+  const client = await db.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await work(client);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  } finally {
+    client.release();
+  }
+}
 
 async function apply(op: Op): Promise<void> {
   const q = (sql: string, params: unknown[]): Promise<unknown> => db.pool.query(sql, params);
@@ -210,6 +283,86 @@ async function apply(op: Op): Promise<void> {
         [op.ws, op.status],
       );
       return;
+    case 'changeKey':
+      // A fresh id from the table's sequence: unique, and larger than every other id.
+      await q(
+        `UPDATE public.${op.table} SET id = nextval(pg_get_serial_sequence('public.${op.table}', 'id')),
+           ${timeColumn[op.table]} = coalesce($2, ${timeColumn[op.table]}), workspace_id = coalesce($3, workspace_id)
+         WHERE id = ${nth(op.table)}`,
+        [op.pick, op.at, op.ws],
+      );
+      return;
+    case 'bulkChangeKey':
+      // The statement of issue 12, scaled down: many rows change id and time at once. Ids come from
+      // the sequences (below a million), so adding a million never collides.
+      await q(
+        `UPDATE public.execution_logs SET id = id + 1000000, started_at = started_at + make_interval(hours => $2)
+         WHERE id % 3 = $1`,
+        [op.remainder, op.shiftHours],
+      );
+      return;
+    case 'swapKeys':
+      // Two rows exchange ids (through a negative one: the key is not deferrable), each possibly moved.
+      await inTransaction(async (client) => {
+        const { rows } = await client.query<{ a: string | null; b: string | null }>(
+          `SELECT ${nth('execution_logs')} AS a, ${nth('execution_logs', 2)} AS b`,
+          [op.a, op.b],
+        );
+        const { a, b } = rows[0] ?? { a: null, b: null };
+        if (a === null || b === null || a === b) return;
+        await client.query('UPDATE public.execution_logs SET id = -id WHERE id = $1', [a]);
+        await client.query(
+          'UPDATE public.execution_logs SET id = $2, started_at = coalesce($3, started_at) WHERE id = $1',
+          [b, a, op.at],
+        );
+        await client.query(
+          'UPDATE public.execution_logs SET id = $2, workspace_id = coalesce($3, workspace_id) WHERE id = -$1::bigint',
+          [a, b, op.ws],
+        );
+      });
+      return;
+    case 'upsertExecution':
+      // An existing id takes the ON CONFLICT DO UPDATE path and moves the row; a fresh one inserts.
+      await q(
+        `INSERT INTO public.execution_logs (id, workspace_id, user_id, workflow_id, status, started_at)
+         VALUES (coalesce(CASE WHEN NOT $5 THEN ${nth('execution_logs')} END,
+                          nextval(pg_get_serial_sequence('public.execution_logs', 'id'))), $2, 1, 1, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id, started_at = EXCLUDED.started_at,
+           status = EXCLUDED.status`,
+        [op.pick, op.ws, op.status, op.at, op.fresh],
+      );
+      return;
+    case 'rolledBackSavepoint':
+      // A row moved (and re-keyed) inside a savepoint that is rolled back must leave no trace: no
+      // change-log entry, no stamp. `keep`: the transaction also commits a write outside it.
+      await inTransaction(async (client) => {
+        const logged = async (): Promise<number> =>
+          Number(
+            (await client.query<{ n: string }>('SELECT count(*) AS n FROM aggjobs.change_log')).rows[0]?.n,
+          );
+        const before = await logged();
+        if (op.keep)
+          await client.query(
+            `INSERT INTO public.credit_transactions (workspace_id, source, credits, created_at) VALUES ($1, 'api', 1, $2)`,
+            [op.ws, op.at],
+          );
+        await client.query('SAVEPOINT moved');
+        await client.query(
+          `UPDATE public.execution_logs SET id = id + 1000000, started_at = $2, workspace_id = $3 WHERE id = ${nth('execution_logs')}`,
+          [op.pick, op.at, op.ws],
+        );
+        await client.query(
+          `DELETE FROM public.user_activity_events WHERE id = ${nth('user_activity_events')}`,
+          [op.pick],
+        );
+        await client.query('ROLLBACK TO SAVEPOINT moved');
+        expect(await logged()).toBe(before);
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM public.execution_logs WHERE aggjobs_xid = pg_current_xact_id_if_assigned()`,
+        );
+        expect(Number(rows[0]?.n)).toBe(0);
+      });
+      return;
     case 'windowRefresh': {
       const def = builtinRollups[op.rollup];
       if (def === undefined) return;
@@ -227,7 +380,7 @@ async function apply(op: Op): Promise<void> {
 }
 
 describe('rollups equal a plain GROUP BY over the source rows', () => {
-  it(`after random inserts, late inserts, updates, moves and deletes (${RUNS} cases, ${ZONE})`, async () => {
+  it(`after random inserts, late inserts, updates, moves, key changes, upserts, rolled-back savepoints and deletes (${RUNS} cases, ${ZONE})`, async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
         await resetData(db.pool);
