@@ -11,6 +11,7 @@ import { backfillCommand } from './commands/backfill.ts';
 import { healthCommand } from './commands/health.ts';
 import { controlCommand } from './commands/control.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
+import { rollupsCommand } from './commands/rollups.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   program.addCommand(beatCommand());
   program.addCommand(runCommand());
   program.addCommand(backfillCommand());
+  program.addCommand(rollupsCommand());
   program.addCommand(healthCommand());
   program.addCommand(controlCommand());
   program.addCommand(dashboardCommand());

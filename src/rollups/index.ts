@@ -19,3 +19,11 @@ export {
 } from './materialized-views.ts';
 export { cleanupOldData, defaultSources, type CleanupResult, type RetentionPolicy } from './retention.ts';
 export { prepareDatabase } from './prepare-database.ts';
+export {
+  definitionFingerprint,
+  canonicalDefinition,
+  RollupRebuildRequiredError,
+  type IdentityChange,
+} from './build-identity.ts';
+export { rollupsNeedingRebuild, type RebuildNeeded } from './identity-state.ts';
+export { rebuildRollup, type RebuildOptions, type RebuildPlan, type RebuildResult } from './rebuild.ts';

@@ -1,5 +1,13 @@
 import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
+import { RollupRebuildRequiredError } from './build-identity.ts';
+import {
+  identityOf,
+  identityStateSelect,
+  recordIdentityParams,
+  recordIdentitySql,
+  type IdentityStateColumns,
+} from './identity-state.ts';
 import { rollupSql } from './rollup-sql.ts';
 
 export type RefreshMode = { kind: 'incremental' } | { kind: 'window'; start: Date; end: Date };
@@ -38,7 +46,7 @@ export class RefreshAbortedError extends Error {
   override readonly name = 'RefreshAbortedError';
 }
 
-async function cancelOnAbort(
+export async function cancelOnAbort(
   pool: Pool,
   client: PoolClient,
   signal: AbortSignal | undefined,
@@ -89,15 +97,18 @@ export async function refreshRollup(
         `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`,
         [String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
       );
-      const { rows: stateRows } = await client.query<{
-        horizon: string | null;
-        snapshot: string | null;
-        cutoff: Date | null;
-        next: string;
-        nextSnapshot: string;
-      }>(
+      const { rows: stateRows } = await client.query<
+        {
+          horizon: string | null;
+          snapshot: string | null;
+          cutoff: Date | null;
+          next: string;
+          nextSnapshot: string;
+        } & IdentityStateColumns
+      >(
         `SELECT s.horizon::text AS horizon, s.snapshot::text AS snapshot, w.cutoff,
-                pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot"
+                pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+                ${identityStateSelect}
          FROM aggjobs.rollup_state s
          LEFT JOIN aggjobs.retention_watermarks w ON w.source_table = s.source_table
          WHERE s.rollup = $1`,
@@ -105,6 +116,13 @@ export async function refreshRollup(
       );
       const state = stateRows[0];
       if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
+      // Before anything is written: were the rows built by this zone, definition and cluster?
+      // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
+      // a rebuild, and records what it runs with.
+      const initialRun = options.mode.kind === 'incremental' && state.snapshot === null;
+      const identity = identityOf(def, options.timezone, state);
+      if (!initialRun && identity.changes.length > 0)
+        throw new RollupRebuildRequiredError(def.name, identity.changes);
       const cutoff: Date | string = state.cutoff ?? '-infinity';
       let result: Omit<RefreshResult, 'durationMs'>;
 
@@ -162,6 +180,11 @@ export async function refreshRollup(
          WHERE rollup = $1`,
         [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs }), state.nextSnapshot],
       );
+      // Recorded by a run that read the sources from a snapshot on (incremental, initial) when the
+      // state lacks it, or after an initial run (which recomputed every unfrozen bucket): the first
+      // run, and the first after an upgrade to migration 000009 (README "What built a rollup's rows").
+      if (result.horizon !== undefined && (identity.unrecorded || initialRun))
+        await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
       await client.query('COMMIT');
       return { ...result, durationMs };
     } catch (error) {

@@ -16,7 +16,7 @@ export const healthCheckTask: TaskDefinition<Record<string, never>, Record<strin
   name: 'health_check',
   queue: 'maintenance',
   description:
-    'database, broker, recent activity, freshness, backlog, failures, change-capture lag, anomalies',
+    'database, broker, recent activity, freshness, backlog, failures, change-capture lag, anomalies, rollup identity',
   positional: [],
   schema: noArgs,
   hardLimitSeconds: 300,
@@ -37,6 +37,7 @@ export const healthCheckTask: TaskDefinition<Record<string, never>, Record<strin
       expected: scheduled
         .filter((t) => t.schedule?.enabled(ctx.settings) === true)
         .map((t) => ({ task: t.name, periodSeconds: t.schedule?.periodSeconds ?? 3600 })),
+      definitions: builtinRollups,
       rollups: builtinRollups
         .filter((r) => typeof r.grain === 'string' && enabledGrains.has(r.grain))
         .map((r) => ({ name: r.name, grain: String(r.grain) })),

@@ -1,5 +1,6 @@
 import type { Settings } from '../config/index.ts';
 import type { Pool } from '../db/index.ts';
+import { rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
 import type { BrokerProbe } from './task-definition.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -317,6 +318,34 @@ async function checkAnomalies(pool: Pool, zone: string): Promise<HealthCheckResu
     : { status: 'degraded', detail: `${rows.length} workspace(s) unusual in the last hour`, data: rows };
 }
 
+/**
+ * Rollups whose rows were built under another ANALYTICS_TIMEZONE, definition or cluster: every
+ * refresh of them is refused until `aggjobs rollups rebuild` runs, so their data stops moving.
+ */
+async function checkRollupIdentity(
+  pool: Pool,
+  definitions: readonly RollupDefinition[],
+  zone: string,
+): Promise<HealthCheckResult> {
+  const needed = await rollupsNeedingRebuild(pool, definitions, zone);
+  if (needed.length === 0)
+    return {
+      status: 'healthy',
+      detail: 'every rollup was built in this zone, with its current definition, in this cluster',
+      data: [],
+    };
+  return {
+    status: 'unhealthy',
+    detail: needed
+      .map(
+        (n) =>
+          `analytics.${n.rollup} needs a rebuild (${n.changes.map((c) => c.detail).join('; ')}): run ${n.command}`,
+      )
+      .join('; '),
+    data: needed,
+  };
+}
+
 /** Runs every check; a check that throws is reported unhealthy, never aborts the others. */
 export async function runHealthChecks(options: {
   pool: Pool;
@@ -325,6 +354,8 @@ export async function runHealthChecks(options: {
   expected: readonly ExpectedSchedule[];
   /** The rollups whose freshness matters: those of enabled grains. */
   rollups: ReadonlyArray<{ name: string; grain: string }>;
+  /** Definitions whose build identity is checked (rollup_identity); none: not checked. */
+  definitions?: readonly RollupDefinition[];
 }): Promise<HealthReport> {
   const guard = async (fn: () => Promise<HealthCheckResult>): Promise<HealthCheckResult> => {
     try {
@@ -343,6 +374,11 @@ export async function runHealthChecks(options: {
     checks.run_ownership = await guard(() => checkRunOwnership(options.pool));
     checks.change_capture_lag = await guard(() => checkChangeCaptureLag(options.pool));
     checks.anomalies = await guard(() => checkAnomalies(options.pool, options.settings.analyticsTimezone));
+    const definitions = options.definitions;
+    if (definitions !== undefined)
+      checks.rollup_identity = await guard(() =>
+        checkRollupIdentity(options.pool, definitions, options.settings.analyticsTimezone),
+      );
   }
   checks.queue_backlog = await guard(() => checkBacklog(options.broker));
   return {

@@ -62,7 +62,7 @@ export function rollupsRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   const app = new Hono<DashboardEnv>();
   app.get('/rollups', async (c) =>
     c.json({
-      rollups: await rollupStatuses(ctx.pool, ctx.rollups),
+      rollups: await rollupStatuses(ctx.pool, ctx.rollups, ctx.settings.analyticsTimezone),
       views: await viewStatuses(ctx.pool, ctx.views),
     }),
   );

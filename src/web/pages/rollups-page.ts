@@ -2,7 +2,7 @@ import { findRollup, parseInput, seriesOf, seriesQuery } from '../api/index.ts';
 import { timeChart } from '../charts/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatDuration, formatNumber, formatTime, html, type SafeHtml } from '../html/index.ts';
-import { knownWorkspaces, rollupStatuses, viewStatuses } from '../queries/index.ts';
+import { knownWorkspaces, rollupStatuses, viewStatuses, type RollupStatus } from '../queries/index.ts';
 import { badge, card } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
@@ -17,12 +17,22 @@ function lastResultCell(value: unknown): SafeHtml {
     ${typeof r.durationMs === 'number' ? formatDuration(r.durationMs) : '—'}`;
 }
 
+/** A rollup that needs a rebuild: what changed and the command, else nothing. */
+function rebuildNotice(r: RollupStatus): SafeHtml | string {
+  if (r.rebuild === null) return '';
+  return html`<div>
+    ${badge('unhealthy', 'needs rebuild')}
+    <span class="muted">${r.rebuild.changes.map((c) => c.detail).join('; ')}</span>
+    <div class="mono">${r.rebuild.command}</div>
+  </div>`;
+}
+
 /** Per rollup table: horizon and lag, rows, last refresh and its figures; a chart per hour. */
 export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
   const query = parseInput(seriesQuery, req.query, 'query');
   const def = findRollup(ctx, CHART_TABLE);
   const [rollups, views, workspaces, series] = await Promise.all([
-    rollupStatuses(ctx.pool, ctx.rollups),
+    rollupStatuses(ctx.pool, ctx.rollups, ctx.settings.analyticsTimezone),
     viewStatuses(ctx.pool, ctx.views),
     knownWorkspaces(ctx.pool),
     seriesOf(ctx, def, query),
@@ -95,7 +105,7 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
             ${rollups.map(
               (r) =>
                 html`<tr>
-                  <td><a href="/api/rollups/${r.table}/series">${r.table}</a></td>
+                  <td><a href="/api/rollups/${r.table}/series">${r.table}</a>${rebuildNotice(r)}</td>
                   <td>${r.grain}</td>
                   <td class="mono">${r.source}</td>
                   <td class="num">

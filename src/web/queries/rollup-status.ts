@@ -1,5 +1,10 @@
 import type { Queryable } from '../../db/index.ts';
-import { grainLabel, type RollupDefinition } from '../../rollups/index.ts';
+import {
+  grainLabel,
+  rollupsNeedingRebuild,
+  type RebuildNeeded,
+  type RollupDefinition,
+} from '../../rollups/index.ts';
 
 export interface RollupStatus {
   table: string;
@@ -14,6 +19,8 @@ export interface RollupStatus {
   /** pg_stat_user_tables.n_live_tup: the statistics' row count, not an exact count. */
   rowsEstimate: number | null;
   lastResult: unknown;
+  /** Built under another zone, definition or cluster: refreshes refuse until this is rebuilt. */
+  rebuild: RebuildNeeded | null;
 }
 
 export interface ViewStatus {
@@ -24,11 +31,16 @@ export interface ViewStatus {
   rowsEstimate: number | null;
 }
 
-/** Every rollup's freshness, size and last refresh figures (aggjobs.rollup_state). */
+/**
+ * Every rollup's freshness, size and last refresh figures (aggjobs.rollup_state); with `timezone`
+ * (ANALYTICS_TIMEZONE), also whether it needs a rebuild.
+ */
 export async function rollupStatuses(
   db: Queryable,
   rollups: readonly RollupDefinition[],
+  timezone?: string,
 ): Promise<RollupStatus[]> {
+  const rebuilds = timezone === undefined ? [] : await rollupsNeedingRebuild(db, rollups, timezone);
   // $1 rollup table names
   const { rows } = await db.query<{
     rollup: string;
@@ -59,6 +71,7 @@ export async function rollupStatuses(
       lagSeconds: row?.lag_s == null ? null : Math.round(row.lag_s),
       rowsEstimate: row?.n_live_tup == null ? null : Number(row.n_live_tup),
       lastResult: row?.last_result ?? null,
+      rebuild: rebuilds.find((r) => r.rollup === def.name) ?? null,
     };
   });
 }
