@@ -5,7 +5,8 @@
  * - bucket:   one interval of a grain; `bucket_start` is its start in ANALYTICS_TIMEZONE, as timestamptz.
  * - group:    one (bucket, dimension values) pair: one row of a rollup when it has source rows.
  * - horizon:  a transaction id; every source write by a transaction below it is folded into the rollup.
- * - frozen:   a bucket that starts before the source's retention cutoff; never recomputed again.
+ * - frozen:   a bucket that starts before the retention watermark of its source or of the rollup
+ *             itself (hourly rollups expire); never recomputed again.
  * - window:   [start, end) in time; a window refresh recomputes every bucket in it.
  */
 

@@ -17,7 +17,13 @@ export {
   type ViewRefreshResult,
   type ViewRefreshOptions,
 } from './materialized-views.ts';
-export { cleanupOldData, defaultSources, type CleanupResult, type RetentionPolicy } from './retention.ts';
+export {
+  cleanupOldData,
+  defaultSources,
+  rollupWatermarkKey,
+  type CleanupResult,
+  type RetentionPolicy,
+} from './retention.ts';
 export { prepareDatabase } from './prepare-database.ts';
 export {
   definitionFingerprint,

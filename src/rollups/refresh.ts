@@ -106,11 +106,14 @@ export async function refreshRollup(
           nextSnapshot: string;
         } & IdentityStateColumns
       >(
-        `SELECT s.horizon::text AS horizon, s.snapshot::text AS snapshot, w.cutoff,
+        // Frozen before the later of the source's retention watermark and the rollup's own (an
+        // expired hourly rollup: cleanupOldData, rollupWatermarkKey).
+        `SELECT s.horizon::text AS horizon, s.snapshot::text AS snapshot,
+                (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
+                 WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
                 pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
                 ${identityStateSelect}
          FROM aggjobs.rollup_state s
-         LEFT JOIN aggjobs.retention_watermarks w ON w.source_table = s.source_table
          WHERE s.rollup = $1`,
         [def.name],
       );

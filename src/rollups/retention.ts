@@ -1,3 +1,12 @@
+/**
+ * Retention (README "Retention"). Before deleting, cleanup records in `aggjobs.retention_watermarks`
+ * how far it deletes in every table it deletes from: source tables under their own name, expiring
+ * rollups under their table's name (`rollupWatermarkKey`). A rollup bucket that starts before the
+ * later of its source's watermark and its own is frozen: no incremental refresh, window refresh or
+ * backfill writes it again. So an expired hourly bucket stays expired even where its source rows are
+ * kept: credit transactions are a ledger, never deleted, so their daily rollup stays exact over all
+ * of history, while their hourly rollup, like every hourly rollup, holds the last 2 × retention.
+ */
 import type { Pool } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
@@ -8,9 +17,18 @@ export interface RetentionPolicy {
   retentionDays: number;
   /** Source tables cleaned, with their time column. The seed's policy: execution logs and activity events. */
   sources: ReadonlyArray<{ table: string; timeColumn: string }>;
-  /** Rollups of these grains are kept `rollupRetentionFactor` × retentionDays; daily and coarser forever. */
+  /**
+   * Hourly (and finer) rollups are kept `rollupRetentionFactor` × retentionDays, whatever their
+   * source; daily and coarser forever.
+   */
   rollupRetentionFactor: number;
   batchSize: number;
+  /**
+   * How long to wait for a refresh of an expiring rollup that is in progress before deleting its
+   * expired rows (default 15 min: a refresh's main statement is bounded by ROLLUP_STATEMENT_TIMEOUT_MS,
+   * 10 min by default). Past it the cleanup fails, having deleted none of that rollup's rows.
+   */
+  refreshWaitMs?: number;
 }
 
 export const defaultSources = [
@@ -28,11 +46,20 @@ export interface CleanupResult {
   retentionDays: number;
   /** Source rows before this time were deleted; rollup buckets that start before it are now frozen. */
   sourceCutoff: string;
+  /** Hourly (and finer) rollup rows whose bucket starts before this time were deleted; those buckets are frozen. */
   rollupCutoff: string;
   /** Rows deleted per table. */
   deleted: Record<string, number>;
   batches: number;
   durationMs: number;
+}
+
+/**
+ * The key of a rollup's own watermark in `aggjobs.retention_watermarks`: its table's name. Its rows
+ * before the cutoff were deleted by retention, as a source table's are under the source's name.
+ */
+export function rollupWatermarkKey(rollup: string): string {
+  return `analytics.${rollup}`;
 }
 
 /**
@@ -85,18 +112,38 @@ export async function cleanupOldData(
     }
   };
 
-  for (const source of policy.sources) {
+  // $1 table, $2 cutoff. A watermark never moves back: a later cleanup with a longer retention
+  // cannot unfreeze buckets whose rows are gone.
+  const moveWatermark = async (table: string, cutoff: Date): Promise<void> => {
     await pool.query(
       `INSERT INTO aggjobs.retention_watermarks (source_table, cutoff) VALUES ($1, $2)
        ON CONFLICT (source_table) DO UPDATE SET cutoff = greatest(retention_watermarks.cutoff, EXCLUDED.cutoff), updated_at = now()`,
-      [source.table, sourceCutoff],
+      [table, cutoff],
     );
+  };
+
+  for (const source of policy.sources) {
+    await moveWatermark(source.table, sourceCutoff);
     await deleteInBatches(qualified(source.table), ident(source.timeColumn), 'id', sourceCutoff, true);
   }
-  // Only hourly (and finer) rollups expire; daily and coarser are kept for ever.
+  // Only hourly (and finer) rollups expire; daily and coarser are kept for ever. Each gets its own
+  // watermark, so that an expired bucket stays expired even where the source rows are kept (credit
+  // transactions): no late row, no backfill brings one group of it back.
   for (const rollup of rollups) {
     const fine = rollup.grain === 'hour' || typeof rollup.grain === 'object';
     if (!fine) continue;
+    await moveWatermark(rollupWatermarkKey(rollup.name), rollupCutoff);
+    // A refresh that read the old watermark could still write an expired group after the deletes
+    // passed it. Such a refresh holds the rollup's advisory lock from before its snapshot until after
+    // its commit (refreshRollup), so taking that lock once waits for every one of them; a refresh
+    // that starts later sees the new watermark.
+    // $1 rollup name
+    await withTransaction(
+      pool,
+      (client) =>
+        client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup.name]),
+      { settings: { lock_timeout: String(policy.refreshWaitMs ?? 900_000) } },
+    );
     await deleteInBatches(`analytics.${ident(rollup.name)}`, 'bucket_start', 'ctid', rollupCutoff, false);
   }
   return {

@@ -1,4 +1,5 @@
 import type { Pool, Queryable } from '../db/index.ts';
+import { rollupWatermarkKey } from '../rollups/index.ts';
 import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
 import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
@@ -197,15 +198,20 @@ export function recordedBackfillProgress(result: unknown): BackfillProgress | un
 }
 
 /**
- * The latest retention cutoff of the sources a grain's rollups read: buckets before it are frozen
- * (their source rows are deleted), so a backfill cannot recompute them. Undefined before any cleanup.
+ * The latest retention cutoff of the sources a grain's rollups read, and of those rollups' own
+ * tables (hourly rollups expire): buckets before it are frozen (their source rows or their rollup
+ * rows were deleted), so a backfill cannot recompute them. Undefined before any cleanup.
  */
 async function retentionWatermark(db: Queryable, granularity: Granularity): Promise<Date | undefined> {
-  const sources = [...new Set(rollupsOfGrain(grainOfGranularity[granularity]).map((r) => r.source))];
-  // $1 source tables
+  const rollups = rollupsOfGrain(grainOfGranularity[granularity]);
+  const tables = [
+    ...new Set(rollups.map((r) => r.source)),
+    ...rollups.map((r) => rollupWatermarkKey(r.name)),
+  ];
+  // $1 source and rollup tables
   const { rows } = await db.query<{ cutoff: Date | null }>(
     `SELECT max(cutoff) AS cutoff FROM aggjobs.retention_watermarks WHERE source_table = ANY($1::text[])`,
-    [sources],
+    [tables],
   );
   return rows[0]?.cutoff ?? undefined;
 }

@@ -72,6 +72,9 @@ export const cleanupOldDataTask: TaskDefinition<
         sources: defaultSources,
         rollupRetentionFactor: 2,
         batchSize: ctx.settings.cleanupBatchSize,
+        // A refresh in progress ends within its lock wait and its statement timeout (and a few
+        // short statements around them).
+        refreshWaitMs: ctx.settings.lockTimeoutMs + ctx.settings.statementTimeoutMs + 60_000,
       },
       { signal: ctx.signal },
     );

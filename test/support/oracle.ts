@@ -54,19 +54,49 @@ export interface OracleMismatch {
   extra: unknown[];
 }
 
+/** Buckets that start before it are frozen: one time for all rollups, or one per rollup (absent: none). */
+export type FrozenBefore = Date | Readonly<Record<string, Date>>;
+
 /**
- * Compares every row of every built-in rollup with the oracle; buckets that start before `frozenBefore`
- * (the retention watermark) are left out on both sides. Returns the differences (empty: equal).
+ * The retention rule (README "Retention"), written out by hand for the built-in rollups: what a
+ * cleanup with these cutoffs froze. Rollups of the cleaned sources (execution logs, activity events)
+ * are frozen before the source cutoff; hourly rollups also before the rollup cutoff (they expire,
+ * whatever their source); credit transactions are a ledger that is kept, so the daily credit
+ * rollup has no frozen bucket.
+ */
+export function frozenAfterCleanup(cutoffs: {
+  sourceCutoff: string;
+  rollupCutoff: string;
+}): Record<string, Date> {
+  const source = new Date(cutoffs.sourceCutoff);
+  const rollup = new Date(cutoffs.rollupCutoff);
+  const later = (a: Date, b: Date): Date => (a > b ? a : b);
+  return {
+    execution_metrics_hourly: later(source, rollup),
+    execution_metrics_daily: source,
+    execution_metrics_weekly: source,
+    execution_metrics_monthly: source,
+    user_activity_hourly: later(source, rollup),
+    user_activity_daily: source,
+    credit_consumption_hourly: rollup,
+  };
+}
+
+/**
+ * Compares every row of every built-in rollup with the oracle; buckets that start before
+ * `frozenBefore` (the retention watermarks) are left out on both sides. Returns the differences
+ * (empty: equal).
  */
 export async function compareWithOracle(
   db: Queryable,
   timezone: string,
-  options: { frozenBefore?: Date; tables?: string[] } = {},
+  options: { frozenBefore?: FrozenBefore; tables?: string[] } = {},
 ): Promise<OracleMismatch[]> {
   const mismatches: OracleMismatch[] = [];
   for (const [table, oracle] of Object.entries(oracleQueries)) {
     if (options.tables !== undefined && !options.tables.includes(table)) continue;
-    const cutoff: Date | string = options.frozenBefore ?? '-infinity';
+    const frozen = options.frozenBefore;
+    const cutoff: Date | string = (frozen instanceof Date ? frozen : frozen?.[table]) ?? '-infinity';
     // Every rollup column but updated_at, compared as exact values (numeric 1.50 = 1.5).
     const columnsResult = await db.query<{ column_name: string }>(
       `SELECT column_name FROM information_schema.columns
@@ -97,7 +127,7 @@ export async function compareWithOracle(
 export async function assertRollupsMatchOracle(
   db: Queryable,
   timezone: string,
-  options: { frozenBefore?: Date; tables?: string[] } = {},
+  options: { frozenBefore?: FrozenBefore; tables?: string[] } = {},
 ): Promise<void> {
   const mismatches = await compareWithOracle(db, timezone, options);
   if (mismatches.length > 0) {
