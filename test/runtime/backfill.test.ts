@@ -136,7 +136,8 @@ describe.each(backends)('backfill on %s', (backend) => {
     const release = await holdHourlyRollups(db);
     try {
       const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
-      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined);
+      // Two task threads must start (tsx loads in each): slow on a loaded 2-core machine.
+      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined, 60_000);
       const during = await control.run(handle.id);
       expect(during).toMatchObject({ state: 'running', attempts: 0, worker: null, finishedAt: null });
       expect(during?.startedAt).toBeInstanceOf(Date);
@@ -170,7 +171,8 @@ describe.each(backends)('backfill on %s', (backend) => {
     const release = await holdHourlyRollups(db);
     try {
       const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
-      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined);
+      // Two task threads must start (tsx loads in each): slow on a loaded 2-core machine.
+      await eventually(async () => (await windowsRunning(db, handle.id)) === 2 || undefined, 60_000);
       expect((await control.run(handle.id))?.state).toBe('running');
 
       // Its page offers Cancel (which cancels the windows), not Revoke or Terminate of the run alone.
