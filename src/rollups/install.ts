@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
+import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
 import { checkGrain } from './grain.ts';
 import { rollupSql } from './rollup-sql.ts';
@@ -107,16 +108,22 @@ async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
 /**
  * Makes the database ready for these rollups: change capture on each source table, the rollup
  * tables, and a state row per rollup. Idempotent; serialized with the migrator's lock.
+ *
+ * On a Citus coordinator the sources and rollup tables are distributed by workspace_id instead of
+ * getting change capture (citus-install.ts says why).
  */
 export async function installRollups(pool: Pool, definitions: readonly RollupDefinition[]): Promise<void> {
   definitions.forEach(checkDefinition);
   const names = definitions.map((d) => d.name);
   if (new Set(names).size !== names.length)
     throw new Error(`rollup names must be distinct: ${names.join(', ')}`);
+  const citus = await citusInstalled(pool);
+  if (citus) definitions.forEach(checkCitusDefinition);
   await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
     for (const [source, columns] of groupColumnsBySource(definitions)) {
       await checkPrimaryKey(client, source);
+      if (citus) continue;
       for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
     }
     for (const def of definitions) {
@@ -126,6 +133,7 @@ export async function installRollups(pool: Pool, definitions: readonly RollupDef
         [def.name, def.source],
       );
     }
+    if (citus) await distributeForCitus(client, definitions);
   });
   for (const def of definitions) await checkColumns(pool, def);
 }

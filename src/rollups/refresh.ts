@@ -1,6 +1,7 @@
 import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { RollupRebuildRequiredError } from './build-identity.ts';
+import { refuseIncrementalOnCitus } from './citus-refresh-guard.ts';
 import {
   identityOf,
   identityStateSelect,
@@ -80,6 +81,7 @@ export async function refreshRollup(
 ): Promise<RefreshResult> {
   const sql = rollupSql(def);
   const started = performance.now();
+  if (options.mode.kind === 'incremental') await refuseIncrementalOnCitus(pool, def);
   const client = await pool.connect();
   let releaseCancel = (): void => undefined;
   let locked = false;
