@@ -1,5 +1,5 @@
 import { startBeat, startWorker } from '../src/runtime/index.ts';
-import { wallMs, type NoopResult } from './noop-tasks.ts';
+import { wallMs, type NoopResult } from './wall-clock.ts';
 import {
   benchRuntime,
   benchWorkerOptions,

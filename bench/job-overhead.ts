@@ -1,14 +1,13 @@
-import { startWorker } from '../src/runtime/index.ts';
-import { wallMs, type NoopResult } from './noop-tasks.ts';
+import { wallMs, type NoopResult } from './wall-clock.ts';
 import {
   benchRuntime,
-  benchWorkerOptions,
   enqueueMany,
   forgetRuns,
   waitForRuns,
   type Backend,
   type BenchDatabase,
 } from './runtime-harness.ts';
+import { startAggjobsWorker } from './worker-process.ts';
 
 export interface JobOverhead {
   /** Enqueue → start of the task body, ms, one run at a time on an idle worker. */
@@ -19,12 +18,13 @@ export interface JobOverhead {
 }
 
 /**
- * The job system's own cost, with a task that does nothing (bench_noop), on one backend:
+ * The job system's own cost, with a task that does nothing (bench_noop), on one backend, through a
+ * worker process built from `dist/` (aggjobs-worker.mjs: the CLI's worker plus the bench tasks):
  *
  * - latency: `runtime.enqueue()` is called (the run's row is inserted, the job added) and the clock
- *   runs until the task body starts in a task thread of an idle worker (its claim, the thread hand-off).
- *   One run at a time; the caller polls for the result every 50 ms between runs, so the worker is idle
- *   (blocked on the broker) when each run arrives, as a worker between scheduled tasks is.
+ *   runs until the task body starts in a task thread of the idle worker (its claim, the thread
+ *   hand-off). One run at a time; the caller polls for the result every 50 ms between runs, so the
+ *   worker is idle (blocked on the broker) when each run arrives, as a worker between scheduled tasks is.
  * - throughput: `runs` runs are enqueued while the queue is paused, then it is resumed: runs ÷ the time
  *   from the resume to the last run's finish. Every run costs its claim and finish in aggjobs.task_runs
  *   plus the broker's fetch and completion.
@@ -36,10 +36,15 @@ export async function jobOverhead(
 ): Promise<JobOverhead> {
   const bench = await benchRuntime(backend, db);
   const { runtime } = bench;
-  const worker = await startWorker(
-    runtime,
-    benchWorkerOptions({ name: `bench-overhead-${backend}-${process.pid}` }),
-  );
+  // The broker's keys (or schema) exist before the child starts: it does not race to create them.
+  await runtime.broker.queue('maintenance').getJobCounts('waiting');
+  const name = `bench-overhead-${backend}-${process.pid}`;
+  const worker = await startAggjobsWorker(backend, db, {
+    name,
+    namespace: bench.namespace,
+    queues: 'aggregation,maintenance',
+    benchTasks: true,
+  });
   const ids: string[] = [];
   try {
     // Warm-up: the four task threads start (and load their modules) on their first runs.
@@ -66,9 +71,9 @@ export async function jobOverhead(
     const throughput = options.runs / ((last.getTime() - released) / 1000);
     return { latencies, throughput, throughputRuns: options.runs };
   } finally {
-    await worker.close();
+    await worker.stop();
     await bench.dispose();
     await forgetRuns(db, ids);
-    await db.pool.query('DELETE FROM aggjobs.workers WHERE name = $1', [worker.name]);
+    await db.pool.query('DELETE FROM aggjobs.workers WHERE name = $1', [name]);
   }
 }

@@ -5,6 +5,7 @@
  * ratios are). The engine cases measure the rollup engine; the runtime cases the job system around
  * it (broker overhead on Redis and PostgreSQL, beat precision, backfill scaling, worker memory).
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,7 +19,7 @@ import {
   type CaseResult,
 } from './engine-cases.ts';
 import { openDataset } from './datasets.ts';
-import { runtimeCases } from './runtime-cases.ts';
+import { runtimeCases, runtimeParts, type RuntimePart } from './runtime-cases.ts';
 import { formatMs, summarize } from './stats.ts';
 
 const sizes = {
@@ -34,12 +35,14 @@ const sizes = {
     writerSeconds: 2,
     runtime: {
       latencySamples: 50,
-      throughputRuns: 200,
+      throughputRuns: 2000,
       beatSlots: 6,
       beatSpeedup: 30,
       backfillDays: 3,
-      memoryRuns: 200,
-      maxTasksPerChild: 20,
+      throughputRounds: 7,
+      plainRuns: 10_000,
+      memoryRuns: 1000,
+      memoryRounds: 3,
     },
   },
   full: {
@@ -58,8 +61,10 @@ const sizes = {
       beatSlots: 30,
       beatSpeedup: 30,
       backfillDays: 30,
+      throughputRounds: 7,
+      plainRuns: 10_000,
       memoryRuns: 1000,
-      maxTasksPerChild: 100,
+      memoryRounds: 3,
     },
   },
 } as const;
@@ -72,10 +77,14 @@ const { values } = parseArgs({
   },
 });
 const cases = new Set(values.cases.split(',').map((c) => c.trim()));
-if (cases.size === 0 || [...cases].some((c) => c !== 'engine' && c !== 'runtime')) {
-  process.stderr.write(`--cases must list engine and/or runtime, got "${values.cases}"\n`);
+const isPart = (c: string): c is RuntimePart => (runtimeParts as readonly string[]).includes(c);
+if (cases.size === 0 || [...cases].some((c) => c !== 'engine' && c !== 'runtime' && !isPart(c))) {
+  process.stderr.write(
+    `--cases must list engine, runtime or parts of runtime (${runtimeParts.join(', ')}), got "${values.cases}"\n`,
+  );
   process.exit(2);
 }
+const parts = new Set<RuntimePart>(cases.has('runtime') ? runtimeParts : [...cases].filter(isPart));
 const size = values.size === 'full' ? 'full' : values.size === 'small' ? 'small' : undefined;
 if (size === undefined) {
   process.stderr.write(`--size must be small or full, got "${values.size}"\n`);
@@ -154,9 +163,13 @@ if (cases.has('engine')) {
   results.push(...(await seedTargets(main.pool, Math.min(runs, 3), dataEnd)));
 }
 let stopped: string | undefined;
-if (cases.has('runtime')) {
+if (parts.size > 0) {
   try {
-    for await (const result of runtimeCases(main, s.runtime, dataEnd, log)) results.push(result);
+    // The worker processes of the runtime cases run the build in dist/, as `aggjobs worker` does in
+    // production (not tsx): build it from this checkout first.
+    log('npm run build');
+    execFileSync('npm', ['run', 'build'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    for await (const result of runtimeCases(main, s.runtime, dataEnd, log, parts)) results.push(result);
   } catch (error) {
     // The rows measured so far are still reported; the run fails.
     stopped = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -195,13 +208,19 @@ const lines = [
   ...(stopped === undefined
     ? []
     : [`**The runtime cases stopped early:** ${stopped.split('\n')[0] ?? ''}`, '']),
-  `Repeat: \`npm run bench -- --size ${size}\``,
+  `Repeat: \`npm run bench -- --size ${size} --cases ${[...cases].join(',')}\``,
   '',
 ];
 mkdirSync('bench/results', { recursive: true });
+// A run of some cases only writes its own files, and leaves the report of the last full run alone.
+const full = cases.has('engine') && cases.has('runtime');
+const tag = full ? size : `${size}-${[...cases].join('+')}`;
 writeFileSync(
-  `bench/results/${size}.json`,
+  `bench/results/${tag}.json`,
   JSON.stringify({ size, runs, cases: [...cases], results }, null, 2),
 );
-writeFileSync(size === 'full' ? 'bench/report.md' : 'bench/report-small.md', lines.join('\n'));
+writeFileSync(
+  full ? (size === 'full' ? 'bench/report.md' : 'bench/report-small.md') : `bench/results/${tag}.md`,
+  lines.join('\n'),
+);
 process.stdout.write(lines.join('\n'));

@@ -12,8 +12,8 @@ export const backendName: Record<Backend, string> = { redis: 'Redis', postgres: 
 /** The Redis broker of the benchmark: BENCH_REDIS_URL or the local one. */
 export const benchRedisUrl = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** The bench-only tasks (bench_noop, bench_scheduled_noop), through the runtime's `taskModules` seam. */
-export const benchTaskModules = [new URL('./noop-tasks.ts', import.meta.url).href];
+/** The bench-only tasks (bench_noop, bench_statement, bench_scheduled_noop), through the runtime's `taskModules` seam. */
+export const benchTaskModules = [new URL('./bench-tasks.mjs', import.meta.url).href];
 
 /** A bench database: its pool (aggjobs.task_runs lives there) and URL (task threads, the PG broker). */
 export interface BenchDatabase {

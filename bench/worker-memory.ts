@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import {
   benchRedisUrl,
   benchRuntime,
@@ -11,100 +10,97 @@ import {
   uniqueNamespace,
   waitFor,
   waitForRuns,
-  type Backend,
   type BenchDatabase,
 } from './runtime-harness.ts';
+import { startAggjobsWorker, startPlainWorker } from './worker-process.ts';
 
 export interface WorkerMemory {
   /** Resident set of the worker process, KiB: ready and idle, after the runs, and its peak. */
   readyKb: number;
   afterKb: number;
   peakKb: number;
-  /** Task threads replaced (WORKER_MAX_TASKS_PER_CHILD), as the worker's last heartbeat reports. */
-  recycled: number;
   runs: number;
 }
 
-/** VmRSS and VmHWM of a process, KiB (Linux /proc). */
-function residentKb(pid: number): { rss: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number =>
-    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  return { rss: field('VmRSS'), peak: field('VmHWM') };
-}
+export type MemorySubject = 'aggjobs' | 'plain-threads' | 'plain-inline';
 
 /**
- * The resident memory of a real `aggjobs worker` process (`node --import tsx src/cli/main.ts worker
- * -c 4 -Q aggregation --max-tasks-per-child N`) after `runs` near-empty runs. The CLI worker loads
- * only the built-in tasks (a `taskModules` switch on it would be a test switch in production), so the
- * run is the cheapest built-in one: `backfill_window` of a backfill that does not exist, whose body is
- * one UPDATE matching no row. Each run still pays what every task pays: its claim and finish, a task
- * thread hand-off, and the run's own pg pool (one connection) in the thread.
+ * The resident memory of a worker process after `runs` runs of a task that touches the database, on
+ * Redis:
  *
- * On PostgreSQL the CLI worker's broker schema is always `bullmq`: the bench database's is dropped
- * before and after.
+ * - `aggjobs`: the built CLI, `node dist/cli/main.js worker -c 4 -Q aggregation`. The CLI loads only
+ *   the built-in tasks (a task-module switch on it would be a test switch in production), so the run
+ *   is the cheapest built-in one: `backfill_window` of a backfill that does not exist, whose body is
+ *   one statement matching no row, plus what every run costs (claim, finish, its lease).
+ * - `plain-threads` / `plain-inline`: a plain BullMQ worker of concurrency 4 whose processor runs one
+ *   `SELECT 1` through a pg pool, in BullMQ's worker-thread sandbox or in its event loop.
+ *
+ * RSS is read from /proc when the worker is ready and 1 s after the last run.
  */
 export async function workerMemory(
-  backend: Backend,
+  subject: MemorySubject,
   db: BenchDatabase,
-  options: { runs: number; maxTasksPerChild: number },
+  options: { runs: number; env?: Record<string, string> },
 ): Promise<WorkerMemory> {
-  const namespace = backend === 'redis' ? uniqueNamespace(backend) : 'bullmq';
-  if (backend === 'postgres') await dropNamespace(backend, db, namespace);
-  const bench = await benchRuntime(backend, db, { namespace });
-  // The backend's schema (or keys) exist before the child starts: it does not race to create them.
-  await bench.runtime.broker.queue('aggregation').getJobCounts('waiting');
-  const name = `bench-memory-${backend}-${options.maxTasksPerChild}-${process.pid}`;
-  let stderr = '';
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'worker',
-      '-c',
-      '4',
-      '-Q',
-      'aggregation',
-      '--max-tasks-per-child',
-      String(options.maxTasksPerChild),
-      '-n',
-      name,
-    ],
-    {
-      env: {
-        ...process.env,
-        DATABASE_URL: db.url,
-        ...(backend === 'redis'
-          ? { REDIS_URL: benchRedisUrl, BROKER_KEY_PREFIX: namespace }
-          : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
-        LOG_LEVEL: 'warn',
-      },
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  child.stderr.on('data', (chunk: Buffer) => void (stderr += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let ids: string[] = [];
+  if (subject === 'aggjobs') return await aggjobsMemory(db, options);
+  const prefix = uniqueNamespace('redis');
+  const connection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('plain', { connection, prefix });
+  const worker = await startPlainWorker(db, {
+    queue: 'plain',
+    prefix,
+    concurrency: 4,
+    mode: subject === 'plain-threads' ? 'threads' : 'inline',
+  });
   try {
-    const pid = child.pid ?? 0;
+    await sleep(1000);
+    const ready = worker.resident();
+    const opts = { removeOnComplete: { age: 3600, count: 1000 } };
+    // Added in batches of the concurrency, as the aggjobs case enqueues, so the threads all start.
+    for (let i = 0; i < options.runs; i += 16) {
+      const size = Math.min(16, options.runs - i);
+      await queue.addBulk(Array.from({ length: size }, () => ({ name: 'statement', data: {}, opts })));
+    }
     await waitFor(
       async () => {
-        if (child.exitCode !== null) throw new Error(`bench: the worker exited at start: ${stderr}`);
-        const { rows } = await db.pool.query(
-          'SELECT 1 FROM aggjobs.workers WHERE name = $1 AND stopped_at IS NULL',
-          [name],
-        );
-        return rows.length > 0 ? true : undefined;
+        const c = await queue.getJobCounts('waiting', 'active', 'failed');
+        if ((c.failed ?? 0) > 0) throw new Error(`bench: ${c.failed} plain BullMQ jobs failed`);
+        return (c.waiting ?? 0) + (c.active ?? 0) === 0 ? true : undefined;
       },
-      60_000,
-      'the worker process starting',
-      200,
+      600_000,
+      `${options.runs} plain BullMQ jobs`,
+      100,
     );
     await sleep(1000);
-    const ready = residentKb(pid);
+    const after = worker.resident();
+    return { readyKb: ready.rss, afterKb: after.rss, peakKb: after.peak, runs: options.runs };
+  } finally {
+    await worker.stop();
+    await queue.close();
+    connection.disconnect();
+    await dropNamespace('redis', db, prefix);
+  }
+}
+
+async function aggjobsMemory(
+  db: BenchDatabase,
+  options: { runs: number; env?: Record<string, string> },
+): Promise<WorkerMemory> {
+  const bench = await benchRuntime('redis', db);
+  // The broker's keys exist before the child starts: it does not race to create them.
+  await bench.runtime.broker.queue('aggregation').getJobCounts('waiting');
+  const name = `bench-memory-${process.pid}-${Date.now()}`;
+  let ids: string[] = [];
+  const worker = await startAggjobsWorker('redis', db, {
+    name,
+    namespace: bench.namespace,
+    queues: 'aggregation',
+    benchTasks: false,
+    env: options.env,
+  });
+  try {
+    await sleep(1000);
+    const ready = worker.resident();
     ids = await enqueueMany(bench.runtime, 'backfill_window', options.runs, (i) => ({
       backfill_id: `bench: no such backfill ${i}`,
       granularity: 'hourly',
@@ -113,25 +109,10 @@ export async function workerMemory(
     }));
     await waitForRuns(db, ids, 600_000);
     await sleep(1000);
-    const after = residentKb(pid);
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(30_000)]);
-    const { rows } = await db.pool.query<{ recycled: number }>(
-      'SELECT recycled FROM aggjobs.workers WHERE name = $1',
-      [name],
-    );
-    return {
-      readyKb: ready.rss,
-      afterKb: after.rss,
-      peakKb: after.peak,
-      recycled: rows[0]?.recycled ?? 0,
-      runs: options.runs,
-    };
+    const after = worker.resident();
+    return { readyKb: ready.rss, afterKb: after.rss, peakKb: after.peak, runs: options.runs };
   } finally {
-    if (child.exitCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
+    await worker.stop();
     await bench.dispose();
     await forgetRuns(db, ids);
     await db.pool.query('DELETE FROM aggjobs.workers WHERE name = $1', [name]);
