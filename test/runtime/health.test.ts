@@ -69,9 +69,11 @@ describe.each(backends)('health check and results on %s', (backend) => {
         'failures',
         'queue_backlog',
         'recent_activity',
+        'rollup_identity',
         'run_ownership',
       ]);
       expect(report.checks.database?.status).toBe('healthy');
+      expect(report.checks.rollup_identity?.status).toBe('healthy');
       expect(report.checks.broker).toMatchObject({
         status: 'healthy',
         detail: expect.stringContaining(backend),
