@@ -3,16 +3,17 @@
  * these, so that the hard time limit can end a task that ignores its abort signal — a busy loop
  * included — with `Worker.terminate()`, without ending the process.
  *
- * Each run gets its own small pg pool whose connections carry `application_name = aggjobs run <id>`:
- * the parent terminates those backends when it kills the thread, so a statement stuck in PostgreSQL
- * ends with it and releases its locks.
+ * The thread keeps one small pg pool across its runs (run-session-pool.ts); every session a run
+ * checks out carries `application_name = aggjobs run <id> #<attempt>` first: the parent terminates
+ * those backends when it kills the thread, so a statement stuck in PostgreSQL ends with it and
+ * releases its locks.
  */
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createPool } from '../db/index.ts';
 import { createLogger, type LogLine } from '../log/index.ts';
 import { builtinTaskSet, findTask, type AnyTaskDefinition, type BrokerProbe } from '../tasks/index.ts';
 import { toErrorInfo } from './errors.ts';
+import { RunSessionPool } from './run-session-pool.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
 import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
 
@@ -57,6 +58,8 @@ const broker: BrokerProbe = {
 };
 
 let controller: AbortController | undefined;
+/** The sessions of this thread's runs; replaced when a run leaves one checked out. */
+let runPool: RunSessionPool | undefined;
 
 port.on('message', (message: ToThread) => {
   if (message.type === 'abort') {
@@ -74,11 +77,8 @@ port.on('message', (message: ToThread) => {
   const signal = controller.signal;
   runLines = [];
   void (async () => {
-    const pool = createPool({
-      connectionString: init.databaseUrl,
-      max: 4,
-      applicationName: runApplicationName(message.runId, message.attempt),
-    });
+    const pool = (runPool ??= new RunSessionPool({ connectionString: init.databaseUrl, max: 4 }));
+    pool.nameSessions(runApplicationName(message.runId, message.attempt));
     try {
       let outcome: ExecutionOutcome;
       try {
@@ -96,7 +96,12 @@ port.on('message', (message: ToThread) => {
       } catch (error) {
         outcome = { ok: false, error: toErrorInfo(error, false) };
       }
-      await pool.end().catch(() => undefined);
+      if (!pool.settled) {
+        // Something of the run still holds (or waits for) a session: it keeps its run's name, and
+        // the next run gets a pool of its own. This one closes once those sessions come back.
+        runPool = undefined;
+        void pool.end().catch(() => undefined);
+      }
       port.postMessage({
         type: 'done',
         outcome,
