@@ -135,6 +135,8 @@ export {
   installRollups,
   prepareDatabase,
   refreshRollup,
+  rebuildRollup,
+  RollupRebuildRequiredError,
   createMaterializedViews,
   refreshMaterializedViews,
   cleanupOldData,
@@ -144,6 +146,7 @@ export {
   type Measure,
   type RefreshResult,
   type RefreshMode,
+  type RebuildResult,
   type ViewRefreshResult,
   type CleanupResult,
 } from './rollups/index.ts';
