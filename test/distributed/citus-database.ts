@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, inject } from 'vitest';
+import { createPool, type Pool } from '../../src/db/index.ts';
+import { createCitusDatabase, dropCitusDatabase, type ClusterPorts } from '../support/citus-cluster.ts';
+
+export interface CitusTestDatabase {
+  /** The coordinator's URL. */
+  url: string;
+  pool: Pool;
+  name: string;
+  ports: ClusterPorts;
+}
+
+/**
+ * A fresh database on the run's Citus cluster (citus extension on every node, workers registered),
+ * dropped after the file's tests. Fails with the one line that says what is missing when the
+ * cluster could not be started.
+ */
+export async function createCitusTestDatabase(): Promise<CitusTestDatabase> {
+  const citus = inject('citus');
+  if ('missing' in citus) throw new Error(citus.missing);
+  const name = `aggjobs_citus_${randomBytes(4).toString('hex')}`;
+  const url = await createCitusDatabase(citus, name);
+  const pool = createPool({ connectionString: url, max: 4, applicationName: 'aggjobs citus test' });
+  afterAll(async () => {
+    await pool.end();
+    await dropCitusDatabase(citus, name);
+  });
+  return { url, pool, name, ports: citus };
+}
