@@ -93,6 +93,12 @@ describe('aggjobs migrate on a Citus coordinator', () => {
          ADD PRIMARY KEY (workspace_id, id);
        SELECT create_distributed_table('public.credit_transactions', 'workspace_id', shard_count => 6)`,
     );
+    // Change capture left by a single-server install of this database: dropped before distributing.
+    await adopting.pool.query(
+      `ALTER TABLE public.execution_logs ADD COLUMN aggjobs_xid xid8 DEFAULT pg_current_xact_id();
+       CREATE TRIGGER aggjobs_stamp_xid BEFORE UPDATE ON public.execution_logs
+         FOR EACH ROW EXECUTE FUNCTION aggjobs.stamp_row_xid()`,
+    );
     const before = (await placements(adopting))[0];
     await prepareDatabase(adopting.pool, parseSettings({}));
     const placed = await placements(adopting);
@@ -102,6 +108,13 @@ describe('aggjobs migrate on a Citus coordinator', () => {
       `SELECT count(*)::int AS shards FROM pg_dist_shard WHERE logicalrelid = 'analytics.execution_metrics_hourly'::regclass`,
     );
     expect(rows[0]?.shards).toBe(6);
+    const { rows: capture } = await adopting.pool.query<{ triggers: number; defaults: number }>(
+      `SELECT (SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public.execution_logs'::regclass
+                 AND tgname LIKE 'aggjobs%') AS triggers,
+              (SELECT count(*)::int FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+               WHERE d.adrelid = 'public.execution_logs'::regclass AND a.attname = 'aggjobs_xid') AS defaults`,
+    );
+    expect(capture[0]).toEqual({ triggers: 0, defaults: 0 });
   });
 
   it('refuses a source distributed by another column, naming the table and the column', async () => {
