@@ -1,4 +1,5 @@
 import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
@@ -15,6 +16,7 @@ import { bullBoardRoutes, BULL_BOARD_PATH } from './bull-board/index.ts';
 import type { DashboardContext } from './dashboard-context.ts';
 import type { DashboardDeps, DashboardEnv } from './dashboard-env.ts';
 import { html, type SafeHtml } from './html/index.ts';
+import { MAX_BODY_BYTES } from './limits/index.ts';
 import { collectMetrics } from './metrics/index.ts';
 import {
   backfillPage,
@@ -95,6 +97,22 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // Before auth and CSRF (which parses form bodies): an oversized body is refused unread when it
+  // declares its length, and after MAX_BODY_BYTES when it does not.
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        c.json(
+          {
+            error: `the body is larger than the limit of ${MAX_BODY_BYTES} bytes (${MAX_BODY_BYTES / 1024} KiB)`,
+            problems: [{ field: '(body)', rule: `at most ${MAX_BODY_BYTES} bytes` }],
+          },
+          413,
+        ),
+    }),
+  );
   app.use('*', authMiddleware(credentials));
   app.use('*', csrfMiddleware({ exemptPrefixes: [BULL_BOARD_PATH] }));
   // PostgreSQL stores no U+0000 in text: a path or query value holding one is refused at the edge

@@ -1,0 +1,1 @@
+export { MAX_BODY_BYTES } from './input-limits.ts';
