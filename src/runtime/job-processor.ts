@@ -3,8 +3,14 @@ import type { Logger } from '../log/index.ts';
 import { timeLimitsOf, type AnyTaskDefinition } from '../tasks/index.ts';
 import type { JobData } from './broker.ts';
 import { backoffDelayMs } from './errors.ts';
-import { recordedArgs, recordRejected } from './run-log.ts';
-import { claimRun, finishAttempt, type AttemptOutcome, type Lease } from './run-ownership.ts';
+import { recordRejected } from './run-log.ts';
+import {
+  claimRecordedRun,
+  claimRun,
+  finishAttempt,
+  type AttemptOutcome,
+  type Lease,
+} from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import type { RunHandle, TaskThreadPool, ThreadOutcome } from './thread-pool.ts';
 
@@ -130,9 +136,17 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
     const task = runtime.tasks.get(job.name);
     if (task === undefined) return await reject(job, job.name, job.queueName, `unknown task ${job.name}`);
     // The run's row is the authority on its arguments (validated when it was enqueued; rules that
-    // depend on the clock must not fail it later). A job without a row was made by another tool:
-    // it is validated like applyAsync, and refused when invalid.
-    let args = await recordedArgs(pool, runId);
+    // depend on the clock must not fail it later), and a recorded run is claimed with them in the
+    // same statement. A job without a row was made by another tool: it is validated like
+    // applyAsync, and refused when invalid.
+    const maxAttempts = maxAttemptsOf(job, ctx);
+    const recorded = await claimRecordedRun(pool, {
+      id: runId,
+      worker: ctx.workerName,
+      maxAttempts,
+      leaseMs: ctx.leaseMs,
+    });
+    let args = recorded.args;
     if (args === undefined) {
       try {
         const raw: unknown = job.data?.args ?? {};
@@ -146,16 +160,17 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
       }
     }
 
-    const maxAttempts = maxAttemptsOf(job, ctx);
-    const claim = await claimRun(pool, {
-      id: runId,
-      task: task.name,
-      args,
-      queue: task.queue,
-      worker: ctx.workerName,
-      maxAttempts,
-      leaseMs: ctx.leaseMs,
-    });
+    const claim =
+      recorded.claim ??
+      (await claimRun(pool, {
+        id: runId,
+        task: task.name,
+        args,
+        queue: task.queue,
+        worker: ctx.workerName,
+        maxAttempts,
+        leaseMs: ctx.leaseMs,
+      }));
     if (claim.kind === 'skip') {
       logger.info({ task: task.name, runId }, `run ${runId} is ${claim.state}: skipped`);
       return { skipped: claim.state };

@@ -111,6 +111,68 @@ export async function claimRun(
   });
 }
 
+interface RecordedClaimRow extends ClaimedRow {
+  args: Record<string, unknown>;
+  /** The run's attempts after the claim; null when the statement did not claim it. */
+  claimed_attempts: number | null;
+}
+
+/**
+ * `claimRun` in one statement for a run recorded by an enqueue path (the usual case): its row is
+ * locked, read (its arguments are the authority on what runs) and, when it is queued, retrying or
+ * running with attempts left, taken with a new lease — one round trip instead of a SELECT of the
+ * arguments and a four-statement transaction. The same rules as `claimRun`: a finished or revoked
+ * run is skipped, a running one with a lease is taken over. `claim` is undefined when the run has
+ * no row (a job another tool made: validate its arguments, then `claimRun`) or has no attempt left
+ * (`claimRun` fails it under its own lock): the caller falls back to `claimRun`.
+ */
+export async function claimRecordedRun(
+  db: Queryable,
+  run: { id: string; worker: string; maxAttempts: number; leaseMs: number },
+): Promise<{ claim: Claim | undefined; args: Record<string, unknown> | undefined }> {
+  const token = randomUUID();
+  // $1 run id, $2 worker, $3 lease token, $4 lease seconds, $5 max attempts. `prior` locks the row
+  // and keeps the values it had before this statement (every part of a statement sees the same
+  // snapshot); `claimed` reads `prior`, so the row is locked before it is updated, and its guard
+  // repeats claimRun's. A concurrent claim waits on the lock, then sees this one's lease.
+  const { rows } = await db.query<RecordedClaimRow>(
+    `WITH prior AS MATERIALIZED (
+       SELECT id, state, attempts, result, worker, lease_token, args
+       FROM aggjobs.task_runs WHERE id = $1 FOR UPDATE
+     ), claimed AS (
+       UPDATE aggjobs.task_runs r
+       SET state = 'running', worker = $2, attempts = r.attempts + 1, lease_token = $3,
+           terminate_requested_at = NULL, lease_expires_at = now() + make_interval(secs => $4),
+           not_before = NULL,
+           started_at = CASE WHEN r.state = 'running' AND r.lease_token IS NULL THEN coalesce(r.started_at, now())
+                             ELSE now() END,
+           state_changed_at = CASE WHEN r.state = 'running' THEN r.state_changed_at ELSE now() END,
+           finished_at = NULL, duration_ms = NULL, error = NULL
+       FROM prior p
+       WHERE r.id = $1 AND r.id = p.id AND p.state IN ('queued', 'retrying', 'running') AND p.attempts < $5
+       RETURNING r.attempts
+     )
+     SELECT p.state, p.attempts, p.result, p.worker, p.lease_token, p.args, c.attempts AS claimed_attempts
+     FROM prior p LEFT JOIN claimed c ON true`,
+    [run.id, run.worker, token, run.leaseMs / 1000, run.maxAttempts],
+  );
+  const prior = rows[0];
+  if (prior === undefined) return { claim: undefined, args: undefined };
+  if (!['queued', 'retrying', 'running'].includes(prior.state)) {
+    return { claim: { kind: 'skip', state: prior.state, result: prior.result }, args: prior.args };
+  }
+  if (prior.claimed_attempts === null) return { claim: undefined, args: prior.args };
+  const takenOver = prior.state === 'running' && prior.lease_token !== null;
+  return {
+    claim: {
+      kind: 'run',
+      lease: { runId: run.id, token, attempt: prior.claimed_attempts },
+      takenOverFrom: takenOver ? { worker: prior.worker, attempt: prior.attempts } : undefined,
+    },
+    args: prior.args,
+  };
+}
+
 /**
  * Renews the leases a worker holds. Returns the runs whose lease it no longer holds (taken over,
  * settled by the reaper, or revoked), whose attempts must stop at once and write nothing, and those
