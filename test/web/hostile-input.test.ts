@@ -84,3 +84,22 @@ describe('request bodies are capped', () => {
     expect(res.status).toBe(400);
   });
 });
+
+describe('every scan is linear', () => {
+  it('a run whose argument is 40,000 characters is shown whole, its URL password scrubbed', async () => {
+    // The scrubber's work is measured in src/web/services/url-passwords.test.ts (characters looked
+    // at, not time); here the same input goes through the API.
+    const note = `${'p'.repeat(40_000)} postgres://app:hunter2@db/x`;
+    await h.db.pool.query(
+      `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, attempts)
+       VALUES ('long-arg-1', 'health_check', $1, 'queued', 'maintenance', 0)`,
+      [JSON.stringify({ args: [], kwargs: { note } })],
+    );
+    const res = await h.app.request('/api/tasks/long-arg-1');
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('p'.repeat(40_000));
+    expect(text).toContain('postgres://app:***@db/x');
+    expect(text).not.toContain('hunter2');
+  });
+});

@@ -1,3 +1,5 @@
+import { redactUrlPasswords } from './url-passwords.ts';
+
 /**
  * Removes secrets from anything the dashboard sends out: a task's error may quote a connection
  * string, a result may echo a setting. Known secrets (the database and broker passwords, the
@@ -8,8 +10,6 @@ export interface SecretScrubber {
   /** A JSON value with every string scrubbed. */
   value<T>(value: T): T;
 }
-
-const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s/]+@/gi;
 
 function passwordOf(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
@@ -30,7 +30,7 @@ export function createSecretScrubber(sources: {
     // Longest first, so a secret containing another is replaced whole.
     .sort((a, b) => b.length - a.length);
   const text = (value: string): string => {
-    let out = value.replace(URL_PASSWORD, '$1:***@');
+    let out = redactUrlPasswords(value);
     for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join('***');
     return out;
   };
