@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
-import { apiRoutes, HttpError } from './api/index.ts';
+import { apiRoutes, boundedParam, checkRequestBounds, HttpError } from './api/index.ts';
 import { clientScript, stylesheet } from './assets/index.ts';
 import {
   assertCredentialsForEnv,
@@ -115,7 +115,8 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   );
   app.use('*', authMiddleware(credentials));
   app.use('*', csrfMiddleware({ exemptPrefixes: [BULL_BOARD_PATH] }));
-  // PostgreSQL stores no U+0000 in text: a path or query value holding one is refused at the edge
+  // Every path and query value is bounded (limits/input-limits.ts) and, since PostgreSQL stores no
+  // U+0000 in text, refused when it holds one, at the edge
   // (task arguments are checked where they are validated, in parseTaskArgs).
   app.use('*', async (c, next) => {
     let path: string;
@@ -126,6 +127,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
         { field: 'path', rule: 'valid percent-encoding' },
       ]);
     }
+    checkRequestBounds(path, c.req.queries());
     const bad = path.includes('\u0000')
       ? 'path'
       : Object.entries(c.req.queries()).find(
@@ -184,7 +186,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   app.get('/tasks', page(tasksPage));
   app.get(
     '/tasks/:id',
-    page((ctx, req, c) => taskPage(ctx, req, c.req.param('id') ?? '')),
+    page((ctx, req, c) => taskPage(ctx, req, boundedParam('id', c.req.param('id')))),
   );
   app.get('/workers', page(workersPage));
   app.get('/schedules', page(schedulesPage));

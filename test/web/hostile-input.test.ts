@@ -103,3 +103,58 @@ describe('every scan is linear', () => {
     expect(text).not.toContain('hunter2');
   });
 });
+
+describe('every input is bounded', () => {
+  const problemsOf = async (res: Response) => ((await res.json()) as ErrorBody).problems ?? [];
+
+  it('GET /api/tasks/<15,000 characters>: 400 naming the path and its limit', async () => {
+    const res = await h.app.request(`/api/tasks/${'a'.repeat(15_000)}`);
+    expect(res.status).toBe(400);
+    expect(await problemsOf(res)).toEqual([{ field: 'path', rule: 'at most 2048 characters' }]);
+  });
+
+  it('a path parameter over 200 characters: 400 naming the parameter and its limit', async () => {
+    const long = 'a'.repeat(1000);
+    for (const [path, field, method] of [
+      [`/api/tasks/${long}`, 'id', 'GET'],
+      [`/tasks/${long}`, 'id', 'GET'],
+      [`/api/tasks/${long}/apply`, 'name', 'POST'],
+      [`/api/tasks/${long}/retry`, 'id', 'POST'],
+      [`/api/tasks/${long}/revoke`, 'id', 'POST'],
+      [`/api/workers/${long}/concurrency`, 'name', 'POST'],
+      [`/api/queues/${long}/pause`, 'queue', 'POST'],
+      [`/api/schedules/${long}/run`, 'task', 'POST'],
+      [`/api/rollups/${long}/series`, 'table', 'GET'],
+      [`/api/backfills/${long}/cancel`, 'id', 'POST'],
+    ] as const) {
+      const res = await h.app.request(path, { method, headers: { 'content-type': 'application/json' } });
+      expect(res.status, path.slice(0, 30)).toBe(400);
+      if (path.startsWith('/api/')) {
+        expect(await problemsOf(res), path.slice(0, 30)).toEqual([{ field, rule: 'at most 200 characters' }]);
+      } else {
+        expect(await res.text()).toContain('id is too long: at most 200 characters');
+      }
+    }
+  });
+
+  it('a query value over 1,000 characters, or too many parameters: 400 naming the field', async () => {
+    for (const path of ['/api/tasks', '/tasks', '/rollups', '/api/stats/runs']) {
+      const res = await h.app.request(`${path}?q=${'x'.repeat(15_000)}`, {
+        headers: { 'x-fragment': '1' },
+      });
+      expect(res.status, path).toBe(400);
+      expect(await problemsOf(res)).toEqual([{ field: 'q', rule: 'at most 1000 characters' }]);
+    }
+    const many = Array.from({ length: 60 }, (_, i) => `k${i}=1`).join('&');
+    const res = await h.app.request(`/api/tasks?${many}`);
+    expect(res.status).toBe(400);
+    expect(await problemsOf(res)).toEqual([{ field: 'query', rule: 'at most 50 parameters' }]);
+    const repeated = Array.from({ length: 60 }, () => `state=queued`).join('&');
+    expect((await h.app.request(`/api/tasks?${repeated}`)).status).toBe(400);
+  });
+
+  it('values within the limits are served as before', async () => {
+    expect((await h.app.request(`/api/tasks/${'a'.repeat(200)}`)).status).toBe(404);
+    expect((await h.app.request(`/api/tasks?q=${'x'.repeat(200)}`)).status).toBe(200);
+  });
+});

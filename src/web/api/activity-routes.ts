@@ -5,6 +5,7 @@ import { runSeries, taskSummaries } from '../queries/index.ts';
 import { backfillStatusOf, recordedBackfillProgress } from '../../tasks/index.ts';
 import { runJson } from '../services/index.ts';
 import { notFound, parseInput } from './http-error.ts';
+import { boundedParam } from './bounded-input.ts';
 import { backfillBody, runStatsQuery } from './input-schemas.ts';
 import { readJsonBody } from './read-body.ts';
 
@@ -74,7 +75,7 @@ export function activityRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/backfills/:id/cancel', async (c) => {
-    const id = c.req.param('id');
+    const id = boundedParam('id', c.req.param('id'));
     const run = await ctx.control.run(id);
     if (run === undefined || run.task !== 'backfill_aggregations') throw notFound(`backfill run ${id}`);
     const outcome = await ctx.control.cancelBackfill(id);

@@ -5,3 +5,4 @@ export { scheduleList, type ScheduleJson } from './schedules-routes.ts';
 export { findRollup, seriesOf } from './rollups-routes.ts';
 export { runStatsOf, backfillList } from './activity-routes.ts';
 export { runListQuery, seriesQuery, runStatsQuery } from './input-schemas.ts';
+export { boundedParam, checkRequestBounds } from './bounded-input.ts';

@@ -4,6 +4,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { hasWorkspace, rollupSeries, rollupStatuses, viewStatuses } from '../queries/index.ts';
 import { HttpError, notFound, parseInput } from './http-error.ts';
+import { boundedParam } from './bounded-input.ts';
 import { seriesQuery } from './input-schemas.ts';
 
 const DAY_MS = 86_400_000;
@@ -67,7 +68,7 @@ export function rollupsRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     }),
   );
   app.get('/rollups/:table/series', async (c) => {
-    const def = findRollup(ctx, c.req.param('table'));
+    const def = findRollup(ctx, boundedParam('table', c.req.param('table')));
     const query = parseInput(seriesQuery, c.req.query(), 'query');
     return c.json(await seriesOf(ctx, def, query));
   });

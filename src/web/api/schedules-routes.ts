@@ -3,6 +3,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { runJson, type RunJson } from '../services/index.ts';
 import { notFound } from './http-error.ts';
+import { boundedParam } from './bounded-input.ts';
 
 export interface ScheduleJson {
   task: string;
@@ -41,7 +42,7 @@ export function schedulesRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     c.json({ beat: await ctx.control.beat(), schedules: await scheduleList(ctx) }),
   );
   app.post('/schedules/:task/run', async (c) => {
-    const task = c.req.param('task');
+    const task = boundedParam('task', c.req.param('task'));
     if (!(await ctx.control.schedules()).some((s) => s.task === task)) throw notFound(`schedule ${task}`);
     const result = await ctx.runtime.enqueue(task, {});
     ctx.logger.info({ task, runId: result.id, user: c.get('auth').user }, `dashboard: run now ${task}`);

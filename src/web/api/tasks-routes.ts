@@ -4,6 +4,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { searchRuns } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
+import { boundedParam } from './bounded-input.ts';
 import { HttpError, notFound, parseInput } from './http-error.ts';
 import { applyBody, revokeBody, runListQuery } from './input-schemas.ts';
 import { readJsonBody } from './read-body.ts';
@@ -38,8 +39,9 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.get('/tasks/:id', async (c) => {
-    const run = await ctx.control.run(c.req.param('id'));
-    if (run === undefined) throw notFound(`run ${c.req.param('id')}`);
+    const id = boundedParam('id', c.req.param('id'));
+    const run = await ctx.control.run(id);
+    if (run === undefined) throw notFound(`run ${id}`);
     const children = await ctx.control.runs({ parentId: run.id, limit: 1000 });
     return c.json({
       run: runJson(run, ctx.scrub),
@@ -48,7 +50,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/tasks/:name/apply', async (c) => {
-    const name = c.req.param('name');
+    const name = boundedParam('name', c.req.param('name'));
     if (!ctx.runtime.tasks.has(name)) findTask(ctx.runtime.tasks, name); // throws UnknownTaskError → 404
     const body = parseInput(applyBody, await readJsonBody(c), 'body');
     const result = await ctx.runtime.enqueue(
@@ -61,7 +63,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/tasks/:id/retry', async (c) => {
-    const id = c.req.param('id');
+    const id = boundedParam('id', c.req.param('id'));
     const run = await ctx.control.run(id);
     if (run === undefined) throw notFound(`run ${id}`);
     if (!RETRYABLE.includes(run.state)) {
@@ -76,7 +78,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/tasks/:id/revoke', async (c) => {
-    const id = c.req.param('id');
+    const id = boundedParam('id', c.req.param('id'));
     const body = parseInput(revokeBody, await readJsonBody(c), 'body');
     if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
     // A backfill's run is cancelled instead (Control.revoke): its windows stop, then the run ends.
@@ -89,7 +91,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/tasks/:id/terminate', async (c) => {
-    const id = c.req.param('id');
+    const id = boundedParam('id', c.req.param('id'));
     if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
     const outcome = await ctx.control.terminate(id);
     ctx.logger.info(

@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { sendControl, type WorkerInfo } from '../../runtime/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
+import { boundedParam } from './bounded-input.ts';
 import { notFound, parseInput } from './http-error.ts';
 import { concurrencyBody, queueName } from './input-schemas.ts';
 import { readJsonBody } from './read-body.ts';
@@ -40,7 +41,7 @@ export function workersRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/workers/:name/concurrency', async (c) => {
-    const worker = await findWorker(c.req.param('name'));
+    const worker = await findWorker(boundedParam('name', c.req.param('name')));
     const body = parseInput(concurrencyBody, await readJsonBody(c), 'body');
     await ctx.control.setConcurrency(worker.name, body.concurrency);
     ctx.logger.info(
@@ -51,7 +52,7 @@ export function workersRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   });
 
   app.post('/workers/:name/shutdown', async (c) => {
-    const worker = await findWorker(c.req.param('name'));
+    const worker = await findWorker(boundedParam('name', c.req.param('name')));
     await sendControl(ctx.pool, { action: 'shutdown', worker: worker.name });
     ctx.logger.warn({ worker: worker.name, user: c.get('auth').user }, 'dashboard: worker shutdown');
     return c.json({ worker: worker.name, shutdown: true }, 202);
@@ -62,7 +63,7 @@ export function workersRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   );
 
   app.post('/queues/:name/:action{pause|resume}', async (c) => {
-    const queue = parseInput(queueName, c.req.param('name'), 'path');
+    const queue = parseInput(queueName, boundedParam('queue', c.req.param('name')), 'path');
     const action = c.req.param('action');
     if (action === 'pause') await ctx.control.pause(queue);
     else await ctx.control.resume(queue);

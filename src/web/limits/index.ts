@@ -1,1 +1,7 @@
-export { MAX_BODY_BYTES } from './input-limits.ts';
+export {
+  MAX_BODY_BYTES,
+  MAX_PARAM_CHARS,
+  MAX_PATH_CHARS,
+  MAX_QUERY_PARAMS,
+  MAX_QUERY_VALUE_CHARS,
+} from './input-limits.ts';

@@ -10,3 +10,19 @@
  * rather than 64 KiB so that a body that is merely too deep is still told so (400, not 413).
  */
 export const MAX_BODY_BYTES = 256 * 1024;
+
+/**
+ * The longest path, in characters after percent-decoding. The longest a route needs is a run id
+ * or a worker name (under 200) inside a fixed prefix; Bull Board's paths hold a queue name and a
+ * job id.
+ */
+export const MAX_PATH_CHARS = 2048;
+
+/** The longest path parameter: run id, task, worker, queue, table, schedule. */
+export const MAX_PARAM_CHARS = 200;
+
+/** The longest query-string value (the longest the pages send is a search term, under 200). */
+export const MAX_QUERY_VALUE_CHARS = 1000;
+
+/** The most query-string parameters in one request (a page sends at most 8). */
+export const MAX_QUERY_PARAMS = 50;
