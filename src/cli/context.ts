@@ -2,6 +2,8 @@ import { loadSettings, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
 import { createLogger, type Logger } from '../log/index.ts';
 import { createRuntime, type Runtime } from '../runtime/index.ts';
+import { explainDatabaseError } from './explain-failure.ts';
+import { OperationalError } from './operational.error.ts';
 
 export interface CliContext {
   settings: Settings;
@@ -23,6 +25,14 @@ export async function openContext(options: { name: string; logLevel?: string }):
     onLog: (line) => logger.info(line),
   });
   logger.info({ database: db.describe }, `using ${db.describe}`);
+  // One round trip now, so an unreachable server or a missing database is said in one line here
+  // rather than as a stack from whichever query happens to run first.
+  try {
+    await db.pool.query('SELECT 1');
+  } catch (error) {
+    await db.close();
+    throw explainDatabaseError(error, db.describe) ?? error;
+  }
   return {
     settings,
     logger,
@@ -36,10 +46,22 @@ export async function openContext(options: { name: string; logLevel?: string }):
 
 /** The job runtime (broker, tasks, run log) on the context's settings, database and logger. */
 export async function createRuntimeFor(ctx: CliContext): Promise<Runtime> {
-  return await createRuntime({
-    settings: ctx.settings,
-    pool: ctx.db.pool,
-    databaseUrl: ctx.db.url,
-    logger: ctx.logger,
-  });
+  try {
+    return await createRuntime({
+      settings: ctx.settings,
+      pool: ctx.db.pool,
+      databaseUrl: ctx.db.url,
+      logger: ctx.logger,
+    });
+  } catch (error) {
+    // The broker throws a plain Error for an unreachable Redis (src/runtime/broker.ts); its message
+    // already names the URL (password hidden) and the variables.
+    if (error instanceof Error && error.message.startsWith('cannot reach the Redis broker')) {
+      throw new OperationalError(
+        `${error.message}: start Redis, or set REDIS_URL to a server that runs (unset, PostgreSQL is the broker)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
-import { createControl, runStates, type Control } from '../../runtime/index.ts';
+import { createControl, getRun, runStates, type Control } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
-import { createRuntimeFor, openContext } from '../context.ts';
+import { createRuntimeFor, openContext, type CliContext } from '../context.ts';
+import { OperationalError } from '../operational.error.ts';
 import { UsageError } from '../usage.error.ts';
 
 function queueArg(value: string): QueueName {
@@ -11,11 +12,13 @@ function queueArg(value: string): QueueName {
   return value as QueueName;
 }
 
-async function withControl(fn: (control: Control) => Promise<unknown>): Promise<void> {
+const retryable = ['failed', 'timed_out', 'revoked'];
+
+async function withControl(fn: (control: Control, ctx: CliContext) => Promise<unknown>): Promise<void> {
   const ctx = await openContext({ name: 'control', logLevel: 'warn' });
   const runtime = await createRuntimeFor(ctx);
   try {
-    const value = await fn(createControl(runtime));
+    const value = await fn(createControl(runtime), ctx);
     if (value !== undefined) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   } finally {
     await runtime.close();
@@ -41,7 +44,24 @@ export function controlCommand(): Command {
   control
     .command('retry <runId>')
     .description('run a failed, timed-out or revoked run again (a new run with the same arguments)')
-    .action((runId: string) => withControl(async (c) => ({ runId: (await c.retry(runId)).id })));
+    .action((runId: string) =>
+      withControl(async (c, ctx) => {
+        // Checked here too, so a run in the wrong state is an answer, not a stack.
+        const run = await getRun(ctx.db.pool, runId);
+        if (run === undefined) {
+          throw new OperationalError(`no run ${runId}: list runs with \`aggjobs control runs\``);
+        }
+        if (!retryable.includes(run.state)) {
+          throw new OperationalError(
+            `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried` +
+              (run.state === 'running' || run.state === 'queued' || run.state === 'retrying'
+                ? ` (wait for it to end, or stop it with \`aggjobs control revoke --terminate ${runId}\`)`
+                : ''),
+          );
+        }
+        return { runId: (await c.retry(runId)).id };
+      }),
+    );
   control
     .command('pause <queue>')
     .description('stop workers taking tasks from a queue')

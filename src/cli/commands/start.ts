@@ -1,7 +1,7 @@
 import { Command } from 'commander';
+import type { Settings } from '../../config/index.ts';
 import { prepareDatabase } from '../../rollups/index.ts';
 import {
-  createRuntime,
   startServices,
   waitForShutdownSignal,
   type ExtraService,
@@ -9,7 +9,8 @@ import {
 } from '../../runtime/index.ts';
 import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
-import { openContext } from '../context.ts';
+import { createRuntimeFor, openContext } from '../context.ts';
+import { assertPortFree } from '../port-check.ts';
 import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
 import { addWorkerFlags, checkLogLevel, workerOptionsFrom, type WorkerFlags } from './worker.ts';
@@ -32,11 +33,15 @@ export interface StartCommandOptions {
  * The dashboard on DASHBOARD_PORT. Without credentials (development) it listens on 127.0.0.1 only:
  * an open dashboard is never exposed to the network by default.
  */
+function dashboardHost(settings: Settings): string {
+  return settings.dashboardUser === undefined ? '127.0.0.1' : '0.0.0.0';
+}
+
 function dashboardService(port: number): (runtime: Runtime) => Promise<ExtraService> {
   return (runtime) =>
     startDashboard({
       port,
-      host: runtime.settings.dashboardUser === undefined ? '127.0.0.1' : '0.0.0.0',
+      host: dashboardHost(runtime.settings),
       pool: runtime.pool,
       settings: runtime.settings,
       runtime,
@@ -71,8 +76,11 @@ export function startCommand(options: StartCommandOptions = {}): Command {
               `--port must be an integer from 1 to 65535, got ${JSON.stringify(flags.port)}`,
             );
           }
-          // Refuse before migrating or seeding: production without dashboard credentials.
-          if (flags.dashboard !== false) assertCredentialsForEnv(settings);
+          // Refuse before migrating or seeding: production without dashboard credentials, a port in use.
+          if (flags.dashboard !== false) {
+            assertCredentialsForEnv(settings);
+            await assertPortFree(port, dashboardHost(settings));
+          }
           const { applied } = await prepareDatabase(db.pool, settings, {
             onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
           });
@@ -92,7 +100,7 @@ export function startCommand(options: StartCommandOptions = {}): Command {
             logger.info(result, `demo data seeded: ${result.executions} executions`);
           }
 
-          const runtime = await createRuntime({ settings, pool: db.pool, databaseUrl: db.url, logger });
+          const runtime = await createRuntimeFor(ctx);
           logger.info(`broker: ${runtime.broker.describe}`);
           const services = await startServices(runtime, {
             worker: workerOptions,
