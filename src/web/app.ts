@@ -46,6 +46,27 @@ const CSP = [
   "base-uri 'self'",
 ].join('; ');
 
+/** The longest message, field or rule an error answer quotes: a refused value is not echoed whole. */
+const MAX_ERROR_TEXT = 300;
+const MAX_PROBLEMS = 20;
+
+function clip(text: string): string {
+  return text.length <= MAX_ERROR_TEXT
+    ? text
+    : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length} characters)`;
+}
+
+function clipErrorBody(body: { error: string; problems?: ReadonlyArray<{ field: string; rule: string }> }) {
+  return body.problems === undefined
+    ? { error: clip(body.error) }
+    : {
+        error: clip(body.error),
+        problems: body.problems
+          .slice(0, MAX_PROBLEMS)
+          .map((p) => ({ field: clip(p.field), rule: clip(p.rule) })),
+      };
+}
+
 function buildContext(deps: DashboardDeps): DashboardContext {
   const { settings, runtime } = deps;
   return {
@@ -252,7 +273,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
       );
       body = { error: `internal error: ${error.message}` };
     }
-    body = ctx.scrub.value(body);
+    body = ctx.scrub.value(clipErrorBody(body));
     return wantsJson(c) ? c.json(body, status) : errorPage(c, status, body.error);
   });
   return app;

@@ -158,3 +158,85 @@ describe('every input is bounded', () => {
     expect((await h.app.request(`/api/tasks?q=${'x'.repeat(200)}`)).status).toBe(200);
   });
 });
+
+describe('JSON depth and keys', () => {
+  const deep = (n: number) => `{"kwargs":{"x":${'['.repeat(n)}1${']'.repeat(n)}}}`;
+
+  it('a 5,000-deep (and 2,000-deep) argument: 400 with a short message that does not echo it', async () => {
+    const before = await runCount();
+    for (const n of [5000, 2000, 40]) {
+      const res = await h.app.request('/api/tasks/health_check/apply', post(deep(n)));
+      expect(res.status, String(n)).toBe(400);
+      const text = await res.text();
+      expect(text.length, String(n)).toBeLessThan(300);
+      expect(JSON.parse(text)).toEqual({
+        error: 'the body is nested too deeply: at most 32 levels of nested arrays and objects',
+        problems: [{ field: '(body)', rule: 'at most 32 levels of nested arrays and objects' }],
+      });
+    }
+    expect(await runCount()).toBe(before);
+  });
+
+  it('brackets inside strings do not count as depth', async () => {
+    const res = await h.app.request(
+      '/api/tasks/health_check/apply',
+      post(JSON.stringify({ kwargs: { x: '['.repeat(5000) } })),
+    );
+    const body = (await res.json()) as ErrorBody;
+    expect(body.error).not.toContain('nested too deeply');
+  });
+
+  it('a key named __proto__ is refused (400 naming the field), not silently dropped', async () => {
+    const before = await runCount();
+    for (const [body, field] of [
+      ['{"kwargs":{"__proto__":{"polluted":true}}}', 'kwargs.__proto__'],
+      ['{"__proto__":{"kwargs":{}}}', '__proto__'],
+      ['{"kwargs":{"a":[{"__proto__":1}]}}', 'kwargs.a.0.__proto__'],
+    ] as const) {
+      const res = await h.app.request('/api/tasks/health_check/apply', post(body));
+      expect(res.status, body).toBe(400);
+      expect(((await res.json()) as ErrorBody).problems, body).toEqual([
+        { field, rule: 'a key named __proto__ is not allowed' },
+      ]);
+    }
+    expect(await runCount()).toBe(before);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it("Bull Board's add job refuses the same: too deep, __proto__", async () => {
+    const before = await runCount();
+    for (const [body, field] of [
+      [`{"name":"health_check","data":{"args":{"x":${'['.repeat(5000)}${']'.repeat(5000)}}}}`, '(body)'],
+      ['{"name":"health_check","data":{"args":{"__proto__":{}}}}', 'data.args.__proto__'],
+    ] as const) {
+      const res = await h.app.request('/queues/api/queues/maintenance/add', post(body));
+      expect(res.status).toBe(400);
+      const text = await res.text();
+      expect(text.length).toBeLessThan(300);
+      expect((JSON.parse(text) as ErrorBody).problems?.map((p) => p.field)).toEqual([field]);
+    }
+    expect(await runCount()).toBe(before);
+  });
+
+  it('POST /api/queues/bogus/pause names the field "queue"', async () => {
+    const res = await h.app.request('/api/queues/bogus/pause', post(''));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as ErrorBody;
+    expect(body.problems?.map((p) => p.field)).toEqual(['queue']);
+    expect(body.error).toMatch(/^invalid path: queue: /);
+  });
+});
+
+describe('a refused value is not echoed whole', () => {
+  it('a 200,000-character bad argument: 400 with a message under 2,000 characters', async () => {
+    for (const [task, body] of [
+      ['cleanup_old_data', { kwargs: { retention_days: 'x'.repeat(200_000) } }],
+      ['health_check', { kwargs: { ['k'.repeat(200_000)]: 1 } }],
+      ['hourly_rollup', { args: ['9'.repeat(200_000)] }],
+    ] as const) {
+      const res = await h.app.request(`/api/tasks/${task}/apply`, post(JSON.stringify(body)));
+      expect(res.status, task).toBe(400);
+      expect((await res.text()).length, task).toBeLessThan(2000);
+    }
+  });
+});

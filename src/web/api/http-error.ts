@@ -22,18 +22,27 @@ export function notFound(what: string): HttpError {
   return new HttpError(404, `${what} not found`);
 }
 
-export function problemsOf(error: z.ZodError): FieldProblem[] {
+/** Each issue's field: its path, or `root` for the value itself (a body, or a named path parameter). */
+export function problemsOf(error: z.ZodError, root = '(body)'): FieldProblem[] {
   return error.issues.map((issue) => ({
-    field: issue.path.length === 0 ? '(body)' : issue.path.map(String).join('.'),
+    field: issue.path.length === 0 ? root : issue.path.map(String).join('.'),
     rule: issue.message,
   }));
 }
 
-/** Validates a request part; a bad one is a 400 naming each field and its rule. */
-export function parseInput<T>(schema: z.ZodType<T>, value: unknown, part: 'query' | 'body' | 'path'): T {
+/**
+ * Validates a request part; a bad one is a 400 naming each field and its rule. `field` names a
+ * value that is not an object (a path parameter); a body is `(body)`.
+ */
+export function parseInput<T>(
+  schema: z.ZodType<T>,
+  value: unknown,
+  part: 'query' | 'body' | 'path',
+  field = '(body)',
+): T {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const problems = problemsOf(result.error);
+  const problems = problemsOf(result.error, field);
   throw new HttpError(
     400,
     `invalid ${part}: ${problems.map((p) => `${p.field}: ${p.rule}`).join('; ')}`,

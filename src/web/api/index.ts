@@ -6,3 +6,4 @@ export { findRollup, seriesOf } from './rollups-routes.ts';
 export { runStatsOf, backfillList } from './activity-routes.ts';
 export { runListQuery, seriesQuery, runStatsQuery } from './input-schemas.ts';
 export { boundedParam, checkRequestBounds } from './bounded-input.ts';
+export { parseJsonText } from './read-body.ts';

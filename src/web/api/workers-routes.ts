@@ -63,7 +63,7 @@ export function workersRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
   );
 
   app.post('/queues/:name/:action{pause|resume}', async (c) => {
-    const queue = parseInput(queueName, boundedParam('queue', c.req.param('name')), 'path');
+    const queue = parseInput(queueName, boundedParam('queue', c.req.param('name')), 'path', 'queue');
     const action = c.req.param('action');
     if (action === 'pause') await ctx.control.pause(queue);
     else await ctx.control.resume(queue);

@@ -3,7 +3,7 @@ import type { QueueJob } from '@bull-board/api/dist/types.js';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { InvalidTaskArgsError } from '../../tasks/index.ts';
-import { problemsOf, type FieldProblem } from '../api/index.ts';
+import { HttpError, parseJsonText, problemsOf, type FieldProblem } from '../api/index.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { answer, queueOf, runPage, type Action } from './bull-board-action.ts';
 
@@ -19,16 +19,13 @@ const addJobBody = z.strictObject({
   options: z.record(z.string(), z.unknown(), 'must be an object').optional(),
 });
 
-const NOT_JSON = Symbol('not JSON');
-
-/** The request's JSON body (an empty one is `{}`), or NOT_JSON. */
+/** The request's JSON body (an empty one is `{}`), or why it was refused (see parseJsonText). */
 async function jsonBody(c: Context<DashboardEnv>): Promise<unknown> {
-  const text = await c.req.text();
-  if (text.trim() === '') return {};
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return NOT_JSON;
+    return parseJsonText(await c.req.text());
+  } catch (error: unknown) {
+    if (error instanceof HttpError) return error;
+    throw error;
   }
 }
 
@@ -43,11 +40,7 @@ export const addJob: Action = async (req) => {
   const queue = queueOf(req);
   if (queue instanceof Response) return queue;
   const raw = await jsonBody(c);
-  if (raw === NOT_JSON) {
-    return answer(c, 400, 'the body must be JSON', undefined, [
-      { field: '(body)', rule: 'must be valid JSON' },
-    ]);
-  }
+  if (raw instanceof HttpError) return answer(c, 400, raw.message, undefined, [...raw.problems]);
   const parsed = addJobBody.safeParse(raw);
   if (!parsed.success) {
     const problems = problemsOf(parsed.error);

@@ -26,3 +26,10 @@ export const MAX_QUERY_VALUE_CHARS = 1000;
 
 /** The most query-string parameters in one request (a page sends at most 8). */
 export const MAX_QUERY_PARAMS = 50;
+
+/**
+ * The deepest nesting of arrays and objects in a JSON body. A task's arguments are at most 3 deep
+ * ({ kwargs: { key: value } }); 5,000 deep overflowed the validator's stack (500), 2,000 deep came
+ * back echoed whole in the 400.
+ */
+export const MAX_JSON_DEPTH = 32;
