@@ -9,6 +9,7 @@ import {
   assertCredentialsForEnv,
   authEnabled,
   authMiddleware,
+  createLoginBrake,
   credentialsFrom,
   csrfMiddleware,
 } from './auth/index.ts';
@@ -134,7 +135,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
         ),
     }),
   );
-  app.use('*', authMiddleware(credentials));
+  app.use('*', authMiddleware(credentials, createLoginBrake(ctx.logger, deps.clock)));
   app.use('*', csrfMiddleware({ exemptPrefixes: [BULL_BOARD_PATH] }));
   // Every path and query value is bounded (limits/input-limits.ts) and, since PostgreSQL stores no
   // U+0000 in text, refused when it holds one, at the edge

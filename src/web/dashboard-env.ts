@@ -13,6 +13,8 @@ export interface DashboardDeps {
   /** Default: createControl(runtime). */
   control?: Control;
   logger: Logger;
+  /** The clock of the login brake, in milliseconds. Default: Date.now (tests pass their own). */
+  clock?: () => number;
 }
 
 export interface AuthInfo {

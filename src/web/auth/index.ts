@@ -11,3 +11,4 @@ export {
 } from './credentials.ts';
 export { authMiddleware } from './auth-middleware.ts';
 export { csrfMiddleware, CSRF_COOKIE, CSRF_HEADER } from './csrf-middleware.ts';
+export { createLoginBrake, LOGIN_BRAKE, type LoginBrake } from './login-brake.ts';
