@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { waitForShutdownSignal } from '../../runtime/index.ts';
 import { assertCredentialsForEnv, PortInUseError, startDashboard } from '../../web/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
+import { listenHost } from '../listen-host.ts';
 import { UsageError } from '../usage.error.ts';
 
 function port(raw: string): number {
@@ -17,18 +18,22 @@ export function dashboardCommand(): Command {
   return new Command('dashboard')
     .description('web dashboard, JSON API and /metrics (the seed\'s "celery flower --port=5555")')
     .option('-p, --port <port>', 'port to listen on (default DASHBOARD_PORT, 5555)')
-    .option('--host <host>', 'address to listen on', '0.0.0.0')
-    .action(async (options: { port?: string; host: string }) => {
+    .option(
+      '--host <host>',
+      'address to listen on (default 127.0.0.1 without dashboard credentials, 0.0.0.0 with them)',
+    )
+    .action(async (options: { port?: string; host?: string }) => {
       // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
       const shutdown = waitForShutdownSignal();
       const listenPort = options.port === undefined ? undefined : port(options.port);
       const ctx = await openContext({ name: 'dashboard' });
       try {
         assertCredentialsForEnv(ctx.settings);
+        const listen = listenHost(ctx.settings, options.host);
         const runtime = await createRuntimeFor(ctx);
         const server = await startDashboard({
           port: listenPort ?? ctx.settings.dashboardPort,
-          host: options.host,
+          host: listen.host,
           pool: ctx.db.pool,
           settings: ctx.settings,
           runtime,
@@ -37,9 +42,7 @@ export function dashboardCommand(): Command {
           await runtime.close();
           throw error instanceof PortInUseError ? new UsageError(error.message) : error;
         });
-        if (ctx.settings.dashboardUser === undefined) {
-          ctx.logger.warn('DASHBOARD_USER/DASHBOARD_PASSWORD unset: the dashboard has no authentication');
-        }
+        ctx.logger.info(`dashboard ${listen.describe}`);
         const signal = await shutdown;
         ctx.logger.info(`${signal}: dashboard stopping`);
         await server.close();

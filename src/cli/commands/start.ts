@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import type { Settings } from '../../config/index.ts';
 import { prepareDatabase } from '../../rollups/index.ts';
 import {
   startServices,
@@ -10,6 +9,7 @@ import {
 import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
+import { listenHost } from '../listen-host.ts';
 import { assertPortFree } from '../port-check.ts';
 import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
@@ -29,19 +29,12 @@ export interface StartCommandOptions {
   extraServices?: ReadonlyArray<(runtime: Runtime) => Promise<ExtraService>>;
 }
 
-/**
- * The dashboard on DASHBOARD_PORT. Without credentials (development) it listens on 127.0.0.1 only:
- * an open dashboard is never exposed to the network by default.
- */
-function dashboardHost(settings: Settings): string {
-  return settings.dashboardUser === undefined ? '127.0.0.1' : '0.0.0.0';
-}
-
-function dashboardService(port: number): (runtime: Runtime) => Promise<ExtraService> {
+/** The dashboard on DASHBOARD_PORT and `host` (see listenHost). */
+function dashboardService(port: number, host: string): (runtime: Runtime) => Promise<ExtraService> {
   return (runtime) =>
     startDashboard({
       port,
-      host: dashboardHost(runtime.settings),
+      host,
       pool: runtime.pool,
       settings: runtime.settings,
       runtime,
@@ -59,10 +52,20 @@ export function startCommand(options: StartCommandOptions = {}): Command {
     .option('--no-demo', 'never seed demo data')
     .option('--no-dashboard', 'do not run the dashboard')
     .option('-p, --port <port>', 'dashboard port (default DASHBOARD_PORT, 5555)')
+    .option(
+      '--host <host>',
+      'dashboard address (default 127.0.0.1 without dashboard credentials, 0.0.0.0 with them)',
+    )
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(
       async (
-        flags: WorkerFlags & { demo?: boolean; dashboard?: boolean; port?: string; loglevel?: string },
+        flags: WorkerFlags & {
+          demo?: boolean;
+          dashboard?: boolean;
+          port?: string;
+          host?: string;
+          loglevel?: string;
+        },
       ) => {
         // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
         const shutdown = waitForShutdownSignal();
@@ -76,10 +79,11 @@ export function startCommand(options: StartCommandOptions = {}): Command {
               `--port must be an integer from 1 to 65535, got ${JSON.stringify(flags.port)}`,
             );
           }
+          const listen = listenHost(settings, flags.host);
           // Refuse before migrating or seeding: production without dashboard credentials, a port in use.
           if (flags.dashboard !== false) {
             assertCredentialsForEnv(settings);
-            await assertPortFree(port, dashboardHost(settings));
+            await assertPortFree(port, listen.host);
           }
           const { applied } = await prepareDatabase(db.pool, settings, {
             onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
@@ -106,10 +110,11 @@ export function startCommand(options: StartCommandOptions = {}): Command {
             worker: workerOptions,
             beat: {},
             extraServices: [
-              ...(flags.dashboard === false ? [] : [dashboardService(port)]),
+              ...(flags.dashboard === false ? [] : [dashboardService(port, listen.host)]),
               ...(options.extraServices ?? []),
             ],
           });
+          if (flags.dashboard !== false) logger.info(`dashboard ${listen.describe}`);
           for (const task of warmUp) await runtime.enqueue(task, {});
           logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
 
