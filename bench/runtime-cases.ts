@@ -132,7 +132,7 @@ async function* memoryCases(
   size: RuntimeSize,
   log: (line: string) => void,
 ): AsyncGenerator<CaseResult> {
-  const subjects: MemorySubject[] = ['aggjobs', 'plain-threads', 'plain-inline'];
+  const subjects: MemorySubject[] = ['aggjobs', 'aggjobs-c1', 'plain-threads', 'plain-inline'];
   const seen = new Map<MemorySubject, WorkerMemory[]>(subjects.map((s) => [s, []]));
   for (let round = 0; round < size.memoryRounds; round += 1) {
     const order = round % 2 === 0 ? subjects : [...subjects].reverse();
@@ -156,7 +156,7 @@ async function* memoryCases(
     ratio: aggjobs.median / summarize(after('plain-threads')).median,
     goal: { op: '<=', value: goalKb, text: '≤ 150 MiB' },
     met: aggjobs.median <= goalKb,
-    note: `plain BullMQ without threads: ${describe('plain-inline')}${
+    note: `aggjobs -c 1: ${describe('aggjobs-c1')}; plain BullMQ without threads: ${describe('plain-inline')}${
       aggjobs.median > goalKb && aggjobs.min <= goalKb ? ' (missed within the spread)' : ''
     }`,
     text: {

@@ -22,7 +22,7 @@ export interface WorkerMemory {
   runs: number;
 }
 
-export type MemorySubject = 'aggjobs' | 'plain-threads' | 'plain-inline';
+export type MemorySubject = 'aggjobs' | 'aggjobs-c1' | 'plain-threads' | 'plain-inline';
 
 /**
  * The resident memory of a worker process after `runs` runs of a task that touches the database, on
@@ -32,6 +32,8 @@ export type MemorySubject = 'aggjobs' | 'plain-threads' | 'plain-inline';
  *   the built-in tasks (a task-module switch on it would be a test switch in production), so the run
  *   is the cheapest built-in one: `backfill_window` of a backfill that does not exist, whose body is
  *   one statement matching no row, plus what every run costs (claim, finish, its lease).
+ * - `aggjobs-c1`: the same with `-c 1` (one task thread): the difference from `-c 4` is what three
+ *   task threads cost.
  * - `plain-threads` / `plain-inline`: a plain BullMQ worker of concurrency 4 whose processor runs one
  *   `SELECT 1` through a pg pool, in BullMQ's worker-thread sandbox or in its event loop.
  *
@@ -42,7 +44,9 @@ export async function workerMemory(
   db: BenchDatabase,
   options: { runs: number; env?: Record<string, string> },
 ): Promise<WorkerMemory> {
-  if (subject === 'aggjobs') return await aggjobsMemory(db, options);
+  if (subject === 'aggjobs' || subject === 'aggjobs-c1') {
+    return await aggjobsMemory(db, { ...options, concurrency: subject === 'aggjobs' ? 4 : 1 });
+  }
   const prefix = uniqueNamespace('redis');
   const connection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue('plain', { connection, prefix });
@@ -84,7 +88,7 @@ export async function workerMemory(
 
 async function aggjobsMemory(
   db: BenchDatabase,
-  options: { runs: number; env?: Record<string, string> },
+  options: { runs: number; concurrency: number; env?: Record<string, string> },
 ): Promise<WorkerMemory> {
   const bench = await benchRuntime('redis', db);
   // The broker's keys exist before the child starts: it does not race to create them.
@@ -95,6 +99,7 @@ async function aggjobsMemory(
     name,
     namespace: bench.namespace,
     queues: 'aggregation',
+    concurrency: options.concurrency,
     benchTasks: false,
     env: options.env,
   });
