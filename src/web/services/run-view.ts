@@ -20,6 +20,10 @@ export interface RunJson {
   /** Lines the task logged in its last attempt; null when none were kept (eager runs, killed threads). */
   logs: Array<{ time: string; level: string; msg: string; data?: unknown }> | null;
   parentId: string | null;
+  /** While running: until when its worker holds it (renewed while it works; past it, the run is orphaned). */
+  leaseExpiresAt: string | null;
+  /** While queued or retrying: when it may start (countdown, retry backoff). */
+  notBefore: string | null;
 }
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
@@ -50,5 +54,7 @@ export function runJson(run: RunRecord, scrub: SecretScrubber): RunJson {
             ...(l.data === undefined ? {} : { data: scrub.value(l.data) }),
           })),
     parentId: run.parentId,
+    leaseExpiresAt: iso(run.leaseExpiresAt),
+    notBefore: iso(run.notBefore),
   };
 }
