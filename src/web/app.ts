@@ -19,6 +19,7 @@ import type { DashboardDeps, DashboardEnv } from './dashboard-env.ts';
 import { html, type SafeHtml } from './html/index.ts';
 import { MAX_BODY_BYTES } from './limits/index.ts';
 import { collectMetrics } from './metrics/index.ts';
+import { readTimeoutReason, timedPool } from './queries/index.ts';
 import {
   backfillPage,
   chartsPage,
@@ -71,7 +72,7 @@ function clipErrorBody(body: { error: string; problems?: ReadonlyArray<{ field: 
 function buildContext(deps: DashboardDeps): DashboardContext {
   const { settings, runtime } = deps;
   return {
-    pool: deps.pool,
+    pool: timedPool(deps.pool),
     settings,
     runtime,
     control: deps.control ?? createControl(runtime),
@@ -222,7 +223,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
     c.req.path === '/metrics' ||
     c.req.method !== 'GET' ||
     c.req.header('x-fragment') === '1';
-  const errorPage = (c: Context<DashboardEnv>, status: 400 | 404 | 409 | 500, message: string) =>
+  const errorPage = (c: Context<DashboardEnv>, status: 400 | 404 | 409 | 500 | 503, message: string) =>
     c.html(
       html`<!doctype html>
         <html lang="en">
@@ -250,7 +251,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
       : errorPage(c, 404, `No page at ${c.req.path}.`),
   );
   app.onError((error, c) => {
-    let status: 400 | 404 | 409 | 500 = 500;
+    let status: 400 | 404 | 409 | 500 | 503 = 500;
     let body: { error: string; problems?: ReadonlyArray<{ field: string; rule: string }> };
     if (error instanceof HttpError) {
       status = error.status === 400 || error.status === 404 || error.status === 409 ? error.status : 500;
@@ -267,6 +268,10 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
     } else if (error instanceof UnknownTaskError) {
       status = 404;
       body = { error: error.message };
+    } else if (readTimeoutReason(error) !== undefined) {
+      // A dashboard query gave up (queries/timed-pool.ts): the database is busy, not broken.
+      status = 503;
+      body = { error: `could not read what this needs: ${readTimeoutReason(error)}; try again` };
     } else {
       ctx.logger.error(
         { err: { message: ctx.scrub.text(error.message) }, path: c.req.path },

@@ -9,6 +9,7 @@ import type { SecretScrubber } from './services/index.ts';
 
 /** Everything a route or a page reads, built once by createDashboardApp. */
 export interface DashboardContext {
+  /** The dashboard's pool: every query under a statement and lock timeout (queries/timed-pool.ts). */
   readonly pool: Pool;
   readonly settings: Settings & DashboardAuthSettings;
   readonly runtime: Runtime;

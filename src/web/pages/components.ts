@@ -1,5 +1,6 @@
 import { formatDuration, formatTime, html, type HtmlChild, type SafeHtml } from '../html/index.ts';
 import type { QueueCounts } from '../../runtime/index.ts';
+import type { Read } from '../queries/index.ts';
 import type { RunJson } from '../services/index.ts';
 
 export function badge(state: string, label?: string): SafeHtml {
@@ -141,4 +142,13 @@ export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): 
       )}
     </tbody>
   </table>`;
+}
+
+/** What a page could not read, and why (queries/read-failure.ts); nothing when it read everything. */
+export function readFailures(reads: ReadonlyArray<Read<unknown>>): SafeHtml | string {
+  const failed = reads.flatMap((r) => (r.ok ? [] : [r]));
+  if (failed.length === 0) return '';
+  return html`<div class="notice">
+    ${failed.map((f) => html`<div>Could not read ${f.what}: ${f.reason}. The rest of the page is current.</div>`)}
+  </div>`;
 }

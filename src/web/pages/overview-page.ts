@@ -1,26 +1,63 @@
 import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatTime, html } from '../html/index.ts';
-import { recentFailures, rollupStatuses } from '../queries/index.ts';
+import { DASHBOARD_STATEMENT_TIMEOUT_MS, recentFailures, rollupStatuses, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
-import { actionButton, badge, card, queuesTable, runHref, runsTable, stat } from './components.ts';
+import {
+  actionButton,
+  badge,
+  card,
+  queuesTable,
+  readFailures,
+  runHref,
+  runsTable,
+  stat,
+} from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
+
+const RUNTIME_READ_WAIT_MS = DASHBOARD_STATEMENT_TIMEOUT_MS;
 
 /** Health, queues, workers, next runs, rollup freshness and the last hour's failures. */
 export async function overviewPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
-  const [health, queues, workers, schedules, rollups, failures] = await Promise.all([
-    ctx.health.report().catch((error: unknown) => ({
-      status: 'unhealthy' as const,
-      checkedAt: new Date().toISOString(),
-      checks: {
-        dashboard: { status: 'unhealthy' as const, detail: `health check failed: ${String(error)}` },
-      },
-    })),
-    ctx.control.queueCounts(),
-    ctx.control.workers(),
-    scheduleList(ctx),
-    rollupStatuses(ctx.pool, ctx.rollups),
-    recentFailures(ctx.pool, 1, 20),
+  // The runtime's reads (health, broker, workers, schedules) do not go through the dashboard's
+  // timed pool: the page stops waiting for them after RUNTIME_READ_WAIT_MS and says so.
+  const [healthRead, queuesRead, workersRead, schedulesRead, rollupsRead, failuresRead] = await Promise.all([
+    settle(
+      'the health checks',
+      ctx.health.report().catch((error: unknown) => ({
+        status: 'unhealthy' as const,
+        checkedAt: new Date().toISOString(),
+        checks: {
+          dashboard: { status: 'unhealthy' as const, detail: `health check failed: ${String(error)}` },
+        },
+      })),
+      RUNTIME_READ_WAIT_MS,
+    ),
+    settle('the queues', ctx.control.queueCounts(), RUNTIME_READ_WAIT_MS),
+    settle('the workers', ctx.control.workers(), RUNTIME_READ_WAIT_MS),
+    settle('the schedules', scheduleList(ctx), RUNTIME_READ_WAIT_MS),
+    settle('the rollup tables', rollupStatuses(ctx.pool, ctx.rollups)),
+    settle("the last hour's failures", recentFailures(ctx.pool, 1, 20)),
+  ]);
+  const health = healthRead.ok
+    ? healthRead.value
+    : {
+        status: 'unhealthy' as const,
+        checkedAt: new Date().toISOString(),
+        checks: { dashboard: { status: 'unhealthy' as const, detail: `not checked: ${healthRead.reason}` } },
+      };
+  const queues = queuesRead.ok ? queuesRead.value : [];
+  const workers = workersRead.ok ? workersRead.value : [];
+  const schedules = schedulesRead.ok ? schedulesRead.value : [];
+  const rollups = rollupsRead.ok ? rollupsRead.value : [];
+  const failures = failuresRead.ok ? failuresRead.value : [];
+  const notRead = readFailures([
+    healthRead,
+    queuesRead,
+    workersRead,
+    schedulesRead,
+    rollupsRead,
+    failuresRead,
   ]);
   const online = workers.filter((w) => w.online);
   const waiting = queues.reduce((s, q) => s + q.waiting + q.delayed, 0);
@@ -150,7 +187,8 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
 
   return {
     title: 'Overview',
-    live: html` <div class="stats">
+    live: html`${notRead}
+      <div class="stats">
         ${stat('Health', badge(health.status))} ${stat('Workers online', online.length)}
         ${stat('Waiting', waiting)} ${stat('Running', active)} ${stat('Failures (1 h)', failures.length)}
       </div>

@@ -2,8 +2,14 @@ import { findRollup, parseInput, seriesOf, seriesQuery } from '../api/index.ts';
 import { timeChart } from '../charts/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatDuration, formatNumber, formatTime, html, type SafeHtml } from '../html/index.ts';
-import { knownWorkspaces, rollupStatuses, viewStatuses, type RollupStatus } from '../queries/index.ts';
-import { badge, card } from './components.ts';
+import {
+  knownWorkspaces,
+  rollupStatuses,
+  settle,
+  viewStatuses,
+  type RollupStatus,
+} from '../queries/index.ts';
+import { badge, card, readFailures } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 const CHART_TABLE = 'execution_metrics_hourly';
@@ -31,15 +37,22 @@ function rebuildNotice(r: RollupStatus): SafeHtml | string {
 export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
   const query = parseInput(seriesQuery, req.query, 'query');
   const def = findRollup(ctx, CHART_TABLE);
-  const [rollups, views, workspaces, series] = await Promise.all([
-    rollupStatuses(ctx.pool, ctx.rollups, ctx.settings.analyticsTimezone),
-    viewStatuses(ctx.pool, ctx.views),
-    knownWorkspaces(ctx.pool),
-    seriesOf(ctx, def, query),
+  // Each part is read on its own: a part that times out (a lock held on its table) is said so, the
+  // others are shown.
+  const [rollupsRead, viewsRead, workspacesRead, seriesRead] = await Promise.all([
+    settle('the rollup tables', rollupStatuses(ctx.pool, ctx.rollups, ctx.settings.analyticsTimezone)),
+    settle('the materialized views', viewStatuses(ctx.pool, ctx.views)),
+    settle('the workspaces', knownWorkspaces(ctx.pool)),
+    settle(`analytics.${CHART_TABLE}`, seriesOf(ctx, def, query)),
   ]);
-  const times = series.points.map((p) => new Date(p.bucket));
+  const rollups = rollupsRead.ok ? rollupsRead.value : [];
+  const views = viewsRead.ok ? viewsRead.value : [];
+  const workspaces = workspacesRead.ok ? workspacesRead.value : [];
+  const points = seriesRead.ok ? seriesRead.value.points : [];
+  const chartWorkspace = seriesRead.ok ? seriesRead.value.workspace : (query.workspace ?? null);
+  const times = points.map((p) => new Date(p.bucket));
   const values = (name: string): number[] =>
-    series.points.map((p) => Number((p as Record<string, unknown>)[name] ?? 0));
+    points.map((p) => Number((p as Record<string, unknown>)[name] ?? 0));
   const selected = req.query.workspace ?? '';
 
   const controls = html`<section class="card">
@@ -59,12 +72,13 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
   return {
     title: 'Rollups',
     controls,
-    live: html` <div class="grid">
+    live: html`${readFailures([rollupsRead, viewsRead, workspacesRead, seriesRead])}
+      <div class="grid">
         ${card(
           html`Executions per hour
             <span class="muted" style="font-weight:400"
               >analytics.${CHART_TABLE},
-              ${series.workspace === null ? 'all workspaces' : `workspace ${series.workspace}`}</span
+              ${chartWorkspace === null ? 'all workspaces' : `workspace ${chartWorkspace}`}</span
             >`,
           timeChart({
             title: '',

@@ -15,3 +15,5 @@ export {
   RUNTIME_BUCKETS,
   type RuntimeHistogram,
 } from './metrics-data.ts';
+export { timedPool, DASHBOARD_LOCK_TIMEOUT_MS, DASHBOARD_STATEMENT_TIMEOUT_MS } from './timed-pool.ts';
+export { settle, readTimeoutReason, ReadTimeoutError, type Read } from './read-failure.ts';
