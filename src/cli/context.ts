@@ -1,6 +1,6 @@
 import { loadSettings, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
-import { createLogger, type Logger } from '../log/index.ts';
+import { createLogger, resolveLogFormat, type Logger } from '../log/index.ts';
 import { createRuntime, type Runtime } from '../runtime/index.ts';
 import { explainDatabaseError } from './explain-failure.ts';
 import { OperationalError } from './operational.error.ts';
@@ -14,12 +14,11 @@ export interface CliContext {
 
 /** Settings (validated: a bad value throws ConfigError before anything is written), a logger, the database. */
 export async function openContext(options: { name: string; logLevel?: string }): Promise<CliContext> {
-  const settings = loadSettings();
+  const loaded = loadSettings();
+  // Decided once here (stdout is this process's; a task thread's is not a terminal), and passed down.
+  const settings: Settings = Object.freeze({ ...loaded, logFormat: resolveLogFormat(loaded.logFormat) });
   const logLevel = (options.logLevel ?? settings.logLevel) as Settings['logLevel'];
-  const logger = createLogger(logLevel, {
-    name: options.name,
-    pretty: settings.appEnv === 'development' && process.stdout.isTTY === true,
-  });
+  const logger = createLogger(logLevel, { name: options.name, format: settings.logFormat });
   const db = await connectDatabase(settings, {
     applicationName: `aggjobs ${options.name}`,
     onLog: (line) => logger.info(line),

@@ -16,8 +16,14 @@ describe('parseSettings', () => {
       dashboardPort: 5555,
       dbPoolMax: 10,
       logLevel: 'info',
+      logFormat: undefined,
     });
     expect(Object.isFrozen(s)).toBe(true);
+  });
+
+  it('reads LOG_FORMAT as pretty or json, in any case', () => {
+    expect(parseSettings({ LOG_FORMAT: 'PRETTY' }).logFormat).toBe('pretty');
+    expect(parseSettings({ LOG_FORMAT: 'json' }).logFormat).toBe('json');
   });
 
   it('reads the seed variables and ours', () => {
@@ -71,6 +77,7 @@ describe('parseSettings', () => {
       'loud',
       'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"',
     ],
+    ['LOG_FORMAT', 'colour', 'LOG_FORMAT must be one of pretty, json, got "colour"'],
   ])('rejects %s=%s naming the variable, the rule and the value', (name, value, message) => {
     let caught: unknown;
     try {

@@ -2,6 +2,7 @@ import { ConfigError } from './config.error.ts';
 
 export type AppEnv = 'development' | 'staging' | 'production';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+export type LogFormat = 'pretty' | 'json';
 
 /** Everything aggjobs reads from its environment, validated once and frozen. */
 export interface Settings {
@@ -27,6 +28,8 @@ export interface Settings {
   readonly dashboardReadonlyPassword: string | undefined;
   readonly dbPoolMax: number;
   readonly logLevel: LogLevel;
+  /** `LOG_FORMAT`. Unset: pretty lines when stdout is a terminal, JSON lines otherwise. */
+  readonly logFormat: LogFormat | undefined;
   /** Where the embedded database and other local state live. */
   readonly dataDir: string;
   /** Upper bound for one statement of a rollup transaction, milliseconds. */
@@ -196,6 +199,10 @@ export function parseSettings(env: Env): Settings {
       ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const,
       'info',
     ),
+    logFormat:
+      raw(env, 'LOG_FORMAT') === undefined
+        ? undefined
+        : oneOf(env, 'LOG_FORMAT', ['pretty', 'json'] as const, 'json'),
     dataDir: raw(env, 'AGGJOBS_DATA_DIR') ?? '.aggjobs',
     statementTimeoutMs: int(env, 'ROLLUP_STATEMENT_TIMEOUT_MS', 600_000, 100, 86_400_000),
     lockTimeoutMs: int(env, 'ROLLUP_LOCK_TIMEOUT_MS', 30_000, 10, 3_600_000),

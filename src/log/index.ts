@@ -1,1 +1,1 @@
-export { createLogger, type Logger, type LogLine } from './logger.ts';
+export { createLogger, resolveLogFormat, type Logger, type LogLine } from './logger.ts';

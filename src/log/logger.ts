@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
-import type { LogLevel } from '../config/index.ts';
+import type { LogLevel, Settings } from '../config/index.ts';
+import { prettyStream } from './pretty-stream.ts';
 
 export type { Logger };
 
@@ -59,16 +60,29 @@ function toLine(json: string): LogLine | undefined {
   };
 }
 
+/** The format of the log: LOG_FORMAT when set, else pretty when stdout is a terminal, else JSON. */
+export function resolveLogFormat(
+  format: Settings['logFormat'],
+  stdout: { isTTY?: boolean } = process.stdout,
+): NonNullable<Settings['logFormat']> {
+  return format ?? (stdout.isTTY === true ? 'pretty' : 'json');
+}
+
 /**
- * JSON lines to stdout. In a terminal during development the lines are made readable with
- * pino-pretty when it is installed (a dev dependency); production always gets plain JSON.
+ * Lines to stdout: JSON (default), or with `format: 'pretty'` human lines (coloured in a terminal)
+ * written by a small formatter (pretty-stream.ts), so a production install needs no pino-pretty.
  */
 export function createLogger(
   level: LogLevel,
-  options: { pretty?: boolean; name?: string; onLine?: (line: LogLine) => void } = {},
+  options: {
+    format?: Settings['logFormat'];
+    name?: string;
+    onLine?: (line: LogLine) => void;
+  } = {},
 ): Logger {
   const base = { level, name: options.name ?? 'aggjobs', redact: ['password', '*.password', 'url', '*.url'] };
   const onLine = options.onLine;
+  const stdout = options.format === 'pretty' ? prettyStream(process.stdout) : process.stdout;
   if (onLine !== undefined) {
     // Two destinations: stdout at the configured level, and `onLine` (a run's kept lines) at info
     // or finer, so the run page has its lines even when the worker's log is quieter. Redaction
@@ -77,23 +91,13 @@ export function createLogger(
     const streams: pino.StreamEntry[] = [
       { level: levelNames[keep] as pino.Level, stream: { write: (json: string) => void emit(json, onLine) } },
     ];
-    if (level !== 'silent') streams.push({ level, stream: process.stdout });
+    if (level !== 'silent') streams.push({ level, stream: stdout });
     return pino(
       { ...base, level: levelNames[Math.min(keep, levelValues[level] ?? 30)] ?? 'info' },
       pino.multistream(streams),
     );
   }
-  if (options.pretty === true) {
-    try {
-      return pino({
-        ...base,
-        transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss' } },
-      });
-    } catch {
-      // pino-pretty is absent in a production install: plain JSON it is.
-    }
-  }
-  return pino(base);
+  return options.format === 'pretty' ? pino(base, stdout) : pino(base);
 }
 
 function emit(json: string, onLine: (line: LogLine) => void): void {
