@@ -11,7 +11,10 @@ export const LOGIN_BRAKE = {
   freeFailures: 10,
   windowMs: 15 * 60_000,
   maxLockMs: 15 * 60_000,
-  /** Addresses remembered at once; past it, those whose window and lock are over are forgotten. */
+  /**
+   * Addresses remembered at once; past it, those whose window and lock are over are forgotten,
+   * then the oldest.
+   */
   maxAddresses: 10_000,
 } as const;
 
@@ -54,6 +57,12 @@ export function createLoginBrake(logger: Logger, now: () => number = Date.now): 
       let state = current(address, t);
       if (state === undefined) {
         if (states.size >= LOGIN_BRAKE.maxAddresses) forgetExpired(t);
+        // Still full (many addresses failing at once): the oldest is forgotten, so memory stays
+        // bounded whatever the number of addresses (an IPv6 client has plenty).
+        if (states.size >= LOGIN_BRAKE.maxAddresses) {
+          const oldest = states.keys().next();
+          if (oldest.done !== true) states.delete(oldest.value);
+        }
         state = { failures: 0, windowStart: t, lockedUntil: 0, logged: false };
         states.set(address, state);
       }
