@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
@@ -37,16 +38,31 @@ import { createHealthService, createSecretScrubber } from './services/index.ts';
 
 type PageRender = (ctx: DashboardContext, req: PageRequest, c: Context<DashboardEnv>) => Promise<PageResult>;
 
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "frame-ancestors 'none'",
-  "form-action 'self'",
-  "base-uri 'self'",
-].join('; ');
+/**
+ * The headers every answer carries (hono/secure-headers), and the content security policy of our
+ * own pages. Bull Board's page brings its own scripts and styles: it gets the headers, not the
+ * policy. No Strict-Transport-Security: TLS is the proxy's business, and a policy sent from here
+ * would bind every subdomain of whatever name the dashboard is reached by.
+ */
+const SECURE_HEADERS = {
+  referrerPolicy: 'same-origin',
+  xFrameOptions: 'DENY',
+  strictTransportSecurity: false,
+} as const;
+const pageHeaders = secureHeaders({
+  ...SECURE_HEADERS,
+  contentSecurityPolicy: {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    imgSrc: ["'self'", 'data:'],
+    connectSrc: ["'self'"],
+    frameAncestors: ["'none'"],
+    formAction: ["'self'"],
+    baseUri: ["'self'"],
+  },
+});
+const bullBoardHeaders = secureHeaders(SECURE_HEADERS);
 
 /** The longest message, field or rule an error answer quotes: a refused value is not echoed whole. */
 const MAX_ERROR_TEXT = 300;
@@ -102,12 +118,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
 
   app.use('*', async (c, next) => {
     const started = performance.now();
-    await next();
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Referrer-Policy', 'same-origin');
-    c.header('X-Frame-Options', 'DENY');
-    // Bull Board's page brings its own scripts and styles: only our pages get our policy.
-    if (!c.req.path.startsWith(BULL_BOARD_PATH)) c.header('Content-Security-Policy', CSP);
+    await (c.req.path.startsWith(BULL_BOARD_PATH) ? bullBoardHeaders : pageHeaders)(c, next);
     ctx.logger.debug(
       {
         method: c.req.method,
