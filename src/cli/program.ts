@@ -11,6 +11,7 @@ import { backfillCommand } from './commands/backfill.ts';
 import { healthCommand } from './commands/health.ts';
 import { controlCommand } from './commands/control.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
+import { dbCommand } from './commands/db.ts';
 import { rollupsCommand } from './commands/rollups.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(healthCommand());
   program.addCommand(controlCommand());
   program.addCommand(dashboardCommand());
+  program.addCommand(dbCommand());
   program.addCommand(benchCommand());
   // Usage errors (unknown option, bad value) exit with 2 in every subcommand too.
   const exitOnUsageError = (command: Command): void => {

@@ -109,6 +109,25 @@ function runningServerPort(pgdata: string): number | undefined {
   return undefined;
 }
 
+/**
+ * The connection string of the embedded server running on `<dataDir>/pgdata` (started by
+ * `aggjobs start`), or undefined when none runs. Reads only: starts nothing, removes nothing.
+ */
+export function findRunningEmbeddedPostgres(options: {
+  dataDir: string;
+}): { url: string; port: number } | undefined {
+  const dataDir = resolve(options.dataDir);
+  const pidFile = join(dataDir, 'pgdata', 'postmaster.pid');
+  const passwordFile = join(dataDir, 'pgpass');
+  if (!existsSync(pidFile) || !existsSync(passwordFile)) return undefined;
+  const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  const port = Number(portLine);
+  if (!Number.isInteger(pid) || !Number.isInteger(port) || !isAlive(pid)) return undefined;
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  return { url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/aggjobs`, port };
+}
+
 async function waitForConnection(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -16,6 +16,10 @@ export {
   type Migration,
   type MigrationStatus,
 } from './migrator.ts';
-export { startEmbeddedPostgres, type EmbeddedDatabase } from './embedded-postgres.ts';
+export {
+  startEmbeddedPostgres,
+  findRunningEmbeddedPostgres,
+  type EmbeddedDatabase,
+} from './embedded-postgres.ts';
 export { connectDatabase, type Database } from './connect.ts';
 export { SqlState, sqlStateOf } from './sqlstate.ts';

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { redact } from '../../config/index.ts';
 import { prepareDatabase } from '../../rollups/index.ts';
 import {
   startServices,
@@ -71,6 +72,13 @@ export function startCommand(options: StartCommandOptions = {}): Command {
         const shutdown = waitForShutdownSignal();
         const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
         const { logger, settings, db } = ctx;
+        // Its port changes on every start. The password stays out of the log (logs get pasted and
+        // shipped); `aggjobs db url` prints the whole URL on demand.
+        if (db.embedded !== undefined) {
+          logger.info(
+            `database URL: ${redact(db.url)} (\`aggjobs db psql\` opens psql on it, \`aggjobs db url\` prints it with its password)`,
+          );
+        }
         try {
           const workerOptions = workerOptionsFrom(flags, settings);
           const port = flags.port === undefined ? settings.dashboardPort : Number(flags.port);
