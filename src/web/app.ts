@@ -97,7 +97,7 @@ function buildContext(deps: DashboardDeps): DashboardContext {
       urls: [settings.databaseUrl, runtime.databaseUrl, settings.brokerUrl, settings.resultBackendUrl],
       secrets: [settings.dashboardPassword, settings.dashboardReadonlyPassword, settings.dashboardToken],
     }),
-    health: createHealthService(runtime),
+    health: createHealthService(runtime, timedPool(runtime.pool)),
     rollups: builtinRollups,
     views: materializedViewNames,
     authEnabled: authEnabled(credentialsFrom(settings)),

@@ -1,3 +1,4 @@
+import type { Pool } from '../../db/index.ts';
 import type { Runtime } from '../../runtime/index.ts';
 import type { HealthReport, TaskContext } from '../../tasks/index.ts';
 
@@ -6,15 +7,19 @@ const CACHE_MS = 5000;
 
 /**
  * The health report the `health_check` task computes, run here in-process (no queue), so the
- * dashboard and the task can never disagree on what "healthy" means.
+ * dashboard and the task can never disagree on what "healthy" means. Its queries go through `pool`
+ * (the dashboard's, with its statement and lock timeouts).
  */
-export function createHealthService(runtime: Runtime): { report(fresh?: boolean): Promise<HealthReport> } {
+export function createHealthService(
+  runtime: Runtime,
+  pool: Pool = runtime.pool,
+): { report(fresh?: boolean): Promise<HealthReport> } {
   let cached: { at: number; report: Promise<HealthReport> } | undefined;
   const compute = async (): Promise<HealthReport> => {
     const task = runtime.tasks.get('health_check');
     if (task === undefined) throw new Error('the health_check task is not registered');
     const ctx: TaskContext = {
-      pool: runtime.pool,
+      pool,
       settings: runtime.settings,
       logger: runtime.logger,
       signal: new AbortController().signal,
