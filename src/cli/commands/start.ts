@@ -10,7 +10,9 @@ import {
 import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
+import type { Logger } from '../../log/index.ts';
 import { listenHost } from '../listen-host.ts';
+import { logStopping, stopNow } from '../shutdown-notice.ts';
 import { assertPortFree } from '../port-check.ts';
 import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
@@ -69,8 +71,10 @@ export function startCommand(options: StartCommandOptions = {}): Command {
         },
       ) => {
         // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-        const shutdown = waitForShutdownSignal();
+        const current: { logger?: Logger } = {};
+        const shutdown = waitForShutdownSignal(() => stopNow(() => current.logger));
         const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
+        current.logger = ctx.logger;
         const { logger, settings, db } = ctx;
         // Its port changes on every start. The password stays out of the log (logs get pasted and
         // shipped); `aggjobs db url` prints the whole URL on demand.
@@ -127,8 +131,12 @@ export function startCommand(options: StartCommandOptions = {}): Command {
           logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
 
           const signal = await shutdown;
-          logger.info(
-            `${signal}: stopping beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
+          logStopping(
+            logger,
+            signal,
+            services,
+            workerOptions.shutdownGraceSeconds,
+            `beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
           );
           await services.close();
           await runtime.close();

@@ -3,6 +3,8 @@ import type { Settings } from '../../config/index.ts';
 import { startServices, waitForShutdownSignal, type WorkerOptions } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
+import type { Logger } from '../../log/index.ts';
+import { logStopping, stopNow } from '../shutdown-notice.ts';
 import { UsageError } from '../usage.error.ts';
 
 export interface WorkerFlags {
@@ -93,14 +95,16 @@ export function workerCommand(): Command {
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(async (flags: WorkerFlags & { loglevel?: string }) => {
       // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-      const shutdown = waitForShutdownSignal();
+      const current: { logger?: Logger } = {};
+      const shutdown = waitForShutdownSignal(() => stopNow(() => current.logger));
       const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
+      current.logger = ctx.logger;
       const options = workerOptionsFrom(flags, ctx.settings);
       const runtime = await createRuntimeFor(ctx);
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
       const signal = await shutdown;
-      ctx.logger.info(`${signal}: stopping (running tasks get ${options.shutdownGraceSeconds} s)`);
+      logStopping(ctx.logger, signal, services, options.shutdownGraceSeconds, 'the worker');
       await services.close();
       await runtime.close();
       await ctx.close();
