@@ -23,14 +23,24 @@ export function logStopping(
   );
 }
 
-/** The second Ctrl-C: said, then the process ends (open transactions roll back with their sessions). */
-export function stopNow(logger: () => Logger | undefined): void {
-  const line = 'second signal: stopping now; running tasks are cut off and their transactions roll back';
+/**
+ * The second Ctrl-C: said; the running tasks are aborted as at the end of the grace period (their
+ * SQL cancelled with their sessions, their transactions rolled back, the runs back to `retrying`),
+ * then the process ends.
+ */
+export function stopNow(
+  logger: () => Logger | undefined,
+  services: () => Services | undefined = () => undefined,
+): void {
+  const line = 'second signal: stopping now; running tasks are aborted and their transactions roll back';
   const current = logger();
   if (current === undefined) process.stderr.write(`aggjobs: ${line}\n`);
-  else {
-    current.warn(line);
-    current.flush();
-  }
-  process.exit(130);
+  else current.warn(line);
+  const worker = services()?.worker;
+  void (worker === undefined ? Promise.resolve() : worker.abortRunning(3000))
+    .catch(() => undefined)
+    .finally(() => {
+      current?.flush();
+      process.exit(130);
+    });
 }

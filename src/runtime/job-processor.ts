@@ -18,8 +18,8 @@ import type { RunHandle, TaskThreadPool, ThreadOutcome } from './thread-pool.ts'
 export interface ActiveRun {
   readonly lease: Lease;
   handle: RunHandle | undefined;
-  /** What to do to the thread as soon as it starts (a terminate, or a lease lost before it started). */
-  pendingKill: 'terminated' | 'lease_lost' | undefined;
+  /** What to do to the thread as soon as it starts (a terminate, a lease lost, a forced stop). */
+  pendingKill: 'terminated' | 'lease_lost' | 'shutdown' | undefined;
 }
 
 export interface ProcessorContext {

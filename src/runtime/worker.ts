@@ -55,6 +55,12 @@ export interface WorkerHandle {
   terminate(runId: string): boolean;
   /** Stops taking tasks, lets running ones finish within the grace period, then aborts them. */
   close(): Promise<void>;
+  /**
+   * Aborts the running tasks now, as at the end of the grace period (their threads and database
+   * sessions are killed, their transactions roll back, the runs go back to `retrying`), and waits
+   * up to `waitMs` for their outcomes to be recorded. The second Ctrl-C.
+   */
+  abortRunning(waitMs?: number): Promise<void>;
 }
 
 /**
@@ -260,6 +266,15 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       if (run.handle !== undefined) run.handle.kill('terminated');
       else run.pendingKill = 'terminated';
       return true;
+    },
+    async abortRunning(waitMs = 5000) {
+      slots.close();
+      for (const run of active.values()) {
+        if (run.handle !== undefined) run.handle.kill('shutdown');
+        else run.pendingKill = 'shutdown';
+      }
+      const deadline = Date.now() + waitMs;
+      while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     },
     close() {
       closing ??= (async () => {

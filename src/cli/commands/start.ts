@@ -6,6 +6,7 @@ import {
   waitForShutdownSignal,
   type ExtraService,
   type Runtime,
+  type Services,
 } from '../../runtime/index.ts';
 import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
@@ -71,8 +72,13 @@ export function startCommand(options: StartCommandOptions = {}): Command {
         },
       ) => {
         // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-        const current: { logger?: Logger } = {};
-        const shutdown = waitForShutdownSignal(() => stopNow(() => current.logger));
+        const current: { logger?: Logger; services?: Services } = {};
+        const shutdown = waitForShutdownSignal(() =>
+          stopNow(
+            () => current.logger,
+            () => current.services,
+          ),
+        );
         const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
         current.logger = ctx.logger;
         const { logger, settings, db } = ctx;
@@ -126,6 +132,7 @@ export function startCommand(options: StartCommandOptions = {}): Command {
               ...(options.extraServices ?? []),
             ],
           });
+          current.services = services;
           if (flags.dashboard !== false) logger.info(`dashboard ${listen.describe}`);
           for (const task of warmUp) await runtime.enqueue(task, {});
           logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);

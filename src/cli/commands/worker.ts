@@ -1,6 +1,11 @@
 import { Command } from 'commander';
 import type { Settings } from '../../config/index.ts';
-import { startServices, waitForShutdownSignal, type WorkerOptions } from '../../runtime/index.ts';
+import {
+  startServices,
+  waitForShutdownSignal,
+  type Services,
+  type WorkerOptions,
+} from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
 import type { Logger } from '../../log/index.ts';
@@ -95,14 +100,20 @@ export function workerCommand(): Command {
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(async (flags: WorkerFlags & { loglevel?: string }) => {
       // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-      const current: { logger?: Logger } = {};
-      const shutdown = waitForShutdownSignal(() => stopNow(() => current.logger));
+      const current: { logger?: Logger; services?: Services } = {};
+      const shutdown = waitForShutdownSignal(() =>
+        stopNow(
+          () => current.logger,
+          () => current.services,
+        ),
+      );
       const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
       current.logger = ctx.logger;
       const options = workerOptionsFrom(flags, ctx.settings);
       const runtime = await createRuntimeFor(ctx);
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
+      current.services = services;
       const signal = await shutdown;
       logStopping(ctx.logger, signal, services, options.shutdownGraceSeconds, 'the worker');
       await services.close();
