@@ -5,6 +5,7 @@ import type { Pool } from '../db/index.ts';
 import type { LogLine } from '../log/index.ts';
 import type { BrokerProbe } from '../tasks/index.ts';
 import type { ExecutionOutcome } from './task-executor.ts';
+import { AsyncExecutor } from './async-executor.ts';
 import { terminateRunSessions } from './run-sessions.ts';
 import { type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
 
@@ -36,6 +37,12 @@ export interface ThreadPoolOptions {
   /** KiB of heap after which a thread is replaced; 0: no limit. */
   maxMemoryKb: number;
   onRecycle?: (reason: string) => void;
+  /**
+   * Where tasks run (Celery's `--pool`): `threads` (default), a task thread each, which can end a
+   * task that blocks its event loop; or `async`, in this process's event loop (async-executor.ts:
+   * ~33 MiB less per concurrent task, hard limits by terminating the run's sessions).
+   */
+  executor?: 'threads' | 'async';
 }
 
 /**
@@ -71,8 +78,11 @@ export class TaskThreadPool {
   private readonly idle: Slot[] = [];
   private readonly all = new Set<Slot>();
   recycled = 0;
+  private readonly inLoop: AsyncExecutor | undefined;
 
-  constructor(private readonly options: ThreadPoolOptions) {}
+  constructor(private readonly options: ThreadPoolOptions) {
+    if (options.executor === 'async') this.inLoop = new AsyncExecutor(options);
+  }
 
   get threads(): number {
     return this.all.size;
@@ -124,6 +134,7 @@ export class TaskThreadPool {
     limits: { softMs: number; hardMs: number },
     onStart?: (handle: RunHandle) => void,
   ): Promise<ThreadOutcome> {
+    if (this.inLoop !== undefined) return this.inLoop.run(request, limits, onStart);
     const slot = this.take();
     const { worker } = slot;
     return new Promise<ThreadOutcome>((resolve) => {
@@ -202,6 +213,7 @@ export class TaskThreadPool {
   }
 
   async close(): Promise<void> {
+    await this.inLoop?.close();
     await Promise.all([...this.all].map((s) => s.worker.terminate().catch(() => undefined)));
     this.all.clear();
     this.idle.length = 0;

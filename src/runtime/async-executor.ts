@@ -1,0 +1,159 @@
+import type { Pool } from '../db/index.ts';
+import { createLogger, type LogLine } from '../log/index.ts';
+import {
+  builtinTaskSet,
+  findTask,
+  type AnyTaskDefinition,
+  type BrokerProbe,
+  type TaskSet,
+} from '../tasks/index.ts';
+import { toErrorInfo } from './errors.ts';
+import { RunSessionPool } from './run-session-pool.ts';
+import { terminateRunSessions } from './run-sessions.ts';
+import { executeTask, type ExecutionOutcome } from './task-executor.ts';
+import type { RunHandle, ThreadOutcome } from './thread-pool.ts';
+import { runApplicationName, type ThreadInit, type ToThread } from './thread-protocol.ts';
+
+/** Lines a run logged, kept for its run page (as a task thread keeps them). */
+const MAX_RUN_LINES = 200;
+
+/**
+ * Runs tasks in the worker's own event loop (Celery's `--pool` choice: `async` against `threads`).
+ * A task thread costs ~33 MiB (its V8 isolate and the modules it loads again, bench `--cases
+ * memory`); here there is none, and no hand-off per run.
+ *
+ * The limits, for tasks that wait on PostgreSQL (all of aggjobs' own):
+ * - soft: the run's AbortSignal fires;
+ * - hard (and terminate, shutdown, a lost lease): the run's sessions are terminated — its statement
+ *   ends, PostgreSQL rolls back and releases its locks — its pool is closed to new checkouts, and its
+ *   promise is abandoned: the run ends `killed` at once, whatever the task does afterwards.
+ * What only threads can do: stop a task that blocks the event loop (a CPU loop), and keep a task's
+ * uncaught exception from ending the process.
+ *
+ * Each run gets a RunSessionPool for its duration (idle ones are reused, as a task thread reuses its
+ * own), its sessions named for the run's attempt (run-sessions.ts).
+ */
+export class AsyncExecutor {
+  private tasks: Promise<TaskSet> | undefined;
+  private readonly idle: RunSessionPool[] = [];
+  private readonly busy = new Set<RunSessionPool>();
+
+  constructor(
+    private readonly options: {
+      init: ThreadInit;
+      /** The parent's pool: used to terminate a killed run's sessions. */
+      pool: Pool;
+      broker: BrokerProbe;
+    },
+  ) {}
+
+  private loadTasks(): Promise<TaskSet> {
+    this.tasks ??= (async () => {
+      const extra: AnyTaskDefinition[] = [];
+      for (const url of this.options.init.taskModules) {
+        const mod = (await import(url)) as { tasks?: AnyTaskDefinition[] };
+        extra.push(...(mod.tasks ?? []));
+      }
+      return builtinTaskSet(extra);
+    })();
+    return this.tasks;
+  }
+
+  private takePool(): RunSessionPool {
+    const pool =
+      this.idle.pop() ?? new RunSessionPool({ connectionString: this.options.init.databaseUrl, max: 4 });
+    this.busy.add(pool);
+    return pool;
+  }
+
+  /** Gives a run's pool back for the next run, or closes it (a killed run, a session still out). */
+  private releasePool(pool: RunSessionPool, reuse: boolean): void {
+    this.busy.delete(pool);
+    if (reuse && pool.settled) this.idle.push(pool);
+    else void pool.end().catch(() => undefined);
+  }
+
+  async killSessions(runId: string, attempt?: number): Promise<number> {
+    return await terminateRunSessions(this.options.pool, runId, attempt);
+  }
+
+  run(
+    request: Extract<ToThread, { type: 'run' }>,
+    limits: { softMs: number; hardMs: number },
+    onStart?: (handle: RunHandle) => void,
+  ): Promise<ThreadOutcome> {
+    const { init, broker } = this.options;
+    const pool = this.takePool();
+    pool.nameSessions(runApplicationName(request.runId, request.attempt));
+    const controller = new AbortController();
+    const lines: LogLine[] = [];
+    const logger = createLogger(init.settings.logLevel, {
+      name: 'aggjobs worker',
+      onLine: (line) => {
+        if (lines.length < MAX_RUN_LINES) lines.push(line);
+        else if (lines.length === MAX_RUN_LINES) {
+          lines.push({ time: line.time, level: 'warn', msg: `… more lines in the worker's log (runId)` });
+        }
+      },
+    }).child({ worker: init.workerName });
+
+    return new Promise<ThreadOutcome>((resolve) => {
+      let settled = false;
+      let killing = false;
+      let softLimitHit = false;
+      const finish = (outcome: ThreadOutcome, reusePool: boolean): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(softTimer);
+        clearTimeout(hardTimer);
+        this.releasePool(pool, reusePool);
+        resolve(outcome);
+      };
+      const kill = (reason: 'hard_limit' | 'terminated' | 'shutdown' | 'lease_lost'): void => {
+        if (settled || killing) return;
+        killing = true;
+        controller.abort(new Error(`killed: ${reason}`));
+        void (async () => {
+          // The sessions go first: the statement stuck in PostgreSQL ends, its locks with it. The
+          // pool is then closed (releasePool), so the abandoned task cannot take another session.
+          await this.killSessions(request.runId, request.attempt);
+          finish({ kind: 'killed', reason, softLimitHit }, false);
+        })();
+      };
+      const softTimer = setTimeout(() => {
+        softLimitHit = true;
+        controller.abort(new Error('soft time limit'));
+      }, limits.softMs);
+      const hardTimer = setTimeout(() => kill('hard_limit'), limits.hardMs);
+      onStart?.({ kill, abort: (reason) => controller.abort(new Error(reason)) });
+
+      void (async () => {
+        let outcome: ExecutionOutcome;
+        try {
+          const tasks = await this.loadTasks();
+          outcome = await executeTask({
+            task: findTask(tasks, request.task),
+            args: request.args,
+            pool,
+            settings: init.settings,
+            logger,
+            signal: controller.signal,
+            runId: request.runId,
+            attempt: request.attempt,
+            broker,
+          });
+        } catch (error) {
+          outcome = { ok: false, error: toErrorInfo(error, false) };
+        }
+        finish({ kind: 'done', outcome, softLimitHit, logs: lines }, true);
+      })();
+    });
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.idle, ...this.busy];
+    this.idle.length = 0;
+    this.busy.clear();
+    await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+  }
+}
