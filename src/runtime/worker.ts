@@ -23,6 +23,12 @@ export interface WorkerOptions {
   shutdownGraceSeconds: number;
   /** Default `<pid>@<host>`. */
   name?: string;
+  /**
+   * Where tasks run: `threads` (default; each in a worker thread, so the hard limit ends even a
+   * busy loop) or `async` (in this process's event loop: about 33 MiB less per slot; the hard limit
+   * kills the run's sessions and abandons it, which cannot stop a loop that never yields).
+   */
+  pool?: 'threads' | 'async';
   /** Seconds between heartbeats (the worker's row in aggjobs.workers). */
   heartbeatSeconds?: number;
   /** How soon a job of a dead worker is taken again: its lock's duration and the stall check period. */
@@ -84,6 +90,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     },
     pool,
     broker,
+    executor: options.pool ?? 'threads',
     maxTasksPerThread: options.maxTasksPerChild,
     maxMemoryKb: options.maxMemoryPerChildKb,
     onRecycle: (reason) => logger.info(`task thread replaced: ${reason}`),
@@ -243,7 +250,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
 
   logger.info(
     { queues: options.queues, concurrency, broker: broker.describe },
-    `worker ${name} ready: queues ${options.queues.join(', ')}, concurrency ${concurrency}`,
+    `worker ${name} ready: queues ${options.queues.join(', ')}, concurrency ${concurrency}, pool ${options.pool ?? 'threads'}`,
   );
 
   let closing: Promise<void> | undefined;

@@ -19,6 +19,7 @@ export interface WorkerFlags {
   maxTasksPerChild?: string;
   maxMemoryPerChild?: string;
   hostname?: string;
+  pool?: string;
 }
 
 const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -79,7 +80,15 @@ export function workerOptionsFrom(flags: WorkerFlags, settings: Settings): Worke
     lockDurationMs: settings.workerLockSeconds * 1000,
     stalledIntervalMs: Math.min(30, settings.workerLockSeconds) * 1000,
     name: flags.hostname,
+    pool: poolKind(flags.pool),
   };
+}
+
+/** --pool, checked: where tasks run (Celery's --pool prefork|threads|solo). */
+function poolKind(value: string | undefined): 'threads' | 'async' {
+  if (value === undefined || value === 'threads') return 'threads';
+  if (value === 'async') return 'async';
+  throw new UsageError(`--pool must be threads or async, got ${JSON.stringify(value)}`);
 }
 
 export function addWorkerFlags(command: Command): Command {
@@ -87,6 +96,10 @@ export function addWorkerFlags(command: Command): Command {
     .option('-c, --concurrency <n>', 'tasks run at once (default WORKER_CONCURRENCY, 4)')
     .option('--autoscale <max,min>', 'follow the queue depth between min and max concurrent tasks')
     .option('-Q, --queues <list>', 'queues to consume', 'aggregation,maintenance')
+    .option(
+      '--pool <kind>',
+      'threads (default: each task in a thread, a busy loop can be killed) or async (in the event loop: less memory)',
+    )
     .option('--max-tasks-per-child <n>', 'replace a task thread after this many tasks (default 1000)')
     .option(
       '--max-memory-per-child <KiB>',
