@@ -191,7 +191,7 @@ describe.each(backends)('run integrity on %s', (backend) => {
       try {
         await eventually(async () => await waitingOnLock(db, handle.id, 2), 45_000);
         // The takeover terminated the stalled attempt's session before starting its own.
-        expect(await runSessions(db, handle.id)).toBe(1);
+        await eventually(async () => (await runSessions(db, handle.id)) === 1, 10_000);
         expect(await handle.info()).toMatchObject({ state: 'running', attempts: 2, worker: worker.name });
         await blocker.query('COMMIT');
         released = true;
