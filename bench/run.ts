@@ -10,7 +10,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
-  backfillVsGroupBy,
+  backfillUserForm,
   incrementalHour,
   plainMaterializedView,
   scatteredUpdates,
@@ -20,7 +20,7 @@ import {
 } from './engine-cases.ts';
 import { openDataset } from './datasets.ts';
 import { runtimeCases, runtimeParts, type RuntimePart } from './runtime-cases.ts';
-import { formatMs, summarize } from './stats.ts';
+import { formatMs, formatRatios, summarize } from './stats.ts';
 
 const sizes = {
   small: {
@@ -32,6 +32,7 @@ const sizes = {
     historyPerDay: 2_000,
     rowsPerHour: 1_000,
     runs: 3,
+    pairs: { min: 7, max: 21 },
     writerSeconds: 2,
     runtime: {
       latencySamples: 50,
@@ -54,6 +55,7 @@ const sizes = {
     historyPerDay: 333_334,
     rowsPerHour: 14_000,
     runs: 5,
+    pairs: { min: 7, max: 15 },
     writerSeconds: 5,
     runtime: {
       latencySamples: 300,
@@ -96,6 +98,9 @@ if (!Number.isInteger(runs) || runs < 1 || runs > 50) {
   process.stderr.write(`--runs must be an integer from 1 to 50, got "${values.runs}"\n`);
   process.exit(2);
 }
+// --runs N fixes the number of interleaved pairs of the ratio cases too (else they run until the goal
+// is outside the spread, between pairs.min and pairs.max).
+const pairs = values.runs === undefined ? s.pairs : { min: runs, max: runs };
 const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres';
 const log = (line: string): void =>
   void process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
@@ -132,16 +137,15 @@ log(`data: ${main.executions} executions (history case: ${small.executions})`);
 
 const results: CaseResult[] = [];
 if (cases.has('engine')) {
-  log('case: backfill vs bare GROUP BY');
-  const backfill = await backfillVsGroupBy(main.pool, runs);
-  results.push(backfill.result);
+  log('case: backfill_aggregations (user form) vs bare GROUP BY');
+  results.push(await backfillUserForm(main, { end: dataEnd, days: s.days, pairs }));
   log('case: incremental hour');
-  const hour = await incrementalHour(main.pool, runs, s.rowsPerHour);
+  const hour = await incrementalHour(main.pool, pairs, s.rowsPerHour);
   results.push(hour.result);
   log('case: scattered updates');
-  results.push(await scatteredUpdates(main.pool, runs, backfill.backfill));
+  results.push(await scatteredUpdates(main.pool, pairs));
   log('case: history independence');
-  const smallHour = await incrementalHour(small.pool, runs, s.rowsPerHour);
+  const smallHour = await incrementalHour(small.pool, { min: runs, max: runs }, s.rowsPerHour);
   {
     const big = summarize(hour.incremental);
     const little = summarize(smallHour.incremental);
@@ -187,6 +191,8 @@ const lines = [
   `Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, PostgreSQL at ${new URL(adminUrl).host}; ${runs} runs per case (engine); cases: ${[...cases].join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s.`,
   `Data: ${main.executions.toLocaleString('en')} executions over ${s.days} days (${s.workspaces} workspaces, ${s.users} users) plus activity and credits; history case: ${small.executions.toLocaleString('en')}.`,
   '',
+  'Ratio cases with a spread ran interleaved with their reference (the order swapped every other pair); their ratio is the median of the paired ratios, with IQR and min–max; a goal is met or missed at that median, and decided only when it lies outside the IQR.',
+  '',
   '| case | measured (median, min–max) | reference (median) | ratio | goal | met |',
   '|---|---|---|---|---|---|',
   ...results.map((r) =>
@@ -196,7 +202,7 @@ const lines = [
       r.reference === undefined
         ? ''
         : (r.text?.reference ?? `${r.reference.name}: ${ms(r.reference.summary.median)}`),
-      r.ratio === undefined ? '' : r.ratio.toFixed(3),
+      r.spread !== undefined ? formatRatios(r.spread) : r.ratio === undefined ? '' : r.ratio.toFixed(3),
       r.goal?.text ?? '',
       r.met === undefined ? (r.note ?? '') : `${r.met ? 'met' : 'NOT met'}${r.note ? ` — ${r.note}` : ''}`,
     ]
