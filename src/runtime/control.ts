@@ -9,7 +9,15 @@ import {
 } from '../tasks/index.ts';
 import type { AsyncResult } from './async-result.ts';
 import { sendControl } from './control-channel.ts';
-import { getRun, listRuns, revokeQueued, runStats, type RunQuery, type RunRecord } from './run-log.ts';
+import {
+  getRun,
+  listRuns,
+  revokeQueued,
+  runStats,
+  type RunQuery,
+  type RunRecord,
+  retryableStates,
+} from './run-log.ts';
 import { promoteRun, requestTermination, revokeOrphan } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
 import { listSchedules, type ScheduleInfo } from './schedules.ts';
@@ -183,7 +191,7 @@ export function createControl(runtime: Runtime): Control {
     async retry(runId) {
       const run = await getRun(pool, runId);
       if (run === undefined) throw new Error(`no run ${runId}`);
-      if (!['failed', 'timed_out', 'revoked'].includes(run.state)) {
+      if (!retryableStates.includes(run.state)) {
         throw new Error(
           `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
         );

@@ -16,6 +16,7 @@ export {
   listRuns,
   runStats,
   finalStates,
+  retryableStates,
   runStates,
   toRecord as runFromRow,
   type RunRow,

@@ -19,6 +19,8 @@ export const runStates = [
 ] as const;
 export type RunState = (typeof runStates)[number];
 export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'timed_out', 'revoked'];
+/** The states from which an operator may retry a run (a new run with the same arguments). */
+export const retryableStates: readonly RunState[] = ['failed', 'timed_out', 'revoked'];
 
 export interface RunRecord {
   id: string;

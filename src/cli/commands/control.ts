@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { createControl, getRun, runStates, type Control } from '../../runtime/index.ts';
+import { createControl, getRun, retryableStates, runStates, type Control } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext, type CliContext } from '../context.ts';
 import { OperationalError } from '../operational.error.ts';
@@ -11,8 +11,6 @@ function queueArg(value: string): QueueName {
   }
   return value as QueueName;
 }
-
-const retryable = ['failed', 'timed_out', 'revoked'];
 
 async function withControl(fn: (control: Control, ctx: CliContext) => Promise<unknown>): Promise<void> {
   const ctx = await openContext({ name: 'control', logLevel: 'warn' });
@@ -51,7 +49,7 @@ export function controlCommand(): Command {
         if (run === undefined) {
           throw new OperationalError(`no run ${runId}: list runs with \`aggjobs control runs\``);
         }
-        if (!retryable.includes(run.state)) {
+        if (!retryableStates.includes(run.state)) {
           throw new OperationalError(
             `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried` +
               (run.state === 'running' || run.state === 'queued' || run.state === 'retrying'

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { retryableStates } from '../../runtime/index.ts';
 import { findTask } from '../../tasks/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
@@ -8,8 +9,6 @@ import { boundedParam } from './bounded-input.ts';
 import { HttpError, notFound, parseInput } from './http-error.ts';
 import { applyBody, revokeBody, runListQuery } from './input-schemas.ts';
 import { readJsonBody } from './read-body.ts';
-
-const RETRYABLE = ['failed', 'timed_out', 'revoked'];
 
 /**
  * The run history and what can be done to a run: apply, retry, revoke, terminate. Revoking or
@@ -66,7 +65,7 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     const id = boundedParam('id', c.req.param('id'));
     const run = await ctx.control.run(id);
     if (run === undefined) throw notFound(`run ${id}`);
-    if (!RETRYABLE.includes(run.state)) {
+    if (!retryableStates.includes(run.state)) {
       throw new HttpError(
         409,
         `run ${id} is ${run.state}: only failed, timed-out or revoked runs can be retried`,

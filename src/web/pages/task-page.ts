@@ -1,4 +1,5 @@
 import { backfillStatusOf } from '../../tasks/index.ts';
+import { retryableStates } from '../../runtime/index.ts';
 import { notFound } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, formatJson, formatTime, html } from '../html/index.ts';
@@ -37,7 +38,7 @@ export async function taskPage(ctx: DashboardContext, req: PageRequest, id: stri
       );
     }
   } else if (req.canWrite) {
-    if (['failed', 'timed_out', 'revoked'].includes(run.state)) {
+    if ((retryableStates as readonly string[]).includes(run.state)) {
       buttons.push(
         actionButton({
           url: `${api}/retry`,
