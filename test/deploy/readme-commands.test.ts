@@ -9,6 +9,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { testRedisUrl } from '../support/redis-url.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -105,7 +106,7 @@ beforeAll(async () => {
   env = {
     ...process.env,
     DATABASE_URL: db.url,
-    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: testRedisUrl,
     BROKER_KEY_PREFIX: `{aggjobs-readme-${randomBytes(4).toString('hex')}}`,
     LOG_LEVEL: 'info',
     APP_ENV: 'development',

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { testRedisUrl } from '../support/redis-url.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -25,7 +26,7 @@ beforeAll(async () => {
   env = {
     ...process.env,
     DATABASE_URL: db.url,
-    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_URL: testRedisUrl,
     BROKER_KEY_PREFIX: `{aggjobs-example-${randomBytes(4).toString('hex')}}`,
     LOG_LEVEL: 'warn',
   };

@@ -5,12 +5,13 @@ import { parseSettings, type Settings } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { createRuntime, type Runtime, type WorkerOptions } from '../../src/runtime/index.ts';
 import type { TestDatabase } from '../support/database.ts';
+import { testRedisUrl } from '../support/redis-url.ts';
 
 export type Backend = 'redis' | 'postgres';
 export const backends: Backend[] = ['redis', 'postgres'];
 
-/** Redis for the runtime tests: TEST_REDIS_URL or the local one. Unreachable: the tests fail. */
-export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The Redis of the run (see test/support/redis-url.ts). */
+export { testRedisUrl };
 
 export const testTaskModules = [new URL('./fixtures/test-tasks.ts', import.meta.url).href];
 

@@ -3,11 +3,13 @@ import type { TestProject } from 'vitest/node';
 import { parseSettings } from '../../src/config/index.ts';
 import { createPool, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/index.ts';
 import { prepareDatabase } from '../../src/rollups/index.ts';
+import { findTestRedis } from './redis-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     pgAdminUrl: string;
     pgTemplate: string;
+    redisUrl: string;
   }
 }
 
@@ -41,9 +43,12 @@ function withDatabase(url: string, database: string): string {
 /**
  * Finds a PostgreSQL server (TEST_DATABASE_URL, else the local one on 127.0.0.1:5432, else an
  * embedded one), builds a template database with the real migrator once, and hands its name to the
- * test files, which clone it (`test/support/database.ts`).
+ * test files, which clone it (`test/support/database.ts`). Finds or starts Redis the same way
+ * (`redis-server.ts`) and hands its URL to the test files (`test/support/redis-url.ts`).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Redis first: where none can be had the run fails before anything else is set up.
+  const redis = await findTestRedis();
   let embedded: EmbeddedDatabase | undefined;
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (adminUrl === undefined) {
@@ -77,7 +82,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   project.provide('pgAdminUrl', adminUrl);
   project.provide('pgTemplate', template);
+  project.provide('redisUrl', redis.url);
   return async () => {
+    await redis.stop();
     await admin.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await embedded?.stop();

@@ -5,10 +5,12 @@ import { createLogger } from '../../src/log/index.ts';
 import { createRuntime, startWorker, type Runtime, type WorkerHandle } from '../../src/runtime/index.ts';
 import { createDashboardApp, type DashboardAuthSettings, type DashboardDeps } from '../../src/web/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { testRedisUrl } from '../support/redis-url.ts';
 import { FLAKY_TABLE } from './fixtures/web-tasks.ts';
 
 export type Backend = 'redis' | 'postgres';
-export const testRedisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The Redis of the run (see test/support/redis-url.ts). */
+export { testRedisUrl };
 const taskModules = [new URL('./fixtures/web-tasks.ts', import.meta.url).href];
 
 export type WebSettings = Settings & DashboardAuthSettings;
