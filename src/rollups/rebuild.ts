@@ -1,4 +1,4 @@
-import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
+import type { Pool, PoolClient } from '../db/index.ts';
 import type { IdentityChange } from './build-identity.ts';
 import type { RollupDefinition } from './definition.ts';
 import {
@@ -8,7 +8,7 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { cancelOnAbort, RefreshAbortedError } from './refresh.ts';
+import { cancelOnAbort, RefreshAbortedError, releaseRollupSession } from './refresh.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -241,15 +241,6 @@ export async function rebuildRollup(
     throw error;
   } finally {
     releaseCancel();
-    let broken: unknown;
-    const keep = (error: unknown): void => {
-      broken ??= error;
-    };
-    if (locked)
-      await client
-        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name])
-        .catch(keep);
-    await client.query('RESET lock_timeout').catch(keep);
-    releaseClient(client, broken);
+    await releaseRollupSession(client, def.name, locked);
   }
 }

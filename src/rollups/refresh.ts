@@ -203,18 +203,30 @@ export async function refreshRollup(
     throw error;
   } finally {
     releaseCancel();
-    // A session that cannot unlock or reset (killed, server gone) is closed, not pooled.
-    let broken: unknown;
-    const keep = (error: unknown): void => {
-      broken ??= error;
-    };
-    if (locked)
-      await client
-        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name])
-        .catch(keep);
-    await client.query('RESET lock_timeout').catch(keep);
-    releaseClient(client, broken);
+    await releaseRollupSession(client, def.name, locked);
   }
+}
+
+/**
+ * Gives back the session of a refresh or rebuild: unlocks the rollup's advisory lock (when it was
+ * taken) and resets the lock timeout. A session that cannot (killed, server gone) is closed, not
+ * pooled.
+ */
+export async function releaseRollupSession(
+  client: PoolClient,
+  rollup: string,
+  locked: boolean,
+): Promise<void> {
+  let broken: unknown;
+  const keep = (error: unknown): void => {
+    broken ??= error;
+  };
+  if (locked)
+    await client
+      .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup])
+      .catch(keep);
+  await client.query('RESET lock_timeout').catch(keep);
+  releaseClient(client, broken);
 }
 
 /**
