@@ -182,6 +182,37 @@ export async function backfillUserForm(
   );
 }
 
+/**
+ * The engine's part of the same backfill, to tell the engine from the job system: each day's window
+ * refresh of the three hourly rollups (into existing rows), called in-process as a `backfill_window`
+ * run calls it, without broker, worker or run records. ÷ the same bare GROUP BY. No goal: a diagnosis.
+ */
+export async function backfillEnginePart(
+  pool: Pool,
+  options: { end: Date; days: number; pairs: PairCount },
+): Promise<CaseResult> {
+  const range = { start: new Date(options.end.getTime() - options.days * 86_400_000), end: options.end };
+  const { measured, reference } = await interleavedPairs({
+    minPairs: options.pairs.min,
+    maxPairs: options.pairs.min,
+    measure: async () => {
+      for (let day = range.start.getTime(); day < range.end.getTime(); day += 86_400_000)
+        for (const def of hourlyRollups)
+          await refreshRollup(pool, def, {
+            timezone: 'UTC',
+            mode: { kind: 'window', start: new Date(day), end: new Date(day + 86_400_000) },
+          });
+    },
+    reference: () => bareGroupBy(pool, hourlyRollups, range),
+  });
+  return pairedCase(
+    `engine part of that backfill: the ${options.days} windows' refreshes of the ${hourlyRollups.length} hourly rollups in-process (no broker, worker, run records)`,
+    measured,
+    'the same bare GROUP BY, CREATE TEMP TABLE … AS',
+    reference,
+  );
+}
+
 /** Incremental run of the hourly rollups after one new hour in all three sources ÷ the bare GROUP BY of that hour. */
 export async function incrementalHour(
   pool: Pool,

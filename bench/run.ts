@@ -10,6 +10,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
+  backfillEnginePart,
   backfillUserForm,
   incrementalHour,
   plainMaterializedView,
@@ -55,7 +56,7 @@ const sizes = {
     historyPerDay: 333_334,
     rowsPerHour: 14_000,
     runs: 5,
-    pairs: { min: 7, max: 15 },
+    pairs: { min: 5, max: 9 },
     writerSeconds: 5,
     runtime: {
       latencySamples: 300,
@@ -139,6 +140,7 @@ const results: CaseResult[] = [];
 if (cases.has('engine')) {
   log('case: backfill_aggregations (user form) vs bare GROUP BY');
   results.push(await backfillUserForm(main, { end: dataEnd, days: s.days, pairs }));
+  results.push(await backfillEnginePart(main.pool, { end: dataEnd, days: s.days, pairs }));
   log('case: incremental hour');
   const hour = await incrementalHour(main.pool, pairs, s.rowsPerHour);
   results.push(hour.result);
