@@ -59,6 +59,14 @@ describe('health: run ownership and failures', () => {
     expect((await report(db)).checks.run_ownership?.status).toBe('healthy');
   });
 
+  it('without a broker (an eager run) the broker and its backlog are left out, not reported healthy', async () => {
+    const db = await createTestDatabase();
+    const checks = (await report(db)).checks;
+    expect(checks.broker).toBeUndefined();
+    expect(checks.queue_backlog).toBeUndefined();
+    expect(checks.database?.status).toBe('healthy');
+  });
+
   it('a running run whose lease expired long ago is degraded (stuck)', async () => {
     const db = await createTestDatabase();
     await db.pool.query(
