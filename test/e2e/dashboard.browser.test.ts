@@ -1,16 +1,18 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { currentHour, seedDemoData } from '../../src/workload/index.ts';
 import { startDashboard, type DashboardServer } from '../../src/web/index.ts';
 import { eventually, webHarness, type WebHarness } from '../web/web-harness.ts';
+import { findChromium } from '../support/find-chromium.ts';
 
 /**
  * The dashboard once in a real headless Chromium, against a real runtime (PostgreSQL broker, a
  * worker, basic auth): the overview shows a failed run, Retry makes a new run that succeeds,
  * Terminate stops a running one; screenshots go to test-results/.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Looked up as the file loads: without a browser the file fails, its tests are not even collected.
+const executablePath = findChromium();
 const OUT = 'test-results';
 let h: WebHarness;
 let server: DashboardServer;
@@ -18,11 +20,6 @@ let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: install it (apt-get install -y chromium) or set CHROMIUM_PATH`,
-    );
-  }
   mkdirSync(OUT, { recursive: true });
   h = await webHarness('postgres', { env: { DASHBOARD_USER: 'ops', DASHBOARD_PASSWORD: 'e2e-password' } });
   await seedDemoData(h.db.pool, {
@@ -45,7 +42,7 @@ beforeAll(async () => {
   }
   server = await startDashboard({ ...h.deps, port: 0, host: '127.0.0.1' });
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
     args: [
       '--headless',
       '--no-sandbox',
