@@ -62,6 +62,11 @@ export interface WorkerHandle {
   /** Stops taking tasks, lets running ones finish within the grace period, then aborts them. */
   close(): Promise<void>;
   /**
+   * Resolves when a shutdown was requested for this worker from another process (the dashboard,
+   * `aggjobs control`); the worker closes itself, and the process that runs it should then exit.
+   */
+  readonly shutdownRequested: Promise<void>;
+  /**
    * Aborts the running tasks now, as at the end of the grace period (their threads and database
    * sessions are killed, their transactions roll back, the runs go back to `retrying`), and waits
    * up to `waitMs` for their outcomes to be recorded. The second Ctrl-C.
@@ -228,6 +233,10 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     );
   }
 
+  let requestShutdown: () => void = () => undefined;
+  const shutdownRequested = new Promise<void>((resolve) => {
+    requestShutdown = resolve;
+  });
   const control: ControlListener = await listenControl(
     runtime.databaseUrl,
     (message) => {
@@ -241,6 +250,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       } else if (message.action === 'concurrency' && message.worker === name) {
         setConcurrency(message.concurrency);
       } else if (message.action === 'shutdown' && message.worker === name) {
+        logger.warn(`worker ${name}: shutdown requested from another process`);
+        requestShutdown();
         void handle.close();
       }
     },
@@ -255,6 +266,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
 
   let closing: Promise<void> | undefined;
   const handle: WorkerHandle = {
+    shutdownRequested,
     name,
     stats: () => ({
       name,

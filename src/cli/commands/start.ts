@@ -137,14 +137,17 @@ export function startCommand(options: StartCommandOptions = {}): Command {
           for (const task of warmUp) await runtime.enqueue(task, {});
           logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
 
-          const signal = await shutdown;
-          logStopping(
-            logger,
-            signal,
-            services,
-            workerOptions.shutdownGraceSeconds,
-            `beat, worker${services.extra.length > 0 ? ', services' : ''} and database`,
-          );
+          const what = `beat, worker${services.extra.length > 0 ? ', services' : ''} and database`;
+          // A shutdown of its worker requested from the dashboard stops the whole process: a start
+          // without its worker would look alive and run nothing.
+          const stop = await Promise.race([
+            shutdown,
+            (services.worker?.shutdownRequested ?? new Promise<never>(() => undefined)).then(
+              () => 'remote' as const,
+            ),
+          ]);
+          if (stop === 'remote') logger.info(`shutdown of its worker requested: stopping ${what}`);
+          else logStopping(logger, stop, services, workerOptions.shutdownGraceSeconds, what);
           await services.close();
           await runtime.close();
         } finally {

@@ -127,8 +127,15 @@ export function workerCommand(): Command {
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
       current.services = services;
-      const signal = await shutdown;
-      logStopping(ctx.logger, signal, services, options.shutdownGraceSeconds, 'the worker');
+      const stop = await Promise.race([
+        shutdown,
+        (services.worker?.shutdownRequested ?? new Promise<never>(() => undefined)).then(
+          () => 'remote' as const,
+        ),
+      ]);
+      if (stop === 'remote')
+        ctx.logger.info('shutdown requested from another process: this worker process exits');
+      else logStopping(ctx.logger, stop, services, options.shutdownGraceSeconds, 'the worker');
       await services.close();
       await runtime.close();
       await ctx.close();

@@ -66,7 +66,7 @@ export async function workersPage(ctx: DashboardContext, req: PageRequest): Prom
                                 style="width:70px"
                               />
                               ${actionButton({ url: `/api/workers/${encodeURIComponent(w.name)}/concurrency`, label: 'Set', input: idOf(w.name), done: 'Concurrency sent.' })}
-                              ${actionButton({ url: `/api/workers/${encodeURIComponent(w.name)}/shutdown`, label: 'Shut down', className: 'danger', confirm: `Shut down worker ${w.name}? Running tasks get the grace period to finish.`, done: 'Shutdown sent.' })}
+                              ${actionButton({ url: `/api/workers/${encodeURIComponent(w.name)}/shutdown`, label: 'Shut down', className: 'danger', confirm: `Shut down worker ${w.name}? Running tasks get the grace period to finish, then its process exits (under aggjobs start: beat and dashboard too); start it again from a shell.`, done: 'Shutdown sent.' })}
                             </div>`
                           : ''
                       }
