@@ -3,6 +3,7 @@ import {
   changeCaptureLagSeconds,
   rollupStatuses,
   runCounts,
+  runTotals,
   runtimeHistograms,
   RUNTIME_BUCKETS,
 } from '../queries/index.ts';
@@ -11,11 +12,13 @@ import { PrometheusText } from './prometheus-text.ts';
 /**
  * `/metrics`: computed at scrape time from the durable state (aggjobs.task_runs, workers,
  * rollup_state) and the broker, so any dashboard process reports the whole cluster and a restart
- * loses nothing. Figures over the run history cover what RUN_HISTORY_DAYS keeps.
+ * loses nothing. Counters come from aggjobs.run_totals, which cleanup does not prune; the
+ * `aggjobs_task_runs` gauge covers what RUN_HISTORY_DAYS keeps.
  */
 export async function collectMetrics(ctx: DashboardContext): Promise<string> {
-  const [histograms, counts, queues, workers, rollups, ccLag] = await Promise.all([
+  const [histograms, totals, counts, queues, workers, rollups, ccLag] = await Promise.all([
     runtimeHistograms(ctx.pool),
+    runTotals(ctx.pool),
     runCounts(ctx.pool),
     ctx.control.queueCounts(),
     ctx.control.workers(),
@@ -24,7 +27,11 @@ export async function collectMetrics(ctx: DashboardContext): Promise<string> {
   ]);
   const out = new PrometheusText();
 
-  out.family('aggjobs_task_runtime_seconds', 'histogram', 'Run time of finished task runs, by task.');
+  out.family(
+    'aggjobs_task_runtime_seconds',
+    'histogram',
+    'Run time of finished task runs, by task (cumulative: not lowered by run-history pruning).',
+  );
   for (const h of histograms) {
     out.histogram(
       'aggjobs_task_runtime_seconds',
@@ -34,6 +41,15 @@ export async function collectMetrics(ctx: DashboardContext): Promise<string> {
       h.sumSeconds,
       h.count,
     );
+  }
+
+  out.family(
+    'aggjobs_task_runs_finished_total',
+    'counter',
+    'Runs that reached a final state, by task and state (cumulative: not lowered by run-history pruning).',
+  );
+  for (const t of totals) {
+    out.sample('aggjobs_task_runs_finished_total', { task: t.task, state: t.state }, t.n);
   }
 
   out.family('aggjobs_task_runs', 'gauge', 'Runs in the run history, by task and state.');

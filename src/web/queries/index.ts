@@ -11,6 +11,7 @@ export {
 export {
   runtimeHistograms,
   runCounts,
+  runTotals,
   changeCaptureLagSeconds,
   RUNTIME_BUCKETS,
   type RuntimeHistogram,

@@ -12,23 +12,28 @@ export interface RuntimeHistogram {
 }
 
 /** Runtime histogram per task over the finished runs in the history (aggjobs.task_runs). */
+/**
+ * The runtime histogram per task, from aggjobs.run_totals (migration 000010): cumulative since the
+ * database was installed, never lowered by cleanup's pruning of the run history.
+ */
 export async function runtimeHistograms(db: Queryable): Promise<RuntimeHistogram[]> {
-  // $1 bucket upper bounds in seconds
   const { rows } = await db.query<{ task: string; buckets: number[]; count: number; sum_s: number }>(
-    `WITH runs AS (
-       SELECT task, duration_ms FROM aggjobs.task_runs WHERE duration_ms IS NOT NULL AND finished_at IS NOT NULL
-     ), per_bound AS (
-       SELECT r.task, le, count(*) FILTER (WHERE r.duration_ms <= le * 1000) AS n
-       FROM runs r CROSS JOIN unnest($1::float8[]) AS le GROUP BY r.task, le
-     ), totals AS (
-       SELECT task, count(*)::int AS count, sum(duration_ms)::float8 / 1000 AS sum_s FROM runs GROUP BY task
-     )
-     SELECT p.task, array_agg(p.n ORDER BY p.le)::int[] AS buckets, t.count, t.sum_s
-     FROM per_bound p JOIN totals t USING (task)
-     GROUP BY p.task, t.count, t.sum_s ORDER BY p.task`,
-    [RUNTIME_BUCKETS],
+    `SELECT task,
+            (SELECT array_agg(n ORDER BY ord)::float8[] FROM (
+               SELECT ord, sum(x) AS n FROM aggjobs.run_totals t2, unnest(t2.le_counts) WITH ORDINALITY AS z(x, ord)
+               WHERE t2.task = t.task GROUP BY ord) per_bound) AS buckets,
+            sum(timed_runs)::float8 AS count, sum(duration_sum_ms)::float8 / 1000 AS sum_s
+     FROM aggjobs.run_totals t GROUP BY task ORDER BY task`,
   );
   return rows.map((r) => ({ task: r.task, buckets: r.buckets, count: r.count, sumSeconds: r.sum_s }));
+}
+
+/** Finished runs by task and final state, cumulative (aggjobs.run_totals). */
+export async function runTotals(db: Queryable): Promise<Array<{ task: string; state: string; n: number }>> {
+  const { rows } = await db.query<{ task: string; state: string; n: number }>(
+    'SELECT task, state, runs::float8 AS n FROM aggjobs.run_totals ORDER BY 1, 2',
+  );
+  return rows;
 }
 
 export async function runCounts(db: Queryable): Promise<Array<{ task: string; state: string; n: number }>> {
