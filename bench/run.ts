@@ -190,7 +190,7 @@ const ms = formatMs;
 const lines = [
   `# aggjobs benchmark — size ${size}`,
   '',
-  `Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, PostgreSQL at ${new URL(adminUrl).host}; ${runs} runs per case (engine); cases: ${[...cases].join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s.`,
+  `Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, PostgreSQL at ${new URL(adminUrl).host}; ${runs} runs per case (engine), ratio cases ${pairs.min}–${pairs.max} interleaved pairs; cases: ${[...cases].join(', ')}; total ${Math.round((Date.now() - started) / 1000)} s.`,
   `Data: ${main.executions.toLocaleString('en')} executions over ${s.days} days (${s.workspaces} workspaces, ${s.users} users) plus activity and credits; history case: ${small.executions.toLocaleString('en')}.`,
   '',
   'Ratio cases with a spread ran interleaved with their reference (the order swapped every other pair); their ratio is the median of the paired ratios, with IQR and min–max; a goal is met or missed at that median, and decided only when it lies outside the IQR.',
