@@ -145,6 +145,9 @@ export class AsyncExecutor {
         } catch (error) {
           outcome = { ok: false, error: toErrorInfo(error, false) };
         }
+        // Once a kill has begun, the task's own end (its statement failed because the kill
+        // terminated its session) is not its outcome: the kill's is.
+        if (killing) return;
         finish({ kind: 'done', outcome, softLimitHit, logs: lines }, true);
       })();
     });
