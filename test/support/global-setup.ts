@@ -85,6 +85,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('redisUrl', redis.url);
   return async () => {
     await redis.stop();
+    // Every database this run made, not only those whose file's afterAll ran: a database created
+    // inside a test (its afterAll is not registered) or by a file that failed would be left behind.
+    const { rows: made } = await admin.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE datname LIKE $1',
+      [`aggjobs\\_t\\_${process.pid}\\_%`],
+    );
+    for (const row of made) {
+      await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`).catch(() => undefined);
+    }
     await admin.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await embedded?.stop();
