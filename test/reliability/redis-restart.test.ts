@@ -12,7 +12,7 @@ import {
 } from '../../src/runtime/index.ts';
 import { taskRegistry } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { eventually, testSettings, workerOptions } from '../runtime/runtime-harness.ts';
+import { eventually, testRuntime, testSettings, workerOptions } from '../runtime/runtime-harness.ts';
 import { spawnCli } from './cli-process.ts';
 import { startOwnRedis, withTimeout, type OwnRedis } from './own-servers.ts';
 
@@ -156,6 +156,58 @@ describe('Redis restarted under a worker and a beat', () => {
       await worker.close();
     }
   });
+  it('without persistence: a retrying run whose delayed job Redis forgot is sent again with its delay, and runs once more', async () => {
+    const redis = await startOwnRedis(['--save', '', '--appendonly', 'no']);
+    servers.push(redis);
+    const db = await createTestDatabase();
+    const runtime = await testRuntime('redis', db, {
+      env: { REDIS_URL: redis.url(), TASK_RETRY_BACKOFF_MS: '6000' },
+    });
+    const worker = await startWorker(
+      runtime,
+      workerOptions({
+        name: 'w-redis-retrying',
+        queues: ['maintenance'],
+        lostJobCheckSeconds: 0.3,
+        lostJobGraceSeconds: 0,
+      }),
+    );
+    try {
+      // Attempt 1 fails with a transient error: the run waits `retrying` for its delayed job.
+      const handle = await runtime.enqueue('test_flaky', { kwargs: { succeed_on: 2 } });
+      const retrying = await eventually(async () => {
+        const r = await handle.info();
+        return r?.state === 'retrying' ? r : undefined;
+      });
+      const due = retrying.notBefore?.getTime() ?? 0;
+      const queue = runtime.broker.queue('maintenance');
+      expect(await (await queue.getJob(handle.id))?.getState()).toBe('delayed');
+
+      // Redis dies with the delayed job and comes back empty.
+      await redis.kill();
+      const restartedAt = Date.now();
+      await redis.start();
+
+      // The reaper sends it again — a new job, made after the restart — still delayed (the restart
+      // took far less than the 6 s backoff).
+      const resent = await eventually(async () => {
+        const job = await queue.getJob(handle.id).catch(() => undefined);
+        return job !== undefined && job.timestamp >= restartedAt ? job : undefined;
+      }, 20_000);
+      if (Date.now() < due - 1000) expect(await resent.getState()).toBe('delayed');
+      await handle.get({ timeout: 60 });
+
+      // One run, two attempts (the failed one and the retry): not run at once, not run twice.
+      const run = await handle.info();
+      expect(run).toMatchObject({ state: 'succeeded', attempts: 2, result: { attempt: 2 } });
+      expect(run?.startedAt?.getTime()).toBeGreaterThanOrEqual(due - 250);
+      const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM aggjobs.task_runs');
+      expect(rows[0]?.n).toBe(1);
+    } finally {
+      await worker.close();
+    }
+  }, 120_000);
+
   it('worker and beat processes survive a 3 s Redis outage: still alive, still leading, still taking jobs', async () => {
     const redis = await startOwnRedis(['--save', '', '--appendonly', 'yes', '--appendfsync', 'always']);
     servers.push(redis);
