@@ -60,6 +60,12 @@ export interface Settings {
   /** Seconds a beat's leadership lasts without renewal: the failover time when the leader dies. */
   readonly beatLeaseSeconds: number;
   readonly workerConcurrency: number;
+  /**
+   * `WORKER_POOL`: where tasks run. `async` (default): in the worker's event loop, for tasks that
+   * wait on PostgreSQL (the hard limit terminates the run's sessions). `threads`: each task in a
+   * worker thread (~33 MiB more per slot), which can also stop a task that never yields.
+   */
+  readonly workerPool: 'async' | 'threads';
   readonly workerMaxTasksPerChild: number;
   /** KiB of heap a task thread may use before it is replaced (0: no limit), like Celery's --max-memory-per-child. */
   readonly workerMaxMemoryPerChildKb: number;
@@ -219,6 +225,7 @@ export function parseSettings(env: Env): Settings {
     beatCatchup: oneOf(env, 'BEAT_CATCHUP', ['once', 'all', 'none'] as const, 'once'),
     beatLeaseSeconds: int(env, 'BEAT_LEASE_SECONDS', 10, 2, 3600),
     workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
+    workerPool: oneOf(env, 'WORKER_POOL', ['async', 'threads'] as const, 'async'),
     workerMaxTasksPerChild: int(env, 'WORKER_MAX_TASKS_PER_CHILD', 1000, 1, 1_000_000_000),
     workerMaxMemoryPerChildKb: int(env, 'WORKER_MAX_MEMORY_PER_CHILD', 0, 0, 1_000_000_000),
     workerShutdownGraceSeconds: int(env, 'WORKER_SHUTDOWN_GRACE', 30, 0, 86_400),

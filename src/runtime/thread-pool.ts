@@ -38,9 +38,10 @@ export interface ThreadPoolOptions {
   maxMemoryKb: number;
   onRecycle?: (reason: string) => void;
   /**
-   * Where tasks run (Celery's `--pool`): `threads` (default), a task thread each, which can end a
-   * task that blocks its event loop; or `async`, in this process's event loop (async-executor.ts:
-   * ~33 MiB less per concurrent task, hard limits by terminating the run's sessions).
+   * Where tasks run (Celery's `--pool`; the worker's default is WORKER_POOL, `async`): `threads`, a
+   * task thread each, which can end a task that blocks its event loop; or `async`, in this
+   * process's event loop (async-executor.ts: ~33 MiB less per concurrent task, hard limits by
+   * terminating the run's sessions).
    */
   executor?: 'threads' | 'async';
 }

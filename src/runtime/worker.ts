@@ -24,9 +24,10 @@ export interface WorkerOptions {
   /** Default `<pid>@<host>`. */
   name?: string;
   /**
-   * Where tasks run: `threads` (default; each in a worker thread, so the hard limit ends even a
-   * busy loop) or `async` (in this process's event loop: about 33 MiB less per slot; the hard limit
-   * kills the run's sessions and abandons it, which cannot stop a loop that never yields).
+   * Where tasks run (default WORKER_POOL, `async`): `async` in this process's event loop (the hard
+   * limit kills the run's sessions and abandons it, which cannot stop a loop that never yields), or
+   * `threads`, each task in a worker thread (about 33 MiB more per slot; the hard limit ends even a
+   * busy loop, and max-tasks/memory-per-child replace the threads).
    */
   pool?: 'threads' | 'async';
   /** Seconds between heartbeats (the worker's row in aggjobs.workers). */
@@ -85,6 +86,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   const { settings, pool, broker, logger: baseLogger } = runtime;
   const name = options.name ?? `${process.pid}@${hostname()}`;
   const logger = baseLogger.child({ worker: name });
+  const executor = options.pool ?? settings.workerPool;
   const threads = new TaskThreadPool({
     init: {
       settings,
@@ -95,7 +97,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     },
     pool,
     broker,
-    executor: options.pool ?? 'threads',
+    executor,
     maxTasksPerThread: options.maxTasksPerChild,
     maxMemoryKb: options.maxMemoryPerChildKb,
     onRecycle: (reason) => logger.info(`task thread replaced: ${reason}`),
@@ -261,7 +263,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
 
   logger.info(
     { queues: options.queues, concurrency, broker: broker.describe },
-    `worker ${name} ready: queues ${options.queues.join(', ')}, concurrency ${concurrency}, pool ${options.pool ?? 'threads'}`,
+    `worker ${name} ready: queues ${options.queues.join(', ')}, concurrency ${concurrency}, pool ${executor}`,
   );
 
   let closing: Promise<void> | undefined;

@@ -97,7 +97,17 @@ describe('memory of a worker process running many tasks', () => {
     const namespace = `{mem${randomBytes(4).toString('hex')}}`;
     const runtime = await testRuntime('redis', db, { namespace });
     const worker = spawnCli(
-      ['worker', '-c', '4', '-Q', 'maintenance', '--max-tasks-per-child', String(maxTasksPerChild)],
+      [
+        'worker',
+        '-c',
+        '4',
+        '-Q',
+        'maintenance',
+        '--pool',
+        'threads',
+        '--max-tasks-per-child',
+        String(maxTasksPerChild),
+      ],
       { DATABASE_URL: db.url, REDIS_URL: testRedisUrl, BROKER_KEY_PREFIX: namespace, LOG_LEVEL: 'warn' },
       long ? 900_000 : 120_000,
     );

@@ -72,6 +72,7 @@ describe.each(backends)('worker lifecycle on %s', (backend) => {
       workerOptions({
         name: `w-${backend}-memory`,
         concurrency: 1,
+        pool: 'threads',
         maxMemoryPerChildKb: 1,
         queues: ['aggregation'],
       }),

@@ -102,13 +102,23 @@ describe.each(backends)('worker on %s', (backend) => {
     expect(error.run.attempts).toBe(1);
   });
 
-  it('hard limit: a busy loop is killed and the worker goes on with other tasks', async () => {
-    const handle = await runtime.enqueue('test_busy_loop', {});
-    const error = await failure(handle.get({ timeout: 20 }));
-    expect(error.run.state).toBe('timed_out');
-    expect(error.run.error).toMatch(/hard time limit of 2 s/);
-    const next = await runtime.enqueue('health_check', {});
-    await expect(next.get({ timeout: 30 })).resolves.toHaveProperty('status');
+  it('hard limit, threads pool: a busy loop is killed with its thread and the worker goes on', async () => {
+    // Only a thread can stop a task that never yields; the default async pool cannot.
+    const looping = await testRuntime(backend, db);
+    const w = await startWorker(
+      looping,
+      workerOptions({ name: `w-${backend}-threads`, pool: 'threads', queues: ['maintenance'] }),
+    );
+    try {
+      const handle = await looping.enqueue('test_busy_loop', {});
+      const error = await failure(handle.get({ timeout: 20 }));
+      expect(error.run.state).toBe('timed_out');
+      expect(error.run.error).toMatch(/hard time limit of 2 s/);
+      const next = await looping.enqueue('health_check', {});
+      await expect(next.get({ timeout: 30 })).resolves.toHaveProperty('status');
+    } finally {
+      await w.close();
+    }
   });
 
   it('hard limit: a statement stuck in PostgreSQL is killed with its session', async () => {
@@ -184,6 +194,7 @@ describe.each(backends)('worker on %s', (backend) => {
       workerOptions({
         name: `w-${backend}-recycle`,
         concurrency: 1,
+        pool: 'threads',
         maxTasksPerChild: 2,
         queues: ['aggregation'],
       }),

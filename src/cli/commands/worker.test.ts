@@ -11,16 +11,24 @@ describe('worker flags', () => {
       queues: ['aggregation', 'maintenance'],
       concurrency: 4,
       maxTasksPerChild: 1000,
+      pool: 'async',
+    });
+    expect(workerOptionsFrom({}, parseSettings({ WORKER_POOL: 'threads' }))).toMatchObject({
+      pool: 'threads',
     });
   });
 
   it('reads the Celery flags', () => {
     expect(
-      workerOptionsFrom({ concurrency: '8', queues: 'aggregation', maxTasksPerChild: '50' }, settings),
+      workerOptionsFrom(
+        { concurrency: '8', queues: 'aggregation', maxTasksPerChild: '50', pool: 'threads' },
+        settings,
+      ),
     ).toMatchObject({
       queues: ['aggregation'],
       concurrency: 8,
       maxTasksPerChild: 50,
+      pool: 'threads',
     });
     expect(workerOptionsFrom({ autoscale: '8,2' }, settings)).toMatchObject({
       autoscale: { max: 8, min: 2 },
@@ -36,7 +44,19 @@ describe('worker flags', () => {
     [{ autoscale: '2,8' }, '--autoscale must be max,min with 1 <= min <= max <= 256, got "2,8"'],
     [{ autoscale: '8' }, '--autoscale must be max,min with 1 <= min <= max <= 256, got "8"'],
     [{ queues: 'aggregation,celery' }, '-Q must list queues among aggregation, maintenance, got "celery"'],
-    [{ maxTasksPerChild: '-1' }, '--max-tasks-per-child must be an integer from 1 to 1000000000, got "-1"'],
+    [
+      { maxTasksPerChild: '-1', pool: 'threads' },
+      '--max-tasks-per-child must be an integer from 1 to 1000000000, got "-1"',
+    ],
+    [{ pool: 'prefork' }, '--pool must be threads or async, got "prefork"'],
+    [
+      { maxTasksPerChild: '50' },
+      '--max-tasks-per-child replaces task threads: it needs --pool threads (the pool is async, from WORKER_POOL)',
+    ],
+    [
+      { maxMemoryPerChild: '50000', pool: 'async' },
+      '--max-memory-per-child replaces task threads: it needs --pool threads (the pool is async, from --pool)',
+    ],
   ])('rejects %j naming the option and the rule', (flags, message) => {
     expect(() => workerOptionsFrom(flags, settings)).toThrow(new UsageError(message));
   });

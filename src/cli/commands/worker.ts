@@ -61,6 +61,18 @@ export function workerOptionsFrom(flags: WorkerFlags, settings: Settings): Worke
     }
     autoscale = { max, min };
   }
+  const pool = flags.pool === undefined ? settings.workerPool : poolKind(flags.pool);
+  const recycling =
+    flags.maxTasksPerChild !== undefined
+      ? '--max-tasks-per-child'
+      : flags.maxMemoryPerChild !== undefined
+        ? '--max-memory-per-child'
+        : undefined;
+  if (pool === 'async' && recycling !== undefined) {
+    throw new UsageError(
+      `${recycling} replaces task threads: it needs --pool threads (the pool is async, from ${flags.pool === undefined ? 'WORKER_POOL' : '--pool'})`,
+    );
+  }
   return {
     queues: [...new Set(queues)] as QueueName[],
     concurrency:
@@ -80,13 +92,13 @@ export function workerOptionsFrom(flags: WorkerFlags, settings: Settings): Worke
     lockDurationMs: settings.workerLockSeconds * 1000,
     stalledIntervalMs: Math.min(30, settings.workerLockSeconds) * 1000,
     name: flags.hostname,
-    pool: poolKind(flags.pool),
+    pool,
   };
 }
 
 /** --pool, checked: where tasks run (Celery's --pool prefork|threads|solo). */
-function poolKind(value: string | undefined): 'threads' | 'async' {
-  if (value === undefined || value === 'threads') return 'threads';
+function poolKind(value: string): 'threads' | 'async' {
+  if (value === 'threads') return 'threads';
   if (value === 'async') return 'async';
   throw new UsageError(`--pool must be threads or async, got ${JSON.stringify(value)}`);
 }
@@ -98,7 +110,7 @@ export function addWorkerFlags(command: Command): Command {
     .option('-Q, --queues <list>', 'queues to consume', 'aggregation,maintenance')
     .option(
       '--pool <kind>',
-      'threads (default: each task in a thread, a busy loop can be killed) or async (in the event loop: less memory)',
+      'async (default WORKER_POOL: tasks in the event loop, least memory) or threads (each task in a thread: a busy loop can be killed)',
     )
     .option('--max-tasks-per-child <n>', 'replace a task thread after this many tasks (default 1000)')
     .option(
