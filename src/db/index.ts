@@ -21,5 +21,6 @@ export {
   findRunningEmbeddedPostgres,
   type EmbeddedDatabase,
 } from './embedded-postgres.ts';
+export { EmbeddedPostgresError } from './embedded-layout.ts';
 export { connectDatabase, type Database } from './connect.ts';
 export { SqlState, sqlStateOf } from './sqlstate.ts';
