@@ -81,24 +81,25 @@ export async function refreshRollup(
 ): Promise<RefreshResult> {
   const sql = rollupSql(def);
   const started = performance.now();
-  if (options.mode.kind === 'incremental') await refuseIncrementalOnCitus(pool, def);
   const client = await pool.connect();
   let releaseCancel = (): void => undefined;
   let locked = false;
+  let previousLockTimeout: string | undefined;
   try {
     releaseCancel = await cancelOnAbort(pool, client, options.signal);
     if (options.signal?.aborted === true) throw new RefreshAbortedError(`refresh of ${def.name} aborted`);
-    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [
-      String(options.lockTimeoutMs ?? 30_000),
-    ]);
-    await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name]);
+    // One round trip each for the lock and for the settings with the state: on a new hour the
+    // statements around the refresh cost as much as the refresh itself (bench/report.md, Engine).
+    // $1 lock timeout, $2 rollup
+    const { rows: lockRows } = await client.query<{ previous: string }>(
+      `SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', $1, false),
+              pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($2))`,
+      [String(options.lockTimeoutMs ?? 30_000), def.name],
+    );
+    previousLockTimeout = lockRows[0]?.previous;
     locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
-      await client.query(
-        `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`,
-        [String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
-      );
       const { rows: stateRows } = await client.query<
         {
           horizon: string | null;
@@ -106,21 +107,34 @@ export async function refreshRollup(
           cutoff: Date | null;
           next: string;
           nextSnapshot: string;
+          citus: boolean;
         } & IdentityStateColumns
       >(
-        // Frozen before the later of the source's retention watermark and the rollup's own (an
-        // expired hourly rollup: cleanupOldData, rollupWatermarkKey).
-        `SELECT s.horizon::text AS horizon, s.snapshot::text AS snapshot,
+        // $1 rollup, $2 statement timeout, $3 work_mem. Frozen before the later of the source's
+        // retention watermark and the rollup's own (an expired hourly rollup: cleanupOldData,
+        // rollupWatermarkKey). The settings apply from the next statement on.
+        //
+        // synchronous_commit off: the commit does not wait for the WAL flush (on a new hour that
+        // wait was a quarter of the run). What a crash can lose is a whole refresh, never part of
+        // one: its rows and its horizon commit together, so the next run recomputes the same groups
+        // from the older horizon. Anything that acts on a refresh (the change-log prune, the run's
+        // and the backfill window's records) commits synchronously after it, which flushes it too.
+        `SELECT set_config('statement_timeout', $2, true), set_config('work_mem', $3, true),
+                set_config('synchronous_commit', 'off', true),
+                s.horizon::text AS horizon, s.snapshot::text AS snapshot,
                 (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
                  WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
                 pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+                EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
                 ${identityStateSelect}
          FROM aggjobs.rollup_state s
          WHERE s.rollup = $1`,
-        [def.name],
+        [def.name, String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
       );
       const state = stateRows[0];
       if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
+      // Before anything is written; its catalog query only where Citus is installed.
+      if (options.mode.kind === 'incremental' && state.citus) await refuseIncrementalOnCitus(client, def);
       // Before anything is written: were the rows built by this zone, definition and cluster?
       // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
       // a rebuild, and records what it runs with.
@@ -203,29 +217,42 @@ export async function refreshRollup(
     throw error;
   } finally {
     releaseCancel();
-    await releaseRollupSession(client, def.name, locked);
+    await releaseRollupSession(client, def.name, locked, previousLockTimeout);
   }
 }
 
 /**
  * Gives back the session of a refresh or rebuild: unlocks the rollup's advisory lock (when it was
- * taken) and resets the lock timeout. A session that cannot (killed, server gone) is closed, not
- * pooled.
+ * taken) and sets the lock timeout back to `previousLockTimeout` (the session's value before the
+ * refresh set its own), or resets it when that is unknown. One round trip. A session that cannot
+ * (killed, server gone) is closed, not pooled.
  */
 export async function releaseRollupSession(
   client: PoolClient,
   rollup: string,
   locked: boolean,
+  previousLockTimeout?: string,
 ): Promise<void> {
   let broken: unknown;
   const keep = (error: unknown): void => {
     broken ??= error;
   };
-  if (locked)
+  if (previousLockTimeout === undefined) {
+    if (locked)
+      await client
+        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup])
+        .catch(keep);
+    await client.query('RESET lock_timeout').catch(keep);
+  } else {
+    // $1 rollup, $2 whether it was locked, $3 the lock timeout to restore
     await client
-      .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup])
+      .query(
+        `SELECT CASE WHEN $2::boolean THEN pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1)) END,
+                set_config('lock_timeout', $3, false)`,
+        [rollup, locked, previousLockTimeout],
+      )
       .catch(keep);
-  await client.query('RESET lock_timeout').catch(keep);
+  }
   releaseClient(client, broken);
 }
 

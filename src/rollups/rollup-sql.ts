@@ -50,26 +50,36 @@ CREATE TABLE IF NOT EXISTS ${target} (
 
   // Groups of rows written, and of old rows logged (deleted or moved), by transactions not visible
   // in the previous snapshot; minus frozen buckets.
-  const changedStart = bucketStartSql(def.grain, `changed_rows.${time}`, zoneParam(2));
   const upsert = `INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
   SELECT *, now() FROM computed
   ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${setMeasures}
   WHERE ${differs}
   RETURNING 1`;
+  // fresh: the source rows written by transactions not visible in the previous snapshot, as they are
+  // now. changed: their groups, and the groups of old rows logged (deleted or moved) since; minus
+  // frozen buckets; `aggjobs_stored` when the rollup holds a row for the group.
+  //
+  // A changed group without a stored row had no source rows in the previous snapshot (the rollup
+  // was exact then, and window refreshes and rebuilds since only added rows for groups with rows),
+  // so every row it has now is fresh: it is aggregated from `fresh`, without reading the source
+  // again. On a new hour that is every group, and the run costs one pass over the new rows, as the
+  // plain GROUP BY of that hour does. A group with a stored row is recomputed from all its source
+  // rows through the (dimension, time) index.
+  const freshBucket = bucketStartSql(def.grain, time, zoneParam(2));
   const refreshChanged = `
 WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot),
-changed AS MATERIALIZED (
-  SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))} AS bucket_end, ${dims.map((d) => `g.${d}`).join(', ')}
+fresh AS MATERIALIZED (
+  SELECT *, ${freshBucket} AS aggjobs_bucket FROM ${source}
+  WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
+), changed AS MATERIALIZED (
+  SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))} AS bucket_end, ${dims.map((d) => `g.${d}`).join(', ')},
+         EXISTS (SELECT FROM ${target} t WHERE t.bucket_start = g.bucket_start AND ${dimMatch('t', 'g')}) AS aggjobs_stored
   FROM (
-    SELECT DISTINCT ${changedStart} AS bucket_start, ${dims.map((d) => `changed_rows.${d}`).join(', ')}
-    FROM (
-      SELECT ${time}, ${dims.join(', ')} FROM ${source}
-      WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
-      UNION ALL
-      SELECT r.${time}, ${dims.map((d) => `r.${d}`).join(', ')}
-      FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
-      WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
-    ) changed_rows
+    SELECT aggjobs_bucket AS bucket_start, ${dims.join(', ')} FROM fresh
+    UNION
+    SELECT ${bucketStartSql(def.grain, `r.${time}`, zoneParam(2))}, ${dims.map((d) => `r.${d}`).join(', ')}
+    FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
+    WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
   ) g
   WHERE g.bucket_start >= $4::timestamptz
 ), computed AS MATERIALIZED (
@@ -82,6 +92,13 @@ changed AS MATERIALIZED (
     WHERE ${dimMatch('s', 'c')} AND s.${time} >= c.bucket_start AND s.${time} < c.bucket_end
     HAVING count(*) > 0
   ) m
+  WHERE c.aggjobs_stored
+  UNION ALL
+  SELECT aggjobs_bucket, ${dims.join(', ')},
+    ${measureSelect}
+  FROM fresh
+  WHERE (aggjobs_bucket, ${dims.join(', ')}) IN (SELECT bucket_start, ${dims.join(', ')} FROM changed WHERE NOT aggjobs_stored)
+  GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
 ), written AS (
   ${upsert}
 ), deleted AS (
@@ -104,23 +121,45 @@ SELECT greatest(
        ) AS lo,
        CASE WHEN ${bs('$2::timestamptz')} = $2::timestamptz THEN $2::timestamptz ELSE ${be(bs('$2::timestamptz'))} END AS hi`;
 
+  // A window's groups are compared with the rows the window already holds in one join, and only the
+  // groups that differ are written: a backfill over existing rows (the usual case: recomputing what
+  // is already right) then costs the GROUP BY plus one range scan of the rollup's primary key, not an
+  // ON CONFLICT probe of that index per group. The GROUP BY is not a MATERIALIZED CTE, so the join
+  // may merge its sorted output with the index's order without sorting again. The upsert keeps its
+  // ON CONFLICT: the refresh's advisory lock keeps other refreshes out, not other writers.
+  const storedDims = def.dimensions.map((d) => ident(`aggjobs_stored_${d.column}`));
   const refreshWindow = `
 WITH params AS (SELECT $1::timestamptz, $2::timestamptz, $3::text),
-computed AS MATERIALIZED (
+computed AS (
   SELECT ${bs(time)} AS bucket_start, ${dims.join(', ')},
     ${measureSelect}
   FROM ${source}
   WHERE ${time} >= $1::timestamptz AND ${time} < $2::timestamptz
   GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
+), paired AS MATERIALIZED (
+  SELECT c.*, t.bucket_start AS aggjobs_stored_bucket_start, ${dims.map((d, i) => `t.${d} AS ${storedDims[i] ?? ''}`).join(', ')},
+         c.bucket_start IS NOT NULL AS aggjobs_computed,
+         c.bucket_start IS NOT NULL
+           AND (t.bucket_start IS NULL
+                OR (${measures.map((m) => `t.${m}`).join(', ')}) IS DISTINCT FROM (${measures.map((m) => `c.${m}`).join(', ')})) AS aggjobs_differs
+  FROM computed c
+  FULL JOIN (SELECT * FROM ${target} WHERE bucket_start >= $1::timestamptz AND bucket_start < $2::timestamptz) t
+    ON t.bucket_start = c.bucket_start AND ${dimMatch('t', 'c')}
 ), written AS (
-  ${upsert}
+  INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
+  SELECT ${[...key, ...measures].join(', ')}, now() FROM paired WHERE aggjobs_differs
+  ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${setMeasures}
+  WHERE ${differs}
+  RETURNING 1
 ), deleted AS (
   DELETE FROM ${target} t
+  USING paired p
   WHERE t.bucket_start >= $1::timestamptz AND t.bucket_start < $2::timestamptz
-    AND NOT EXISTS (SELECT 1 FROM computed m WHERE m.bucket_start = t.bucket_start AND ${dimMatch('m', 't')})
+    AND NOT p.aggjobs_computed AND t.bucket_start = p.aggjobs_stored_bucket_start
+    AND ${dims.map((d, i) => `t.${d} = p.${storedDims[i] ?? ''}`).join(' AND ')}
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM computed) AS groups, (SELECT count(*) FROM written) AS written,
+SELECT (SELECT count(*) FROM paired WHERE aggjobs_computed) AS groups, (SELECT count(*) FROM written) AS written,
        (SELECT count(*) FROM deleted) AS deleted`;
 
   return { createTable, refreshChanged, alignWindow, refreshWindow };
