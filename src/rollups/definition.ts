@@ -39,6 +39,13 @@ export interface RollupDefinition {
   readonly grain: Grain;
   readonly dimensions: readonly Dimension[];
   readonly measures: readonly Measure[];
+  /**
+   * Opt-in: a covering index on the source for this rollup's incremental recomputes
+   * (covering-index.ts, docs/covering-index.md). Faster recomputes of old groups (late rows, updates
+   * across history) for a wider index on every write to the source. Not part of the definition's
+   * fingerprint: it changes no row.
+   */
+  readonly coveringIndex?: boolean;
 }
 
 export function grainLabel(grain: Grain): string {

@@ -3,6 +3,12 @@ export { grainLabel } from './definition.ts';
 export { builtinRollups } from './builtin-rollups.ts';
 export { installRollups, checkDefinition } from './install.ts';
 export {
+  installCoveringIndexes,
+  planCoveringIndexes,
+  type CoveringIndex,
+  type CoveringIndexChanges,
+} from './covering-index.ts';
+export {
   refreshRollup,
   pruneChangeLog,
   RefreshAbortedError,

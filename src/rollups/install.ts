@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
+import { checkCoveringIndexKeys, installCoveringIndexes } from './covering-index.ts';
 import { checkGrain } from './grain.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, literal, qualified } from './sql-identifier.ts';
@@ -25,8 +26,10 @@ export function checkDefinition(def: RollupDefinition): void {
   for (const m of def.measures)
     if (!NAME.test(m.name)) fail('measures[].name', 'a lower-case column name', m.name);
   const names = [...def.dimensions.map((d) => d.column), ...def.measures.map((m) => m.name)];
-  const reserved = names.find((n) => ['bucket_start', 'updated_at'].includes(n));
-  if (reserved !== undefined) fail('dimensions/measures', 'not bucket_start or updated_at', reserved);
+  // The refresh SQL names its own columns aggjobs_* beside the rollup's (rollup-sql.ts).
+  const reserved = names.find((n) => ['bucket_start', 'updated_at'].includes(n) || n.startsWith('aggjobs_'));
+  if (reserved !== undefined)
+    fail('dimensions/measures', 'not bucket_start, updated_at or aggjobs_*', reserved);
   if (new Set(names).size !== names.length) fail('dimensions/measures', 'distinct names', names);
   try {
     checkGrain(def.grain);
@@ -114,6 +117,7 @@ async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
  */
 export async function installRollups(pool: Pool, definitions: readonly RollupDefinition[]): Promise<void> {
   definitions.forEach(checkDefinition);
+  checkCoveringIndexKeys(definitions);
   const names = definitions.map((d) => d.name);
   if (new Set(names).size !== names.length)
     throw new Error(`rollup names must be distinct: ${names.join(', ')}`);
@@ -136,4 +140,6 @@ export async function installRollups(pool: Pool, definitions: readonly RollupDef
     if (citus) await distributeForCitus(client, definitions);
   });
   for (const def of definitions) await checkColumns(pool, def);
+  // Outside the transaction: built concurrently. On Citus, indexes are built per shard by Citus.
+  if (!citus) await installCoveringIndexes(pool, definitions);
 }
