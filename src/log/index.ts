@@ -1,1 +1,8 @@
-export { createLogger, resolveLogFormat, type Logger, type LogLine } from './logger.ts';
+export {
+  createLogger,
+  keepRunLine,
+  MAX_RUN_LINES,
+  resolveLogFormat,
+  type Logger,
+  type LogLine,
+} from './logger.ts';

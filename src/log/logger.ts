@@ -43,8 +43,8 @@ const common = new Set([
   'attempt',
 ]);
 
-/** A pino JSON line as a kept LogLine. */
-function toLine(json: string): LogLine | undefined {
+/** A pino JSON line as a kept LogLine, with the run it belongs to (its `runId` field) if any. */
+function toLine(json: string): { line: LogLine; runId: string | undefined } | undefined {
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(json) as Record<string, unknown>;
@@ -52,12 +52,13 @@ function toLine(json: string): LogLine | undefined {
     return undefined;
   }
   const data = Object.fromEntries(Object.entries(parsed).filter(([k]) => !common.has(k)));
-  return {
+  const line: LogLine = {
     time: new Date(typeof parsed.time === 'number' ? parsed.time : Date.now()).toISOString(),
     level: levelNames[Number(parsed.level)] ?? String(parsed.level),
     msg: typeof parsed.msg === 'string' ? parsed.msg : '',
     ...(Object.keys(data).length > 0 ? { data } : {}),
   };
+  return { line, runId: typeof parsed.runId === 'string' ? parsed.runId : undefined };
 }
 
 /** The format of the log: LOG_FORMAT when set, else pretty when stdout is a terminal, else JSON. */
@@ -77,7 +78,8 @@ export function createLogger(
   options: {
     format?: Settings['logFormat'];
     name?: string;
-    onLine?: (line: LogLine) => void;
+    /** Each line at info or finer, with the `runId` field of the line (a run's logger has one). */
+    onLine?: (line: LogLine, runId: string | undefined) => void;
   } = {},
 ): Logger {
   const base = { level, name: options.name ?? 'aggjobs', redact: ['password', '*.password', 'url', '*.url'] };
@@ -100,7 +102,18 @@ export function createLogger(
   return options.format === 'pretty' ? pino(base, stdout) : pino(base);
 }
 
-function emit(json: string, onLine: (line: LogLine) => void): void {
-  const line = toLine(json);
-  if (line !== undefined) onLine(line);
+function emit(json: string, onLine: (line: LogLine, runId: string | undefined) => void): void {
+  const parsed = toLine(json);
+  if (parsed !== undefined) onLine(parsed.line, parsed.runId);
+}
+
+/** Lines a run keeps for its run page: the first this many, then one line saying where the rest are. */
+export const MAX_RUN_LINES = 200;
+
+/** Adds `line` to a run's kept lines, up to MAX_RUN_LINES. */
+export function keepRunLine(lines: LogLine[], line: LogLine): void {
+  if (lines.length < MAX_RUN_LINES) lines.push(line);
+  else if (lines.length === MAX_RUN_LINES) {
+    lines.push({ time: line.time, level: 'warn', msg: `… more lines in the worker's log (runId)` });
+  }
 }

@@ -1,5 +1,5 @@
 import type { Pool } from '../db/index.ts';
-import { createLogger, type LogLine } from '../log/index.ts';
+import { createLogger, keepRunLine, type Logger, type LogLine } from '../log/index.ts';
 import {
   builtinTaskSet,
   findTask,
@@ -13,9 +13,6 @@ import { terminateRunSessions } from './run-sessions.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
 import type { RunHandle, ThreadOutcome } from './thread-pool.ts';
 import { runApplicationName, type ThreadInit, type ToThread } from './thread-protocol.ts';
-
-/** Lines a run logged, kept for its run page (as a task thread keeps them). */
-const MAX_RUN_LINES = 200;
 
 /**
  * Runs tasks in the worker's own event loop (Celery's `--pool` choice: `async` against `threads`).
@@ -37,6 +34,9 @@ export class AsyncExecutor {
   private tasks: Promise<TaskSet> | undefined;
   private readonly idle: RunSessionPool[] = [];
   private readonly busy = new Set<RunSessionPool>();
+  /** The lines each running run logged, by run id: one logger for all runs routes them by `runId`. */
+  private readonly runLines = new Map<string, LogLine[]>();
+  private readonly logger: Logger;
 
   constructor(
     private readonly options: {
@@ -45,7 +45,15 @@ export class AsyncExecutor {
       pool: Pool;
       broker: BrokerProbe;
     },
-  ) {}
+  ) {
+    this.logger = createLogger(options.init.settings.logLevel, {
+      name: 'aggjobs worker',
+      onLine: (line, runId) => {
+        const lines = runId === undefined ? undefined : this.runLines.get(runId);
+        if (lines !== undefined) keepRunLine(lines, line);
+      },
+    }).child({ worker: options.init.workerName });
+  }
 
   private loadTasks(): Promise<TaskSet> {
     this.tasks ??= (async () => {
@@ -87,15 +95,7 @@ export class AsyncExecutor {
     pool.nameSessions(runApplicationName(request.runId, request.attempt));
     const controller = new AbortController();
     const lines: LogLine[] = [];
-    const logger = createLogger(init.settings.logLevel, {
-      name: 'aggjobs worker',
-      onLine: (line) => {
-        if (lines.length < MAX_RUN_LINES) lines.push(line);
-        else if (lines.length === MAX_RUN_LINES) {
-          lines.push({ time: line.time, level: 'warn', msg: `… more lines in the worker's log (runId)` });
-        }
-      },
-    }).child({ worker: init.workerName });
+    this.runLines.set(request.runId, lines);
 
     return new Promise<ThreadOutcome>((resolve) => {
       let settled = false;
@@ -104,6 +104,7 @@ export class AsyncExecutor {
       const finish = (outcome: ThreadOutcome, reusePool: boolean): void => {
         if (settled) return;
         settled = true;
+        this.runLines.delete(request.runId);
         clearTimeout(softTimer);
         clearTimeout(hardTimer);
         this.releasePool(pool, reusePool);
@@ -136,7 +137,7 @@ export class AsyncExecutor {
             args: request.args,
             pool,
             settings: init.settings,
-            logger,
+            logger: this.logger,
             signal: controller.signal,
             runId: request.runId,
             attempt: request.attempt,

@@ -126,12 +126,23 @@ class SlottedWorker
     return job as SlottedJob;
   }
 
-  override async processJob(job: SlottedJob, token: string): Promise<void | SlottedJob> {
+  override async processJob(
+    job: SlottedJob,
+    token: string,
+    fetchNext: () => boolean = () => true,
+  ): Promise<void | SlottedJob> {
+    // The next job comes with this one's completion only when the slot can pass to it; otherwise
+    // the slot is given back and the next fetch takes one first.
+    let handOver = false;
+    let next: void | SlottedJob = undefined;
     try {
-      // No prefetch of the next job when this one ends: the next fetch takes a slot first.
-      return await super.processJob(job, token, () => false);
+      next = await super.processJob(job, token, () => {
+        handOver = fetchNext() && this.slots.mayHandOver();
+        return handOver;
+      });
+      return next;
     } finally {
-      this.slots.give(this);
+      if (!handOver || next === undefined) this.slots.give(this);
     }
   }
 }

@@ -39,4 +39,29 @@ describe('JobSlots', () => {
     slots.close();
     expect(await slots.take(a)).toBe(false);
   });
+
+  it('a slot passes to the next job only when nobody waits, the slots are open and not over size', async () => {
+    const slots = new JobSlots(2);
+    const a = holder();
+    const b = holder();
+    slots.register(a);
+    slots.register(b);
+    expect(await slots.take(a)).toBe(true);
+    expect(await slots.take(a)).toBe(true);
+    expect(slots.mayHandOver()).toBe(true);
+    // b has a job to fetch and waits for a slot: a's next ending gives its slot back instead.
+    const waiting = slots.take(b);
+    await Promise.resolve();
+    expect(slots.mayHandOver()).toBe(false);
+    slots.give(a);
+    expect(await waiting).toBe(true);
+    expect(slots.mayHandOver()).toBe(true);
+    // Resized down: the slots in use above the new size are taken back as their jobs end.
+    slots.resize(1);
+    expect(slots.mayHandOver()).toBe(false);
+    slots.give(a);
+    expect(slots.mayHandOver()).toBe(true);
+    slots.close();
+    expect(slots.mayHandOver()).toBe(false);
+  });
 });

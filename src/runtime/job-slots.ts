@@ -49,6 +49,17 @@ export class JobSlots {
     return taken;
   }
 
+  /**
+   * Whether a slot whose job ends may pass straight to the next job of the same Worker (BullMQ
+   * fetches it in the same call that completes the job: one round trip instead of two): only when
+   * no other Worker waits for a slot, the slots are open, and none is over the size (a resize down
+   * takes slots back as they are given).
+   */
+  mayHandOver(): boolean {
+    const s = this.semaphore;
+    return !s.isClosed && s.waiting === 0 && s.inUse <= s.size;
+  }
+
   give(holder: SlotHolder): void {
     holder.reserved -= 1;
     this.semaphore.release();

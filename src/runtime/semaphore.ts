@@ -17,6 +17,15 @@ export class Semaphore {
     return this.limit;
   }
 
+  /** How many `acquire` calls wait for a slot. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Takes a slot if one is free now; never waits. */
   tryAcquire(): boolean {
     if (this.closed || this.used >= this.limit) return false;

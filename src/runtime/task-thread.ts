@@ -10,7 +10,7 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
-import { createLogger, type LogLine } from '../log/index.ts';
+import { createLogger, keepRunLine, type LogLine } from '../log/index.ts';
 import { builtinTaskSet, findTask, type AnyTaskDefinition, type BrokerProbe } from '../tasks/index.ts';
 import { toErrorInfo } from './errors.ts';
 import { RunSessionPool } from './run-session-pool.ts';
@@ -28,16 +28,11 @@ for (const url of init.taskModules) {
 }
 const tasks = builtinTaskSet(extra);
 /** Lines the current run logged (a thread runs one task at a time), kept for its run page. */
-const MAX_RUN_LINES = 200;
 let runLines: LogLine[] | undefined;
 const logger = createLogger(init.settings.logLevel, {
   name: 'aggjobs worker',
   onLine: (line) => {
-    if (runLines === undefined) return;
-    if (runLines.length < MAX_RUN_LINES) runLines.push(line);
-    else if (runLines.length === MAX_RUN_LINES) {
-      runLines.push({ time: line.time, level: 'warn', msg: `… more lines in the worker's log (runId)` });
-    }
+    if (runLines !== undefined) keepRunLine(runLines, line);
   },
 }).child({
   worker: init.workerName,

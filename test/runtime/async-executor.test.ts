@@ -52,6 +52,19 @@ describe('async executor', () => {
     expect(pool.threads).toBe(0);
   });
 
+  it('runs at the same time keep only their own log lines', async () => {
+    const outcomes = await Promise.all(
+      ['a-lines-1', 'a-lines-2', 'a-lines-3'].map((id, i) =>
+        pool.run(run('test_sleep', { ms: 30 * (3 - i) }, id), { softMs: 5000, hardMs: 10_000 }),
+      ),
+    );
+    for (const outcome of outcomes) {
+      expect(outcome.kind).toBe('done');
+      const lines = outcome.kind === 'done' ? outcome.logs.map((l) => l.msg) : [];
+      expect(lines).toEqual(['task test_sleep started', 'task test_sleep succeeded']);
+    }
+  });
+
   it('soft limit: the signal fires and the task stops', async () => {
     const outcome = await pool.run(run('test_polite_sleep', { seconds: 60 }, 'a-soft'), {
       softMs: 300,
