@@ -92,8 +92,10 @@ type SlottedJob = Job<JobData, unknown, string, never>;
  * A BullMQ Worker that fetches a job only into a free slot of its process. BullMQ's own loop holds
  * up to `concurrency` jobs per Worker, and a worker process has one Worker per queue: without this,
  * a process on two queues would lock twice its concurrency in jobs that no other process can take,
- * and start them after its shutdown grace. Every fetch goes through `moveToActive` (BullMQ's
- * prefetch on completion is turned off), so `slots` bounds what the process holds.
+ * and start them after its shutdown grace. Every fetch goes through `moveToActive`, which takes a
+ * slot first; the job BullMQ fetches with another one's completion inherits that one's slot, and is
+ * only fetched when the slot may pass to it (JobSlots.mayHandOver). So `slots` bounds what the
+ * process holds.
  */
 class SlottedWorker
   extends Worker<JobData, unknown, string, IQueueBackend, never, BrokerToken>
