@@ -96,9 +96,12 @@ fresh AS MATERIALIZED (
   UNION ALL
   SELECT aggjobs_bucket, ${dims.join(', ')},
     ${measureSelect}
-  FROM fresh
-  WHERE (aggjobs_bucket, ${dims.join(', ')}) IN (SELECT bucket_start, ${dims.join(', ')} FROM changed WHERE NOT aggjobs_stored)
+  FROM fresh f
+  WHERE aggjobs_bucket >= $4::timestamptz
   GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
+  -- A probe per group, as in changed (the planner cannot estimate fresh rows, and a join here has
+  -- been planned as a nested loop over both).
+  HAVING NOT EXISTS (SELECT FROM ${target} t WHERE t.bucket_start = f.aggjobs_bucket AND ${dimMatch('t', 'f')})
 ), written AS (
   ${upsert}
 ), deleted AS (
