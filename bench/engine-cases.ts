@@ -2,6 +2,8 @@ import type { Pool } from '../src/db/index.ts';
 import { runHealthChecks } from '../src/tasks/index.ts';
 import {
   builtinRollups,
+  installCoveringIndexes,
+  planCoveringIndexes,
   refreshMaterializedViews,
   refreshRollup,
   type RollupDefinition,
@@ -53,8 +55,7 @@ interface Range {
 function plainGroupBy(def: RollupDefinition, range?: Range): string {
   const dims = def.dimensions.map((d) => d.column);
   const measures = def.measures.map((m) => `${m.sql} AS ${m.name}`).join(', ');
-  const where =
-    range === undefined ? '' : `WHERE ${def.timeColumn} >= $1 AND ${def.timeColumn} < $2`;
+  const where = range === undefined ? '' : `WHERE ${def.timeColumn} >= $1 AND ${def.timeColumn} < $2`;
   return `SELECT date_trunc('hour', ${def.timeColumn}, 'UTC') AS bucket_start, ${dims.join(', ')}, ${measures}
     FROM ${def.source} ${where} GROUP BY 1, ${dims.map((_, i) => i + 2).join(', ')}`;
 }
@@ -274,6 +275,109 @@ export async function scatteredUpdates(pool: Pool, pairs: PairCount): Promise<Ca
     reference,
     { op: '<=', value: goal, text: '≤ 1/50 = 0.02 (TimescaleDB re-materializes the range: about 1/1)' },
   );
+}
+
+/** Single-row application inserts into execution_logs for `seconds`: their latencies (ms). */
+async function insertLatencies(pool: Pool, seconds: number): Promise<number[]> {
+  const client = await pool.connect();
+  const latencies: number[] = [];
+  const until = performance.now() + seconds * 1000;
+  try {
+    while (performance.now() < until) {
+      latencies.push(
+        await timed(() =>
+          client.query(
+            `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at) VALUES (1, 1, 1, 'running', now())`,
+          ),
+        ),
+      );
+    }
+  } finally {
+    client.release();
+  }
+  return latencies;
+}
+
+/**
+ * The opt-in covering index of execution_metrics_hourly (docs/covering-index.md), built by the
+ * engine (installCoveringIndexes, CONCURRENTLY, untimed) and dropped again at the end:
+ * - read gain: the scattered-updates case with the index ÷ the same full recompute, interleaved;
+ * - write cost: p99 of single-row inserts with the index ÷ without, in rounds that alternate
+ *   (the index dropped and rebuilt between rounds; one round is `seconds` of inserts each way).
+ */
+export async function coveringIndexCases(
+  pool: Pool,
+  options: { pairs: PairCount; writeRounds: number; seconds: number },
+): Promise<CaseResult[]> {
+  const covered = { ...hourly, coveringIndex: true };
+  const { rows } = await pool.query<{ table: string }>(
+    `SELECT pg_size_pretty(pg_relation_size('public.execution_logs')) AS table`,
+  );
+  const withIndex = async (): Promise<string> => {
+    await installCoveringIndexes(pool, [covered]);
+    await pool.query('ANALYZE public.execution_logs');
+    const name = (await planCoveringIndexes(pool, [covered]))[0]?.name ?? '';
+    const { rows: size } = await pool.query<{ size: string }>(
+      `SELECT pg_size_pretty(pg_relation_size(to_regclass($1))) AS size`,
+      [`public.${name}`],
+    );
+    return size[0]?.size ?? '?';
+  };
+  const withoutIndex = (): Promise<unknown> => installCoveringIndexes(pool, [hourly]);
+  const results: CaseResult[] = [];
+  try {
+    const indexSize = await withIndex();
+    await refreshRollup(pool, hourly, { timezone: 'UTC', mode: incremental });
+    const goal = 1 / 50;
+    const { measured, reference } = await interleavedPairs({
+      minPairs: options.pairs.min,
+      maxPairs: options.pairs.max,
+      goal,
+      before: () =>
+        pool.query(
+          `UPDATE public.execution_logs SET credits_used = credits_used + 1, duration_ms = coalesce(duration_ms, 0) + 1
+           WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM public.execution_logs))::bigint FROM generate_series(1, 1000))`,
+        ),
+      measure: () => refreshRollup(pool, hourly, { timezone: 'UTC', mode: incremental }),
+      reference: () => bareGroupBy(pool, [hourly], undefined),
+    });
+    const read = pairedCase(
+      `the same with the opt-in covering index (coveringIndex: true; ${indexSize} on a ${rows[0]?.table ?? '?'} table)`,
+      measured,
+      'full recompute: bare GROUP BY over every row, CREATE TEMP TABLE … AS',
+      reference,
+      { op: '<=', value: goal, text: '≤ 1/50 = 0.02' },
+    );
+    results.push(read);
+
+    // Write cost: rounds alternate which goes first; the index is rebuilt (untimed) for each.
+    const withP99: number[] = [];
+    const withoutP99: number[] = [];
+    let counts = { with: 0, without: 0 };
+    for (let round = 0; round < options.writeRounds; round += 1) {
+      for (const present of round % 2 === 0 ? [true, false] : [false, true]) {
+        if (present) await withIndex();
+        else await withoutIndex();
+        const latencies = await insertLatencies(pool, options.seconds);
+        (present ? withP99 : withoutP99).push(percentile(latencies, 99));
+        counts = present
+          ? { ...counts, with: counts.with + latencies.length }
+          : { ...counts, without: counts.without + latencies.length };
+      }
+    }
+    const spread = pairedRatios(withP99, withoutP99);
+    results.push({
+      name: 'application insert p99 with the covering index (one more index on execution_logs)',
+      measured: summarize(withP99),
+      reference: { name: 'p99 without it', summary: summarize(withoutP99) },
+      ratio: spread.median,
+      spread,
+      note: `${options.writeRounds} rounds of ${options.seconds} s each way; ${counts.with} inserts with, ${counts.without} without; no goal: the price of the read gain above`,
+    });
+  } finally {
+    await withoutIndex();
+  }
+  return results;
 }
 
 /** The same hourly aggregate as a plain materialized view: REFRESH ÷ our incremental run after one new hour. */

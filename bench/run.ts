@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- --size small|full [--runs N] [--cases engine,runtime]`: seeds (or reuses) data
+ * `npm run bench -- --size small|full [--runs N] [--cases engine,runtime]` (or parts of either:
+ * `--cases user-backfill,new-hour,updates,covering-index`): seeds (or reuses) data
  * sets with the workload generator, runs each case several times, and writes a report of medians,
  * min/max and ratios measured in the same run (absolute times on a shared machine are not stable;
  * ratios are). The engine cases measure the rollup engine; the runtime cases the job system around
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import {
   backfillEnginePart,
   backfillUserForm,
+  coveringIndexCases,
   incrementalHour,
   plainMaterializedView,
   scatteredUpdates,
@@ -35,6 +37,7 @@ const sizes = {
     runs: 3,
     pairs: { min: 7, max: 21 },
     writerSeconds: 2,
+    coverWriteRounds: 5,
     runtime: {
       latencySamples: 50,
       throughputRuns: 2000,
@@ -58,6 +61,7 @@ const sizes = {
     runs: 5,
     pairs: { min: 5, max: 9 },
     writerSeconds: 5,
+    coverWriteRounds: 3,
     runtime: {
       latencySamples: 300,
       throughputRuns: 2000,
@@ -81,13 +85,21 @@ const { values } = parseArgs({
 });
 const cases = new Set(values.cases.split(',').map((c) => c.trim()));
 const isPart = (c: string): c is RuntimePart => (runtimeParts as readonly string[]).includes(c);
-if (cases.size === 0 || [...cases].some((c) => c !== 'engine' && c !== 'runtime' && !isPart(c))) {
+/** Parts of the engine cases, to run one alone (a full-size run of all of them takes ~40 minutes). */
+const engineParts = ['user-backfill', 'new-hour', 'updates', 'covering-index', 'writer', 'tasks'] as const;
+type EnginePart = (typeof engineParts)[number];
+const isEnginePart = (c: string): c is EnginePart => (engineParts as readonly string[]).includes(c);
+if (
+  cases.size === 0 ||
+  [...cases].some((c) => c !== 'engine' && c !== 'runtime' && !isPart(c) && !isEnginePart(c))
+) {
   process.stderr.write(
-    `--cases must list engine, runtime or parts of runtime (${runtimeParts.join(', ')}), got "${values.cases}"\n`,
+    `--cases must list engine, runtime or parts of them (${[...engineParts, ...runtimeParts].join(', ')}), got "${values.cases}"\n`,
   );
   process.exit(2);
 }
 const parts = new Set<RuntimePart>(cases.has('runtime') ? runtimeParts : [...cases].filter(isPart));
+const engine = new Set<EnginePart>(cases.has('engine') ? engineParts : [...cases].filter(isEnginePart));
 const size = values.size === 'full' ? 'full' : values.size === 'small' ? 'small' : undefined;
 if (size === undefined) {
   process.stderr.write(`--size must be small or full, got "${values.size}"\n`);
@@ -137,15 +149,15 @@ const small = await openDataset(
 log(`data: ${main.executions} executions (history case: ${small.executions})`);
 
 const results: CaseResult[] = [];
-if (cases.has('engine')) {
+if (engine.has('user-backfill')) {
   log('case: backfill_aggregations (user form) vs bare GROUP BY');
   results.push(await backfillUserForm(main, { end: dataEnd, days: s.days, pairs }));
   results.push(await backfillEnginePart(main.pool, { end: dataEnd, days: s.days, pairs }));
+}
+if (engine.has('new-hour') || engine.has('tasks')) {
   log('case: incremental hour');
   const hour = await incrementalHour(main.pool, pairs, s.rowsPerHour);
   results.push(hour.result);
-  log('case: scattered updates');
-  results.push(await scatteredUpdates(main.pool, pairs));
   log('case: history independence');
   const smallHour = await incrementalHour(small.pool, { min: runs, max: runs }, s.rowsPerHour);
   {
@@ -161,10 +173,30 @@ if (cases.has('engine')) {
       met: ratio <= 1.3,
     });
   }
+  if (engine.has('tasks')) {
+    log('case: plain materialized view');
+    results.push(await plainMaterializedView(main.pool, runs, hour.incremental));
+  }
+}
+if (engine.has('updates')) {
+  log('case: scattered updates');
+  results.push(await scatteredUpdates(main.pool, pairs));
+}
+if (engine.has('covering-index')) {
+  log('case: covering index (read gain, write cost)');
+  results.push(
+    ...(await coveringIndexCases(main.pool, {
+      pairs,
+      writeRounds: s.coverWriteRounds,
+      seconds: s.writerSeconds,
+    })),
+  );
+}
+if (engine.has('writer')) {
   log('case: writer latency');
   results.push(await writerLatency(main.pool, s.writerSeconds));
-  log('case: plain materialized view');
-  results.push(await plainMaterializedView(main.pool, runs, hour.incremental));
+}
+if (engine.has('tasks')) {
   log('case: seed task targets');
   results.push(...(await seedTargets(main.pool, Math.min(runs, 3), dataEnd)));
 }
