@@ -16,7 +16,9 @@ import {
   runStats,
   type RunQuery,
   type RunRecord,
+  type RunRow,
   retryableStates,
+  toRecord,
 } from './run-log.ts';
 import { promoteRun, requestTermination, revokeOrphan } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
@@ -100,6 +102,8 @@ export interface Control {
   beat(): Promise<{ holder: string; acquiredAt: Date; expiresAt: Date; active: boolean } | undefined>;
   runs(query?: RunQuery): Promise<RunRecord[]>;
   run(runId: string): Promise<RunRecord | undefined>;
+  /** The runs started by retrying this one, newest first. */
+  retriesOf(runId: string): Promise<RunRecord[]>;
   runStats(hours?: number): ReturnType<typeof runStats>;
   backfillProgress(runId: string): Promise<BackfillProgress | undefined>;
   /**
@@ -196,7 +200,10 @@ export function createControl(runtime: Runtime): Control {
           `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
         );
       }
-      return await runtime.enqueue(run.task, { kwargs: run.args });
+      const result = await runtime.enqueue(run.task, { kwargs: run.args });
+      // The new run names the one it retried (the dashboard links both ways).
+      await pool.query('UPDATE aggjobs.task_runs SET retry_of = $1 WHERE id = $2', [runId, result.id]);
+      return result;
     },
     async promote(runId) {
       const run = await getRun(pool, runId);
@@ -274,6 +281,13 @@ export function createControl(runtime: Runtime): Control {
     },
     runs: (query) => listRuns(pool, query),
     run: (runId) => getRun(pool, runId),
+    async retriesOf(runId) {
+      const { rows } = await pool.query<RunRow>(
+        'SELECT * FROM aggjobs.task_runs WHERE retry_of = $1 ORDER BY enqueued_at DESC LIMIT 50',
+        [runId],
+      );
+      return rows.map(toRecord);
+    },
     runStats: (hours) => runStats(pool, hours),
     async backfillProgress(runId) {
       const id = await backfillOf(pool, runtime, runId);

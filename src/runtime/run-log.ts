@@ -45,6 +45,8 @@ export interface RunRecord {
   leaseExpiresAt: Date | null;
   /** When a queued or retrying run may start (countdown, retry backoff). */
   notBefore: Date | null;
+  /** The run this one retried (Control.retry), if it was started by a retry. */
+  retryOf: string | null;
 }
 
 /** A row of aggjobs.task_runs as node-postgres returns it. */
@@ -69,6 +71,7 @@ export interface RunRow {
   lease_expires_at: Date | null;
   not_before: Date | null;
   state_changed_at: Date;
+  retry_of: string | null;
 }
 
 export function toRecord(r: RunRow): RunRecord {
@@ -91,6 +94,7 @@ export function toRecord(r: RunRow): RunRecord {
     parentId: r.parent_id,
     leaseExpiresAt: r.lease_expires_at,
     notBefore: r.not_before,
+    retryOf: r.retry_of,
   };
 }
 

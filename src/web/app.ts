@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
-import { createControl } from '../runtime/index.ts';
+import { createControl, type Runtime } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
 import { apiRoutes, boundedParam, checkRequestBounds, HttpError } from './api/index.ts';
 import { clientScript, stylesheet } from './assets/index.ts';
@@ -85,13 +85,25 @@ function clipErrorBody(body: { error: string; problems?: ReadonlyArray<{ field: 
       };
 }
 
+/**
+ * The runtime as the dashboard's Control sees it: its pool is the timed one, so the control queries
+ * (queues, workers, schedules, a run and its children) give up like every other dashboard query
+ * instead of waiting on a lock (issue 15). Enqueueing keeps the runtime's own pool.
+ */
+function withTimedPool(runtime: Runtime): Runtime {
+  const pool = timedPool(runtime.pool);
+  return new Proxy(runtime, {
+    get: (target, prop, receiver) => (prop === 'pool' ? pool : Reflect.get(target, prop, receiver)),
+  });
+}
+
 function buildContext(deps: DashboardDeps): DashboardContext {
   const { settings, runtime } = deps;
   return {
     pool: timedPool(deps.pool),
     settings,
     runtime,
-    control: deps.control ?? createControl(runtime),
+    control: deps.control ?? createControl(withTimedPool(runtime)),
     logger: deps.logger,
     scrub: createSecretScrubber({
       urls: [settings.databaseUrl, runtime.databaseUrl, settings.brokerUrl, settings.resultBackendUrl],

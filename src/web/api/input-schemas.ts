@@ -24,6 +24,8 @@ export const runListQuery = z
     from: optional(dateTime),
     to: optional(dateTime),
     q: optional(z.string().max(200)),
+    /** 1: show a backfill's window runs among the others (default: only on their backfill's page). */
+    children: optional(z.enum(['0', '1'])),
     page: optional(z.coerce.number().int().min(1).max(100_000)),
     limit: optional(z.coerce.number().int().min(1).max(500)),
   })

@@ -76,6 +76,18 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     return c.json({ id: result.id, task: run.task, retryOf: id, state: 'queued' }, 202);
   });
 
+  // A delayed run (countdown, retry backoff) may start now; it keeps its id.
+  app.post('/tasks/:id/promote', async (c) => {
+    const id = boundedParam('id', c.req.param('id'));
+    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
+    const outcome = await ctx.control.promote(id);
+    ctx.logger.info(
+      { runId: id, action: outcome.action, user: c.get('auth').user },
+      `dashboard: promote ${id}`,
+    );
+    return c.json(outcome);
+  });
+
   app.post('/tasks/:id/revoke', async (c) => {
     const id = boundedParam('id', c.req.param('id'));
     const body = parseInput(revokeBody, await readJsonBody(c), 'body');

@@ -1,4 +1,12 @@
-import { formatDuration, formatTime, html, type HtmlChild, type SafeHtml } from '../html/index.ts';
+import {
+  formatDuration,
+  formatJson,
+  formatNumber,
+  formatTime,
+  html,
+  type HtmlChild,
+  type SafeHtml,
+} from '../html/index.ts';
 import type { QueueCounts } from '../../runtime/index.ts';
 import type { Read } from '../queries/index.ts';
 import type { RunJson } from '../services/index.ts';
@@ -58,12 +66,106 @@ export function summarize(value: unknown, max = 120): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/**
+ * A time as `<time>`: the server writes it in UTC; the client script shows it in the browser's zone
+ * with how long ago (or until) it is, and keeps the exact UTC time on hover.
+ */
+export function timeAt(value: Date | string | null | undefined): SafeHtml | string {
+  if (value === null || value === undefined) return '—';
+  const date = typeof value === 'string' ? new Date(value) : value;
+  if (Number.isNaN(date.getTime())) return '—';
+  const utc = formatTime(date);
+  return html`<time datetime="${date.toISOString()}" title="${utc}">${utc}</time>`;
+}
+
+const isScalar = (v: unknown): v is string | number | boolean | null =>
+  v === null || ['string', 'number', 'boolean'].includes(typeof v);
+
+function scalarText(v: unknown): string {
+  if (typeof v === 'number') return formatNumber(v);
+  return v === null ? 'null' : String(v);
+}
+
+/**
+ * A result for a table cell, readably: an object's scalar fields as `name: value` (numbers grouped),
+ * nested ones as `name: {…}`; the whole value is on the run's page.
+ */
+export function resultSummary(value: unknown, max = 4): SafeHtml | string {
+  if (value === null || value === undefined) return '';
+  if (isScalar(value)) return summarize(scalarText(value), 120);
+  if (Array.isArray(value)) return `${value.length} item${value.length === 1 ? '' : 's'}`;
+  const entries = Object.entries(value as Record<string, unknown>);
+  const shown = entries
+    .slice(0, max)
+    .map(
+      ([k, v]) =>
+        html`<span class="kv"
+          ><span class="muted">${k}</span>
+          ${isScalar(v) ? summarize(scalarText(v), 40) : Array.isArray(v) ? `[${v.length}]` : '{…}'}</span
+        >`,
+    );
+  return html`${shown}${entries.length > max ? html`<span class="muted"> +${entries.length - max} more</span>` : ''}`;
+}
+
+/**
+ * A result on a run's page: an object as a table of its fields (nested values as indented JSON), an
+ * array of objects as a table with a column per key, anything else as JSON; the raw JSON below.
+ */
+export function resultView(value: unknown): SafeHtml {
+  const rawJson = html`<details>
+    <summary class="muted">JSON</summary>
+    <pre class="result">${formatJson(value)}</pre>
+  </details>`;
+  if (value === null || value === undefined) return html`<p class="muted">No result.</p>`;
+  const cell = (v: unknown): SafeHtml | string =>
+    isScalar(v) ? scalarText(v) : html`<pre class="inline">${JSON.stringify(v, null, 2)}</pre>`;
+  if (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((v) => v !== null && typeof v === 'object' && !Array.isArray(v))
+  ) {
+    const keys = [...new Set(value.flatMap((v) => Object.keys(v as object)))].slice(0, 12);
+    return html`<table class="result-table">
+        <thead>
+          <tr>
+            ${keys.map((k) => html`<th>${k}</th>`)}
+          </tr>
+        </thead>
+        <tbody>
+          ${value.slice(0, 200).map(
+            (row) =>
+              html`<tr>
+                ${keys.map((k) => html`<td>${cell((row as Record<string, unknown>)[k])}</td>`)}
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+      ${rawJson}`;
+  }
+  if (typeof value === 'object' && !Array.isArray(value)) {
+    return html`<dl class="props result-fields">
+        ${Object.entries(value as Record<string, unknown>).map(
+          ([k, v]) =>
+            html`<dt>${k}</dt>
+              <dd class="mono">${cell(v)}</dd>`,
+        )}
+      </dl>
+      ${rawJson}`;
+  }
+  return html`<pre class="result">${formatJson(value)}</pre>`;
+}
+
 export function runsTable(
   runs: readonly RunJson[],
-  options: { empty: string; actions?: (run: RunJson) => HtmlChild },
+  options: {
+    empty: string;
+    actions?: (run: RunJson) => HtmlChild;
+    /** Per parent run: how many child runs it has (a backfill's windows), said under its name. */
+    childCounts?: ReadonlyMap<string, number>;
+  },
 ): SafeHtml {
   if (runs.length === 0) return html`<p class="muted">${options.empty}</p>`;
-  return html`<table class="runs">
+  return html`<table class="runs sortable">
     <thead>
       <tr>
         <th>Task</th>
@@ -84,15 +186,19 @@ export function runsTable(
             <td>
               <a href="${runHref(r.id)}">${r.task}</a>
               <div class="muted mono">${r.id.length > 24 ? `${r.id.slice(0, 24)}…` : r.id}</div>
+              ${options.childCounts?.get(r.id) === undefined ? '' : html`<div class="muted">${options.childCounts.get(r.id)} child window runs</div>`}
             </td>
-            <td>${badge(r.state)}</td>
+            <td>
+              ${badge(r.state)}
+              ${(r.state === 'queued' || r.state === 'retrying') && r.notBefore !== null && new Date(r.notBefore).getTime() > Date.now() ? html`<div class="muted">will run ${timeAt(r.notBefore)}</div>` : ''}
+            </td>
             <td class="mono truncate">${summarize(r.args, 80)}</td>
             <td class="mono">${r.worker ?? '—'}</td>
-            <td class="mono">${formatTime(r.enqueuedAt)}</td>
-            <td class="num">${formatDuration(r.durationMs)}</td>
+            <td class="mono" data-sort="${r.enqueuedAt}">${timeAt(r.enqueuedAt)}</td>
+            <td class="num" data-sort="${r.durationMs ?? -1}">${formatDuration(r.durationMs)}</td>
             <td class="num">${r.attempts}</td>
-            <td class="truncate ${r.error === null ? 'mono' : 'error-text'}">
-              ${r.error === null ? summarize(r.result) : summarize(r.error)}
+            <td class="${r.error === null ? 'result-cell' : 'truncate error-text'}">
+              ${r.error === null ? resultSummary(r.result) : summarize(r.error)}
             </td>
             ${options.actions === undefined ? '' : html`<td>${options.actions(r)}</td>`}
           </tr>`,

@@ -1,4 +1,4 @@
-export { searchRuns, recentFailures, knownWorkers, type RunFilter } from './task-runs.ts';
+export { searchRuns, recentFailures, knownWorkers, childCounts, type RunFilter } from './task-runs.ts';
 export { runSeries, taskSummaries, type RunBucket, type TaskSummary } from './run-series.ts';
 export { rollupStatuses, viewStatuses, type RollupStatus, type ViewStatus } from './rollup-status.ts';
 export {

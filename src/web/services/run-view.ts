@@ -24,6 +24,8 @@ export interface RunJson {
   leaseExpiresAt: string | null;
   /** While queued or retrying: when it may start (countdown, retry backoff). */
   notBefore: string | null;
+  /** The run this one retried, when it was started by Retry. */
+  retryOf: string | null;
 }
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
@@ -56,5 +58,6 @@ export function runJson(run: RunRecord, scrub: SecretScrubber): RunJson {
     parentId: run.parentId,
     leaseExpiresAt: iso(run.leaseExpiresAt),
     notBefore: iso(run.notBefore),
+    retryOf: run.retryOf,
   };
 }
