@@ -1,7 +1,8 @@
-import { loadSettings, type Settings } from '../config/index.ts';
+import { ConfigError, loadSettings, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
 import { createLogger, resolveLogFormat, type Logger } from '../log/index.ts';
 import { createRuntime, type Runtime } from '../runtime/index.ts';
+import { taskNames } from '../tasks/index.ts';
 import { explainDatabaseError } from './explain-failure.ts';
 import { OperationalError } from './operational.error.ts';
 
@@ -12,9 +13,28 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
+/**
+ * TASK_TIME_LIMITS names tasks; the settings cannot know them (config sits below tasks), so a typo
+ * (`hourly_rolup=5`) is refused here, before anything runs, naming it.
+ */
+function assertKnownTasks(settings: Settings): void {
+  const known = new Set<string>(taskNames);
+  const unknown = Object.keys(settings.taskTimeLimits).filter((name) => !known.has(name));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      'TASK_TIME_LIMITS',
+      `a list of task=hard[:soft] seconds for known tasks (${[...known].join(', ')}); no task is named ${unknown.join(', ')}`,
+      Object.entries(settings.taskTimeLimits)
+        .map(([name, l]) => `${name}=${l.hard}${l.soft === undefined ? '' : `:${l.soft}`}`)
+        .join(','),
+    );
+  }
+}
+
 /** Settings (validated: a bad value throws ConfigError before anything is written), a logger, the database. */
 export async function openContext(options: { name: string; logLevel?: string }): Promise<CliContext> {
   const loaded = loadSettings();
+  assertKnownTasks(loaded);
   // Decided once here (stdout is this process's; a task thread's is not a terminal), and passed down.
   const settings: Settings = Object.freeze({ ...loaded, logFormat: resolveLogFormat(loaded.logFormat) });
   const logLevel = (options.logLevel ?? settings.logLevel) as Settings['logLevel'];

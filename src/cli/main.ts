@@ -5,8 +5,9 @@ import { explainFailure } from './explain-failure.ts';
 import { buildProgram } from './program.ts';
 import { UsageError } from './usage.error.ts';
 
-/** LOG_LEVEL=debug (or trace) asks for the stack of expected failures too. */
+/** `--debug` or LOG_LEVEL=debug (or trace) asks for the stack of expected failures too. */
 function debugRequested(): boolean {
+  if (process.argv.includes('--debug')) return true;
   try {
     return ['debug', 'trace'].includes(loadSettings().logLevel);
   } catch {

@@ -23,6 +23,8 @@ export function buildProgram(): Command {
   const program = new Command('aggjobs')
     .description('exact, incremental analytics rollups of PostgreSQL data as scheduled background jobs')
     .version(pkg.version, '-V, --version')
+    // Read by main.ts from argv (an error may come before commander has parsed anything).
+    .option('--debug', 'print the stack of an expected failure too (as LOG_LEVEL=debug does)')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: false });
   program.addCommand(migrateCommand());

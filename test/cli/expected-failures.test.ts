@@ -105,4 +105,16 @@ describe('expected failures answer in one line without a stack', () => {
     expect(out.stderr).toMatch(/^aggjobs: cannot reach PostgreSQL/m);
     expect(out.stderr).toMatch(/\n\s+at /);
   });
+  it('--debug adds the stack of the cause too', async () => {
+    const out = await runCli(['run', 'hourly_rollup', '--debug'], env({ DATABASE_URL: deadPostgres }));
+    expect(out.status).toBe(1);
+    expect(out.stderr).toMatch(/^aggjobs: cannot reach PostgreSQL/m);
+    expect(out.stderr).toMatch(/\n\s+at /);
+  });
+
+  it('a typo in a task name inside TASK_TIME_LIMITS: exit 2, names the task', async () => {
+    const out = await runCli(['health'], env({ TASK_TIME_LIMITS: 'hourly_rolup=5' }));
+    expect(out.status).toBe(2);
+    expectOneLine(out.stderr, /^aggjobs: TASK_TIME_LIMITS must be .*no task is named hourly_rolup/);
+  });
 });
