@@ -1,7 +1,7 @@
 /**
- * The README's programmatic example ("From code, as the seed's Python examples"), run as written
- * against a real PostgreSQL and Redis with a worker running. Only the import changes: `'aggjobs'`
- * becomes this checkout's src/index.ts.
+ * The programmatic example of docs/tasks.md ("From code"), run as written against a real
+ * PostgreSQL and Redis with a worker running. Only the import changes: `'aggjobs'` becomes this
+ * checkout's src/index.ts.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,8 +13,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { testRedisUrl } from '../support/redis-url.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
-const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-const section = readme.slice(readme.indexOf("From code, as the seed's Python examples"));
+const doc = readFileSync(new URL('../../docs/tasks.md', import.meta.url), 'utf8');
+const section = doc.slice(doc.indexOf('## From code'));
 const example = /```ts\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
 const entry = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
@@ -50,7 +50,7 @@ function run(
   });
 }
 
-describe('README: the programmatic example', () => {
+describe('docs/tasks.md: the programmatic example', () => {
   it('runs as written and prints the three results', async () => {
     expect(example).toContain("from 'aggjobs'");
     const dir = mkdtempSync(join(tmpdir(), 'aggjobs-example-'));
