@@ -48,6 +48,8 @@ export class AsyncExecutor {
   ) {
     this.logger = createLogger(options.init.settings.logLevel, {
       name: 'aggjobs worker',
+      // As the CLI decided for this process (pretty in a terminal): not re-decided here.
+      format: options.init.settings.logFormat,
       onLine: (line, runId) => {
         const lines = runId === undefined ? undefined : this.runLines.get(runId);
         if (lines !== undefined) keepRunLine(lines, line);

@@ -31,6 +31,8 @@ const tasks = builtinTaskSet(extra);
 let runLines: LogLine[] | undefined;
 const logger = createLogger(init.settings.logLevel, {
   name: 'aggjobs worker',
+  // As the CLI decided for the worker's process: a thread's own stdout is never a terminal.
+  format: init.settings.logFormat,
   onLine: (line) => {
     if (runLines !== undefined) keepRunLine(runLines, line);
   },

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.ts';
 import { runCli } from './cli-runner.ts';
@@ -51,4 +52,35 @@ describe('the log format', () => {
     expect(out.status).toBe(2);
     expect(out.stderr.trim()).toBe('aggjobs: LOG_FORMAT must be one of pretty, json, got "colour"');
   });
+  it.each(['async', 'threads'])(
+    "reaches the worker's task lines too (--pool %s): pretty under LOG_FORMAT=pretty",
+    async (pool) => {
+      const workerEnv = {
+        ...env,
+        LOG_FORMAT: 'pretty',
+        BROKER_KEY_PREFIX: `{lf${randomBytes(4).toString('hex')}}`,
+      };
+      const worker = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'worker', '-c', '1', '--pool', pool],
+        { env: { ...process.env, NODE_ENV: 'production', ...workerEnv } },
+      );
+      let stdout = '';
+      worker.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      try {
+        const run = await runCli(['run', 'health_check', '--wait', '--timeout', '60'], workerEnv, 90_000);
+        expect(run.status, run.stderr).toBe(0);
+        const deadline = Date.now() + 20_000;
+        while (!/task health_check succeeded/.test(stdout) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(stdout).toMatch(/^\d\d:\d\d:\d\d INFO {2}aggjobs worker: task health_check succeeded/m);
+        expect(stdout).not.toMatch(/\{"level":/);
+      } finally {
+        worker.kill('SIGTERM');
+        await new Promise((r) => worker.once('exit', r));
+      }
+    },
+    120_000,
+  );
 });
