@@ -5,7 +5,8 @@
  * README's `npm install` and `npm start` exactly as written, with nothing configured. Checked: the
  * dashboard serves, `aggjobs db url` reaches the embedded database with its demo data, Ctrl-C (SIGINT
  * to the whole process group, as a terminal sends it) stops everything and leaves no process behind;
- * then a second start, stopped the same way. How long the second start takes is printed, not asserted
+ * then a second start, stopped the same way. As root it does it twice: as root in the private
+ * directory, and as an ordinary user (made for the test, removed after it) in their home. How long the second start takes is printed, not asserted
  * (timing belongs to benchmarks): see docs/operations.md for the figure measured.
  *
  * What it clones is HEAD: commit before running it on a change.
@@ -86,10 +87,15 @@ interface Started {
   exited: Promise<number | string | null>;
 }
 
-function npmStart(dir: string, port: number, command: string): Started {
+function npmStart(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  command: string,
+  as: { uid?: number; gid?: number },
+): Started {
   const [bin, ...args] = command.split(/\s+/);
   // detached: a process group of its own, so the test can signal it as a terminal's Ctrl-C does.
-  const child = spawn(bin ?? 'npm', args, { cwd: dir, env: userEnv(port), detached: true });
+  const child = spawn(bin ?? 'npm', args, { cwd: dir, env, detached: true, ...as });
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
@@ -126,9 +132,30 @@ async function ctrlC(started: Started): Promise<number | string | null> {
   ]);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'aggjobs-front-door-'));
-const app = join(dir, 'app');
-let pgdata: string | undefined;
+/** Who runs the two commands, and where. */
+interface Case {
+  name: string;
+  /** The directory the clone goes into (`<dir>/app`). */
+  dir: string;
+  /** Set: run as this OS user, with this home. */
+  user?: { uid: number; gid: number; home: string; name: string };
+}
+
+const isRoot = process.getuid?.() === 0;
+const privateDir = mkdtempSync(join(tmpdir(), 'aggjobs-front-door-'));
+const cases: Case[] = [
+  { name: `as ${isRoot ? 'root' : 'this user'} in a mode-700 directory`, dir: privateDir },
+];
+let ordinary: Case['user'];
+if (isRoot) {
+  // An ordinary user in their home, made for the test and removed after it.
+  const name = `aggjobs-fd-${process.pid}`;
+  execFileSync('useradd', ['--create-home', '--shell', '/bin/sh', name]);
+  const id = (flag: string): number => Number(execFileSync('id', [flag, name]).toString());
+  ordinary = { uid: id('-u'), gid: id('-g'), home: join('/home', name), name };
+  cases.push({ name: 'as an ordinary user in their home', dir: ordinary.home, user: ordinary });
+}
+const pgdatas: string[] = [];
 const leftovers: Started[] = [];
 
 afterAll(() => {
@@ -139,7 +166,7 @@ afterAll(() => {
       // already gone
     }
   }
-  if (pgdata !== undefined) {
+  for (const pgdata of pgdatas) {
     // A server a failed run left behind: stopped through its pid file.
     const pidFile = join(pgdata, 'postmaster.pid');
     if (existsSync(pidFile)) {
@@ -150,67 +177,102 @@ afterAll(() => {
       }
     }
     // Its data, when it was laid outside the private directory (as root): /var/lib/aggjobs/data-<hash>.
-    if (!pgdata.startsWith(dir)) rmSync(join(pgdata, '..'), { recursive: true, force: true });
+    if (pgdata.startsWith('/var/lib/aggjobs/')) rmSync(join(pgdata, '..'), { recursive: true, force: true });
   }
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(privateDir, { recursive: true, force: true });
+  if (ordinary !== undefined) {
+    try {
+      execFileSync('userdel', ['--remove', ordinary.name], { stdio: 'ignore' });
+    } catch {
+      rmSync(ordinary.home, { recursive: true, force: true });
+    }
+  }
 });
 
-describe('README: the two commands, from a fresh clone in a private directory', () => {
-  it('npm install && npm start serves the dashboard; Ctrl-C stops everything; a second start too', async () => {
-    const commands = twoCommands();
-    expect(commands[0]).toBe('npm install && npm start');
-    const [install, start] = commands[0]?.split(' && ') ?? [];
-    expect(statSync(dir).mode & 0o777).toBe(0o700);
-    execFileSync('git', ['clone', '-q', repo, app]);
-    execFileSync(install ?? 'npm install', { cwd: app, shell: '/bin/sh', env: userEnv(0), stdio: 'pipe' });
+describe('README: the two commands, from a fresh clone', () => {
+  it.each(cases)(
+    '$name: npm install && npm start serves the dashboard; Ctrl-C stops everything; a second start too',
+    async ({ dir, user }) => {
+      const commands = twoCommands();
+      expect(commands[0]).toBe('npm install && npm start');
+      const [install, start] = commands[0]?.split(' && ') ?? [];
+      const app = join(dir, 'app');
+      if (user === undefined) expect(statSync(dir).mode & 0o777).toBe(0o700);
+      execFileSync('git', ['clone', '-q', repo, app]);
+      if (user !== undefined) execFileSync('chown', ['-R', `${user.uid}:${user.gid}`, app]);
+      const as = user === undefined ? {} : { uid: user.uid, gid: user.gid };
+      const envFor = (port: number): NodeJS.ProcessEnv =>
+        user === undefined
+          ? userEnv(port)
+          : { ...userEnv(port), HOME: user.home, USER: user.name, LOGNAME: user.name };
+      execFileSync(install ?? 'npm install', {
+        cwd: app,
+        shell: '/bin/sh',
+        env: envFor(0),
+        stdio: 'pipe',
+        ...as,
+      });
 
-    const port = await freePort();
-    const first = npmStart(app, port, start ?? 'npm start');
-    leftovers.push(first);
-    const firstMs = await waitForDashboard(port, first, 300_000);
-    const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
-    expect(page).toContain('aggjobs');
+      const port = await freePort();
+      const first = npmStart(app, envFor(port), start ?? 'npm start', as);
+      leftovers.push(first);
+      const firstMs = await waitForDashboard(port, first, 300_000);
+      const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+      expect(page).toContain('aggjobs');
 
-    // The database the log's URL names, reached the way the README says (`aggjobs db url`).
-    const url = execFileSync('node', ['dist/cli/main.js', 'db', 'url'], { cwd: app, env: userEnv(port) })
-      .toString()
-      .trim();
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM public.execution_logs');
-    await client.end();
-    expect(Number(rows[0]?.n)).toBeGreaterThan(0);
+      // The database the log's URL names, reached the way the README says (`aggjobs db url`).
+      const url = execFileSync('node', ['dist/cli/main.js', 'db', 'url'], {
+        cwd: app,
+        env: envFor(port),
+        ...as,
+      })
+        .toString()
+        .trim();
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM public.execution_logs');
+      await client.end();
+      expect(Number(rows[0]?.n)).toBeGreaterThan(0);
 
-    const marker = join(app, '.aggjobs', 'pgdata-location');
-    pgdata = existsSync(marker) ? readFileSync(marker, 'utf8').trim() : join(app, '.aggjobs', 'pgdata');
-    if (process.getuid?.() === 0) {
-      // The postgres user cannot enter a mode-700 directory: the log says where the data went.
-      expect(first.output()).toContain('cannot reach');
-      expect(pgdata.startsWith('/var/lib/aggjobs/')).toBe(true);
-    }
-    expect(statSync(join(app, '.aggjobs', 'pgpass')).mode & 0o077).toBe(0);
-    const watched = [app, pgdata];
-    expect(processesUnder(watched).length).toBeGreaterThan(0);
+      const marker = join(app, '.aggjobs', 'pgdata-location');
+      const pgdata = existsSync(marker)
+        ? readFileSync(marker, 'utf8').trim()
+        : join(app, '.aggjobs', 'pgdata');
+      pgdatas.push(pgdata);
+      if (isRoot && user === undefined) {
+        // The postgres user cannot enter a mode-700 directory: the log says where the data went.
+        expect(first.output()).toContain('cannot reach');
+        expect(pgdata.startsWith('/var/lib/aggjobs/')).toBe(true);
+      } else {
+        // Its own user runs the server, in place.
+        expect(first.output()).not.toContain('cannot reach');
+        expect(pgdata).toBe(join(app, '.aggjobs', 'pgdata'));
+      }
+      expect(statSync(join(app, '.aggjobs', 'pgpass')).mode & 0o077).toBe(0);
+      const watched = [app, pgdata];
+      expect(processesUnder(watched).length).toBeGreaterThan(0);
 
-    const firstExit = await ctrlC(first);
-    expect([0, 'SIGINT'], first.output()).toContain(firstExit);
-    // One Ctrl-C is one signal to aggjobs (npm does not forward a second one): a clean stop.
-    expect(first.output()).toContain('SIGINT: stopping');
-    expect(first.output()).not.toContain('second signal');
-    expect(first.output()).toMatch(/worker \S+ stopped/);
-    expect(processesUnder(watched), first.output()).toEqual([]);
+      const firstExit = await ctrlC(first);
+      expect([0, 'SIGINT'], first.output()).toContain(firstExit);
+      // One Ctrl-C is one signal to aggjobs (npm does not forward a second one): a clean stop.
+      expect(first.output()).toContain('SIGINT: stopping');
+      expect(first.output()).not.toContain('second signal');
+      expect(first.output()).toMatch(/worker \S+ stopped/);
+      expect(processesUnder(watched), first.output()).toEqual([]);
 
-    const second = npmStart(app, port, start ?? 'npm start');
-    leftovers.push(second);
-    const secondMs = await waitForDashboard(port, second, 120_000);
-    expect(second.output()).not.toContain('building dist/');
-    expect(second.output()).not.toContain('seeding demo data');
-    const secondExit = await ctrlC(second);
-    expect([0, 'SIGINT'], second.output()).toContain(secondExit);
-    expect(second.output()).toMatch(/worker \S+ stopped/);
-    expect(processesUnder(watched), second.output()).toEqual([]);
-    process.stdout.write(
-      `front door: first start ${(firstMs / 1000).toFixed(1)} s to the dashboard (build and seed), second ${(secondMs / 1000).toFixed(1)} s\n`,
-    );
-  }, 600_000);
+      const second = npmStart(app, envFor(port), start ?? 'npm start', as);
+      leftovers.push(second);
+      const secondMs = await waitForDashboard(port, second, 120_000);
+      expect(second.output()).not.toContain('building dist/');
+      expect(second.output()).not.toContain('seeding demo data');
+      const secondExit = await ctrlC(second);
+      expect([0, 'SIGINT'], second.output()).toContain(secondExit);
+      expect(second.output()).toMatch(/worker \S+ stopped/);
+      expect(processesUnder(watched), second.output()).toEqual([]);
+      process.stdout.write(
+        `front door (${user === undefined ? (isRoot ? 'root' : 'this user') : user.name}): first start ${(firstMs / 1000).toFixed(1)} s to the dashboard (build and seed), second ${(secondMs / 1000).toFixed(1)} s\n`,
+      );
+    },
+    600_000,
+  );
 });
