@@ -5,7 +5,7 @@ import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl, type Runtime } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
 import { apiRoutes, boundedParam, checkRequestBounds, HttpError } from './api/index.ts';
-import { clientScript, stylesheet } from './assets/index.ts';
+import { clientScript, favicon, stylesheet } from './assets/index.ts';
 import {
   assertCredentialsForEnv,
   authEnabled,
@@ -25,7 +25,9 @@ import {
   backfillPage,
   chartsPage,
   layout,
+  navBar,
   overviewPage,
+  pageHead,
   rollupsPage,
   schedulesPage,
   taskPage,
@@ -143,6 +145,13 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  // The icon is public (a browser asks for it before and without credentials): no 404 in the console.
+  const icon = (c: Context<DashboardEnv>) => {
+    c.header('Cache-Control', 'public, max-age=86400');
+    return c.body(favicon, 200, { 'Content-Type': 'image/svg+xml' });
+  };
+  app.get('/favicon.svg', icon);
+  app.get('/favicon.ico', icon);
   // Before auth and CSRF (which parses form bodies): an oversized body is refused unread when it
   // declares its length, and after MAX_BODY_BYTES when it does not.
   app.use(
@@ -246,16 +255,14 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
     c.req.path === '/metrics' ||
     c.req.method !== 'GET' ||
     c.req.header('x-fragment') === '1';
+  // With the navigation bar: from an error, every page is one click away.
   const errorPage = (c: Context<DashboardEnv>, status: 400 | 404 | 409 | 500 | 503, message: string) =>
     c.html(
       html`<!doctype html>
         <html lang="en">
-          <head>
-            <meta charset="utf-8" />
-            <title>${String(status)} · aggjobs</title>
-            <link rel="stylesheet" href="/assets/style.css" />
-          </head>
+          ${pageHead(String(status))}
           <body>
+            ${navBar(c.req.path, '')}
             <main>
               <h1>${String(status)}</h1>
               <section class="card">

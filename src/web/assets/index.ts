@@ -1,2 +1,3 @@
 export { stylesheet } from './stylesheet.ts';
 export { clientScript } from './client-script.ts';
+export { favicon } from './favicon.ts';

@@ -1,8 +1,8 @@
 import { backfillList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatAge, formatDuration, formatTime, html } from '../html/index.ts';
+import { formatAge, formatDuration, html } from '../html/index.ts';
 import { granularities } from '../../tasks/index.ts';
-import { actionButton, badge, card, runHref } from './components.ts';
+import { actionButton, badge, card, runHref, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /**
@@ -88,7 +88,7 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
                   <td class="num">
                     ${live && progress?.etaSeconds !== undefined ? formatAge(progress.etaSeconds) : '—'}
                   </td>
-                  <td class="mono">${formatTime(run.enqueuedAt)}</td>
+                  <td class="mono">${timeAt(run.enqueuedAt)}</td>
                   <td>${formatDuration(run.durationMs)}</td>
                   <td>
                     ${req.canWrite && live && status !== 'cancelling' ? actionButton({ url: `/api/backfills/${encodeURIComponent(run.id)}/cancel`, label: 'Cancel', className: 'danger', confirm: 'Cancel this backfill? Windows not started are skipped, running ones terminated.', done: 'Cancelled.' }) : ''}

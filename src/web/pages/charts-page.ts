@@ -2,7 +2,8 @@ import { parseInput, runStatsOf, runStatsQuery } from '../api/index.ts';
 import { timeChart } from '../charts/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, html } from '../html/index.ts';
-import { card } from './components.ts';
+import { queueLengthSeries, settle } from '../queries/index.ts';
+import { card, readFailures } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 const ranges = [1, 6, 24, 72, 168, 720];
@@ -13,6 +14,13 @@ export async function chartsPage(ctx: DashboardContext, req: PageRequest): Promi
   const hours = query.hours ?? 24;
   const stats = await runStatsOf(ctx, hours, query.task);
   const times = stats.series.map((b) => new Date(b.bucket));
+  const lengthsRead = await settle(
+    'the queue lengths',
+    queueLengthSeries(ctx.pool, { hours, bucketSeconds: stats.bucketSeconds }),
+  );
+  const lengths = lengthsRead.ok ? lengthsRead.value : [];
+  const queueNames = [...new Set(lengths.flatMap((p) => Object.keys(p.waiting)))].sort();
+  const queueColors = ['#1f6feb', '#e8590c', '#7048e8', '#2f9e44'];
   const width =
     stats.bucketSeconds >= 3600 ? `${stats.bucketSeconds / 3600} h` : `${stats.bucketSeconds / 60} min`;
   const taskNames = [...ctx.runtime.tasks.keys()].sort();
@@ -35,7 +43,8 @@ export async function chartsPage(ctx: DashboardContext, req: PageRequest): Promi
   return {
     title: 'Charts',
     controls,
-    live: html` <div class="grid">
+    live: html`${readFailures([lengthsRead])}
+      <div class="grid">
         ${card(
           `Runs finished per ${width}`,
           timeChart({
@@ -59,6 +68,23 @@ export async function chartsPage(ctx: DashboardContext, req: PageRequest): Promi
               { name: 'p95', color: '#e8590c', values: stats.series.map((b) => b.p95Ms) },
             ],
           }),
+        )}
+        ${card(
+          html`Queue length
+            <span class="muted" style="font-weight:400"
+              >runs waiting to start, at the end of each ${width}</span
+            >`,
+          html`<div data-chart="queue-length">
+            ${timeChart({
+              title: '',
+              times: lengths.map((p) => p.bucket),
+              lines: (queueNames.length === 0 ? ['aggregation'] : queueNames).map((q, i) => ({
+                name: q,
+                color: queueColors[i % queueColors.length] ?? '#1f6feb',
+                values: lengths.map((p) => p.waiting[q] ?? 0),
+              })),
+            })}
+          </div>`,
         )}
       </div>
       ${card(

@@ -1,6 +1,6 @@
 import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatAge, formatTime, html } from '../html/index.ts';
+import { formatAge, html } from '../html/index.ts';
 import { DASHBOARD_STATEMENT_TIMEOUT_MS, recentFailures, rollupStatuses, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import {
@@ -12,6 +12,7 @@ import {
   runHref,
   runsTable,
   stat,
+  timeAt,
 } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
@@ -65,7 +66,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
 
   const healthCard = card(
     html`Health ${badge(health.status)}
-      <span class="muted" style="font-weight:400">checked ${formatTime(health.checkedAt)}</span>`,
+      <span class="muted" style="font-weight:400">checked ${timeAt(health.checkedAt)}</span>`,
     html`<table>
       <tbody>
         ${Object.entries(health.checks).map(
@@ -136,7 +137,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
             (s) =>
               html`<tr>
                 <td>${s.task}</td>
-                <td class="mono">${s.enabled ? formatTime(s.nextRunAt) : badge('no', 'disabled')}</td>
+                <td class="mono">${s.enabled ? timeAt(s.nextRunAt) : badge('no', 'disabled')}</td>
                 <td>
                   ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a>`}
                 </td>
@@ -161,7 +162,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
             html`<tr>
               <td>${r.table}</td>
               <td class="num">${r.lagSeconds === null ? badge('no', 'never') : formatAge(r.lagSeconds)}</td>
-              <td class="mono">${formatTime(r.lastRefreshAt)}</td>
+              <td class="mono">${timeAt(r.lastRefreshAt)}</td>
             </tr>`,
         )}
       </tbody>

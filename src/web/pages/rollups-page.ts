@@ -1,18 +1,59 @@
-import { findRollup, parseInput, seriesOf, seriesQuery } from '../api/index.ts';
+import { parseInput, seriesOf, seriesQuery } from '../api/index.ts';
+import type { RollupDefinition } from '../../rollups/index.ts';
 import { timeChart } from '../charts/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatAge, formatDuration, formatNumber, formatTime, html, type SafeHtml } from '../html/index.ts';
+import { formatAge, formatDuration, formatNumber, html, type SafeHtml } from '../html/index.ts';
 import {
+  additiveMeasures,
+  hasWorkspace,
   knownWorkspaces,
   rollupStatuses,
+  type Read,
   settle,
   viewStatuses,
   type RollupStatus,
 } from '../queries/index.ts';
-import { badge, card, readFailures } from './components.ts';
+import { badge, card, readFailures, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
-const CHART_TABLE = 'execution_metrics_hourly';
+const PALETTE = ['#1f6feb', '#2f9e44', '#e03131', '#e8590c', '#7048e8', '#868e96', '#0c8599', '#d6336c'];
+
+type SeriesRead = Read<Awaited<ReturnType<typeof seriesOf>>>;
+
+/**
+ * A rollup's chart: its additive count measures as lines over its buckets, and its additive sums
+ * (another scale) in a second chart. Distinct counts and percentiles do not add up over rows, so
+ * they are not drawn.
+ */
+function rollupChart(def: RollupDefinition, read: SeriesRead): SafeHtml {
+  const grain = typeof def.grain === 'string' ? def.grain : `${def.grain.minutes} min`;
+  if (!read.ok) {
+    return card(`analytics.${def.name}`, html`<p class="muted">Not read: ${read.reason}.</p>`);
+  }
+  const points = read.value.points;
+  const times = points.map((p) => new Date(p.bucket));
+  const additive = additiveMeasures(def);
+  const sqlOf = (name: string): string => def.measures.find((m) => m.name === name)?.sql ?? '';
+  const counts = additive.filter((m) => /^\s*count\s*\(/i.test(sqlOf(m)));
+  const sums = additive.filter((m) => !counts.includes(m));
+  const lines = (names: readonly string[]) =>
+    names.map((name, i) => ({
+      name,
+      color: PALETTE[i % PALETTE.length] ?? '#1f6feb',
+      values: points.map((p) => Number((p as Record<string, unknown>)[name] ?? 0)),
+    }));
+  return card(
+    html`analytics.${def.name}
+      <span class="muted" style="font-weight:400"
+        >per ${grain},
+        ${read.value.workspace === null ? 'all workspaces' : `workspace ${read.value.workspace}`}</span
+      >`,
+    html`<div data-rollup="${def.name}">
+      ${counts.length === 0 ? '' : timeChart({ title: '', times, lines: lines(counts) })}
+      ${sums.length === 0 ? '' : timeChart({ title: '', times, lines: lines(sums) })}
+    </div>`,
+  );
+}
 
 function lastResultCell(value: unknown): SafeHtml {
   if (value === null || typeof value !== 'object') return html`<span class="muted">—</span>`;
@@ -36,23 +77,23 @@ function rebuildNotice(r: RollupStatus): SafeHtml | string {
 /** Per rollup table: horizon and lag, rows, last refresh and its figures; a chart per hour. */
 export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
   const query = parseInput(seriesQuery, req.query, 'query');
-  const def = findRollup(ctx, CHART_TABLE);
   // Each part is read on its own: a part that times out (a lock held on its table) is said so, the
-  // others are shown.
-  const [rollupsRead, viewsRead, workspacesRead, seriesRead] = await Promise.all([
+  // others are shown. Every rollup table is charted; the workspace filter applies to those that
+  // have a workspace.
+  const [rollupsRead, viewsRead, workspacesRead, ...seriesReads] = await Promise.all([
     settle('the rollup tables', rollupStatuses(ctx.pool, ctx.rollups, ctx.settings.analyticsTimezone)),
     settle('the materialized views', viewStatuses(ctx.pool, ctx.views)),
     settle('the workspaces', knownWorkspaces(ctx.pool)),
-    settle(`analytics.${CHART_TABLE}`, seriesOf(ctx, def, query)),
+    ...ctx.rollups.map((def) =>
+      settle(
+        `analytics.${def.name}`,
+        seriesOf(ctx, def, { ...query, workspace: hasWorkspace(def) ? query.workspace : undefined }),
+      ),
+    ),
   ]);
   const rollups = rollupsRead.ok ? rollupsRead.value : [];
   const views = viewsRead.ok ? viewsRead.value : [];
   const workspaces = workspacesRead.ok ? workspacesRead.value : [];
-  const points = seriesRead.ok ? seriesRead.value.points : [];
-  const chartWorkspace = seriesRead.ok ? seriesRead.value.workspace : (query.workspace ?? null);
-  const times = points.map((p) => new Date(p.bucket));
-  const values = (name: string): number[] =>
-    points.map((p) => Number((p as Record<string, unknown>)[name] ?? 0));
   const selected = req.query.workspace ?? '';
 
   const controls = html`<section class="card">
@@ -72,34 +113,7 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
   return {
     title: 'Rollups',
     controls,
-    live: html`${readFailures([rollupsRead, viewsRead, workspacesRead, seriesRead])}
-      <div class="grid">
-        ${card(
-          html`Executions per hour
-            <span class="muted" style="font-weight:400"
-              >analytics.${CHART_TABLE},
-              ${chartWorkspace === null ? 'all workspaces' : `workspace ${chartWorkspace}`}</span
-            >`,
-          timeChart({
-            title: '',
-            times,
-            bars: [
-              { name: 'succeeded', color: '#2f9e44', values: values('executions_succeeded') },
-              { name: 'failed', color: '#e03131', values: values('executions_failed') },
-              { name: 'timed out', color: '#e8590c', values: values('executions_timed_out') },
-            ],
-            lines: [{ name: 'total', color: '#1f6feb', values: values('executions_total') }],
-          }),
-        )}
-        ${card(
-          'Credits used per hour',
-          timeChart({
-            title: '',
-            times,
-            lines: [{ name: 'credits used', color: '#7048e8', values: values('credits_used') }],
-          }),
-        )}
-      </div>
+    live: html`${readFailures([rollupsRead, viewsRead, workspacesRead, ...seriesReads])}
       ${card(
         'Rollup tables',
         html`<table>
@@ -119,24 +133,30 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
             ${rollups.map(
               (r) =>
                 html`<tr>
-                  <td><a href="/api/rollups/${r.table}/series">${r.table}</a>${rebuildNotice(r)}</td>
+                  <td>
+                    ${r.table}
+                    <a class="muted" href="/api/rollups/${r.table}/series">JSON</a>${rebuildNotice(r)}
+                  </td>
                   <td>${r.grain}</td>
                   <td class="mono">${r.source}</td>
                   <td class="num">
                     ${r.lagSeconds === null ? badge('no', 'never') : formatAge(r.lagSeconds)}
                   </td>
                   <td class="mono">
-                    ${formatTime(r.horizonAt)}
+                    ${timeAt(r.horizonAt)}
                     <div class="muted">xid ${r.horizon ?? '—'}</div>
                   </td>
                   <td class="num">${formatNumber(r.rowsEstimate)}</td>
-                  <td class="mono">${formatTime(r.lastRefreshAt)}</td>
+                  <td class="mono">${timeAt(r.lastRefreshAt)}</td>
                   <td>${lastResultCell(ctx.scrub.value(r.lastResult))}</td>
                 </tr>`,
             )}
           </tbody>
         </table>`,
       )}
+      <div class="grid charts">
+        ${ctx.rollups.map((def, i) => rollupChart(def, seriesReads[i] as SeriesRead))}
+      </div>
       ${card(
         'Materialized views',
         html`<table>
@@ -157,7 +177,7 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
                   <td class="num">
                     ${v.lagSeconds === null ? badge('no', 'never') : formatAge(v.lagSeconds)}
                   </td>
-                  <td class="mono">${formatTime(v.refreshedAt)}</td>
+                  <td class="mono">${timeAt(v.refreshedAt)}</td>
                   <td class="num">${formatDuration(v.durationMs)}</td>
                   <td class="num">${formatNumber(v.rowsEstimate)}</td>
                 </tr>`,

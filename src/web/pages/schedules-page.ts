@@ -1,7 +1,7 @@
 import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatTime, html } from '../html/index.ts';
-import { actionButton, badge, card, runHref, summarize } from './components.ts';
+import { html } from '../html/index.ts';
+import { actionButton, badge, card, runHref, summarize, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** The beat's periodic tasks: cron, zone, flag, last run and its outcome, next run, run now. */
@@ -16,7 +16,7 @@ export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Pr
             ? 'none yet (start one with aggjobs beat)'
             : html`<span class="mono">${beat.holder}</span>
                 ${badge(beat.active ? 'online' : 'offline', beat.active ? 'active' : 'lease expired')}, lease
-                until ${formatTime(beat.expiresAt)}`
+                until ${timeAt(beat.expiresAt)}`
         }
       </p>
       ${card(
@@ -45,12 +45,12 @@ export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Pr
                   <td>${s.queue}</td>
                   <td>${badge(s.enabled ? 'yes' : 'no', s.enabled ? 'enabled' : 'disabled')}</td>
                   <td>
-                    ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a> <span class="mono muted">${formatTime(s.lastRun.finishedAt ?? s.lastRun.enqueuedAt)}</span>`}
+                    ${s.lastRun === null ? html`<span class="muted">never</span>` : html`<a href="${runHref(s.lastRun.id)}">${badge(s.lastRun.state)}</a> <span class="mono muted">${timeAt(s.lastRun.finishedAt ?? s.lastRun.enqueuedAt)}</span>`}
                   </td>
                   <td class="truncate ${s.lastRun?.error == null ? 'mono' : 'error-text'}">
                     ${s.lastRun === null ? '' : s.lastRun.error === null ? summarize(s.lastRun.result, 60) : summarize(s.lastRun.error, 60)}
                   </td>
-                  <td class="mono">${s.enabled ? formatTime(s.nextRunAt) : '—'}</td>
+                  <td class="mono">${s.enabled ? timeAt(s.nextRunAt) : '—'}</td>
                   <td>
                     ${req.canWrite ? actionButton({ url: `/api/schedules/${encodeURIComponent(s.task)}/run`, label: 'Run now', then: '/tasks/{id}', confirm: `Run ${s.task} now?` }) : ''}
                   </td>

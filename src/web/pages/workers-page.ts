@@ -1,8 +1,8 @@
 import { workerJson } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import { formatAge, formatBytes, formatTime, html } from '../html/index.ts';
+import { formatAge, formatBytes, html } from '../html/index.ts';
 import { DASHBOARD_STATEMENT_TIMEOUT_MS, settle } from '../queries/index.ts';
-import { actionButton, badge, card, queuesTable, readFailures } from './components.ts';
+import { actionButton, badge, card, queuesTable, readFailures, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** Worker processes from their heartbeats, with concurrency, pause/resume of queues and shutdown. */
@@ -61,7 +61,7 @@ export async function workersPage(ctx: DashboardContext, req: PageRequest): Prom
                       <td class="num">${w.recycled}</td>
                       <td class="num">${w.online ? formatAge(w.uptimeSeconds) : '—'}</td>
                       <td class="num">${formatBytes(w.rssBytes)}</td>
-                      <td class="mono">${formatTime(w.lastHeartbeat)}</td>
+                      <td class="mono">${timeAt(w.lastHeartbeat)}</td>
                       <td>
                         ${
                           req.canWrite && w.online

@@ -1,5 +1,12 @@
 export { searchRuns, recentFailures, knownWorkers, childCounts, type RunFilter } from './task-runs.ts';
-export { runSeries, taskSummaries, type RunBucket, type TaskSummary } from './run-series.ts';
+export {
+  runSeries,
+  taskSummaries,
+  queueLengthSeries,
+  type RunBucket,
+  type TaskSummary,
+  type QueueLengthPoint,
+} from './run-series.ts';
 export { rollupStatuses, viewStatuses, type RollupStatus, type ViewStatus } from './rollup-status.ts';
 export {
   rollupSeries,

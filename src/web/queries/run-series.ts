@@ -102,3 +102,47 @@ export async function taskSummaries(db: Queryable, hours: number): Promise<TaskS
     p95Ms: r.p95_ms,
   }));
 }
+
+export interface QueueLengthPoint {
+  bucket: Date;
+  /** Per queue: runs enqueued by the bucket's end and not yet started (queued, delayed or retrying). */
+  waiting: Record<string, number>;
+}
+
+/**
+ * Queue length over time, from the run history: at the end of each bucket of the last `hours`, how
+ * many runs of each queue had been enqueued and had not started (a run that never started counts
+ * until it finished, e.g. revoked, or until now). The run history is kept RUN_HISTORY_DAYS, so the
+ * figures go back that far; a run retried after a failure counts from its enqueue to its first start.
+ */
+export async function queueLengthSeries(
+  db: Queryable,
+  options: { hours: number; bucketSeconds: number },
+): Promise<QueueLengthPoint[]> {
+  // $1 hours, $2 bucket width in seconds
+  const { rows } = await db.query<{ bucket: Date; queue: string | null; waiting: number }>(
+    `WITH buckets AS (
+       SELECT to_timestamp(b + $2) AS at, to_timestamp(b) AS bucket
+       FROM generate_series(
+              (floor(extract(epoch FROM now() - make_interval(hours => $1)) / $2) * $2)::bigint,
+              (floor(extract(epoch FROM now()) / $2) * $2)::bigint, $2::bigint) AS b
+     ), runs AS (
+       SELECT queue, enqueued_at, coalesce(started_at, finished_at, 'infinity') AS left_at
+       FROM aggjobs.task_runs
+       WHERE coalesce(started_at, finished_at, 'infinity') > now() - make_interval(hours => $1)
+     )
+     SELECT b.bucket, r.queue, count(r.queue)::int AS waiting
+     FROM buckets b
+     LEFT JOIN runs r ON r.enqueued_at <= least(b.at, now()) AND r.left_at > least(b.at, now())
+     GROUP BY b.bucket, r.queue ORDER BY b.bucket`,
+    [options.hours, options.bucketSeconds],
+  );
+  const points = new Map<number, QueueLengthPoint>();
+  for (const r of rows) {
+    const key = r.bucket.getTime();
+    const point = points.get(key) ?? { bucket: r.bucket, waiting: {} };
+    if (r.queue !== null) point.waiting[r.queue] = r.waiting;
+    points.set(key, point);
+  }
+  return [...points.values()];
+}
