@@ -37,7 +37,7 @@ const sizes = {
     runs: 3,
     pairs: { min: 7, max: 21 },
     writerSeconds: 2,
-    coverWriteRounds: 5,
+    coverWriteRounds: 7,
     runtime: {
       latencySamples: 50,
       throughputRuns: 2000,
@@ -61,7 +61,7 @@ const sizes = {
     runs: 5,
     pairs: { min: 5, max: 9 },
     writerSeconds: 5,
-    coverWriteRounds: 3,
+    coverWriteRounds: 7,
     runtime: {
       latencySamples: 300,
       throughputRuns: 2000,
