@@ -96,12 +96,17 @@ export const clientScript = String.raw`(() => {
   };
   const refresh = async (el, force) => {
     const url = el.getAttribute('data-live');
-    if (!url || (!force && busy(el))) return;
+    if (!url) return;
     try {
       const res = await fetch(url, { headers: { 'x-fragment': '1' }, credentials: 'same-origin' });
       if (!res.ok) return;
       const text = await res.text();
-      if (!force && busy(el)) return;
+      // Someone is typing here: the new content waits (data-held says when it was held back).
+      if (!force && busy(el)) {
+        if (text !== el.getAttribute('data-last')) el.setAttribute('data-held', new Date().toISOString());
+        return;
+      }
+      el.removeAttribute('data-held');
       if (text !== el.getAttribute('data-last')) {
         el.innerHTML = text;
         el.setAttribute('data-last', text);
