@@ -13,19 +13,22 @@ import { freePort, startOwnRedis, type OwnRedis } from './own-servers.ts';
  * Real processes (`aggjobs worker`, `run --wait`, `dashboard`) with password-bearing DATABASE_URL and
  * REDIS_URL, against our own redis-server with `requirepass` and an ACL user: the tasks run, and
  * neither password appears in any line a process prints, any page, API answer or task result.
- * The shared PostgreSQL trusts local connections, so the database password is carried but unchecked:
- * what matters here is that it is never printed.
+ * The database password: where the run's PostgreSQL checks one (the embedded server the tests start
+ * when none is running: scram-sha-256), the URL carries that real password; where it trusts local
+ * connections (a local server), a made-up one, carried but unchecked. Either way it must never be
+ * printed.
  */
-const DB_PASSWORD = `DbPw${randomBytes(6).toString('hex')}`;
 const REDIS_PASSWORD = `RedisPw${randomBytes(6).toString('hex')}`;
 const ACL_PASSWORD = `AclPw${randomBytes(6).toString('hex')}`;
 const WRONG_PASSWORD = `WrongPw${randomBytes(6).toString('hex')}`;
-const secrets = [DB_PASSWORD, REDIS_PASSWORD, ACL_PASSWORD, WRONG_PASSWORD];
 
 const db = await createTestDatabase();
+const serverPassword = decodeURIComponent(new URL(db.url).password);
+const DB_PASSWORD = serverPassword !== '' ? serverPassword : `DbPw${randomBytes(6).toString('hex')}`;
+const secrets = [DB_PASSWORD, REDIS_PASSWORD, ACL_PASSWORD, WRONG_PASSWORD];
 const dbUrl = (() => {
   const u = new URL(db.url);
-  u.password = DB_PASSWORD;
+  u.password = encodeURIComponent(DB_PASSWORD);
   return u.toString();
 })();
 const redis: OwnRedis = await startOwnRedis(

@@ -16,6 +16,7 @@ import {
 import { runHealthChecks } from '../../src/tasks/health-check.ts';
 import { rollupStatuses } from '../../src/web/queries/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { findPgTools } from '../support/postgres-server.ts';
 import { assertRollupsMatchOracle, compareWithOracle } from '../support/oracle.ts';
 import { refreshAll, resetData } from '../support/rollup-helpers.ts';
 
@@ -387,17 +388,25 @@ describe('another cluster, a restore, an upgrade', () => {
       url.pathname = `/${database}`;
       return url.toString();
     };
+    // pg_dump refuses a server newer than itself: the tools of the server's own major version.
+    const { rows: version } = await db.pool.query<{ n: number }>(
+      `SELECT current_setting('server_version_num')::int AS n`,
+    );
+    const tools = findPgTools(Math.floor((version[0]?.n ?? 0) / 10_000));
+    if (typeof tools === 'string') throw new Error(tools);
     const admin = new pg.Client({ connectionString: urlOf('postgres') });
     await admin.connect();
     try {
-      const dump = spawnSync('pg_dump', ['-Fc', '-f', join(dir, 'db.dump'), db.url], { encoding: 'utf8' });
+      const dump = spawnSync(tools.pgDump, ['-Fc', '-f', join(dir, 'db.dump'), db.url], { encoding: 'utf8' });
       expect(dump.stderr).toBe('');
+      expect(dump.status).toBe(0);
       await admin.query(`CREATE DATABASE "${restored}" TEMPLATE template0`);
       const restoredUrl = urlOf(restored);
-      const restore = spawnSync('pg_restore', ['--no-owner', '-d', restoredUrl, join(dir, 'db.dump')], {
+      const restore = spawnSync(tools.pgRestore, ['--no-owner', '-d', restoredUrl, join(dir, 'db.dump')], {
         encoding: 'utf8',
       });
       expect(restore.stderr).toBe('');
+      expect(restore.status).toBe(0);
       const pool = createPool({ connectionString: restoredUrl, max: 2 });
       try {
         // The restored rows keep their aggjobs_xid and the state its snapshot: ids of this same

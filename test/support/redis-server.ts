@@ -8,6 +8,8 @@ import { Redis } from 'ioredis';
 /** The Redis of a test run and how to let it go at the end. */
 export interface RunRedis {
   readonly url: string;
+  /** True when this run started it (a redis-server of its own). */
+  readonly startedHere: boolean;
   stop(): Promise<void>;
 }
 
@@ -87,7 +89,7 @@ async function startRedisServer(): Promise<RunRedis> {
       }
       throw new Error(`Redis for the tests: redis-server on port ${port} exited at start (${String(early)})`);
     }
-    if (await answers(url)) return { url, stop };
+    if (await answers(url)) return { url, startedHere: true, stop };
     if (Date.now() > deadline) {
       await stop();
       throw new Error(`Redis for the tests: redis-server on port ${port} did not answer within 10 s`);
@@ -102,8 +104,9 @@ async function startRedisServer(): Promise<RunRedis> {
  */
 export async function findTestRedis(): Promise<RunRedis> {
   const given = process.env.TEST_REDIS_URL;
-  if (given !== undefined && given !== '') return { url: given, stop: async () => undefined };
+  if (given !== undefined && given !== '')
+    return { url: given, startedHere: false, stop: async () => undefined };
   const local = process.env.TEST_REDIS_LOCAL_URL ?? 'redis://127.0.0.1:6379';
-  if (await answers(local)) return { url: local, stop: async () => undefined };
+  if (await answers(local)) return { url: local, startedHere: false, stop: async () => undefined };
   return await startRedisServer();
 }
