@@ -8,3 +8,4 @@ export {
   type LogLevel,
 } from './settings.ts';
 export { loadSettings } from './load-settings.ts';
+export { parseRedisTarget, redisUrlForms, type RedisNode, type RedisTarget } from './redis-target.ts';

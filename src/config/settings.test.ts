@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config.error.ts';
+import { parseRedisTarget } from './redis-target.ts';
 import { parseSettings, redact } from './settings.ts';
 
 describe('parseSettings', () => {
@@ -71,7 +72,21 @@ describe('parseSettings', () => {
       'mysql://x',
       'DATABASE_URL must be a URL (postgres://… or postgresql://…), got "mysql://x"',
     ],
-    ['REDIS_URL', 'http://x', 'REDIS_URL must be a URL (redis://… or rediss://…), got "http://x"'],
+    [
+      'REDIS_URL',
+      'http://x',
+      'REDIS_URL must be a Redis URL (redis://host:port[/db], rediss://…, redis+sentinel://s1:26379,s2:26379/<master>[/db] or redis+cluster://n1:7000,n2:7001): "http:" is not a Redis scheme, got "http://x"',
+    ],
+    [
+      'REDIS_URL',
+      'redis+sentinel://:pw@s1:26379,s2:26379',
+      'REDIS_URL must be a Redis URL (redis://host:port[/db], rediss://…, redis+sentinel://s1:26379,s2:26379/<master>[/db] or redis+cluster://n1:7000,n2:7001): a sentinel URL names the primary after the hosts (…:26379/mymaster), got "redis+sentinel://:***@s1:26379,s2:26379"',
+    ],
+    [
+      'CELERY_BROKER_URL',
+      'redis+cluster://n1:7000,n2:x',
+      'CELERY_BROKER_URL must be a Redis URL (redis://host:port[/db], rediss://…, redis+sentinel://s1:26379,s2:26379/<master>[/db] or redis+cluster://n1:7000,n2:7001): "n2:x" is not host:port, got "redis+cluster://n1:7000,n2:x"',
+    ],
     [
       'LOG_LEVEL',
       'loud',
@@ -104,5 +119,40 @@ describe('parseSettings', () => {
   it('never repeats a password in its messages', () => {
     expect(() => parseSettings({ DATABASE_URL: 'mysql://user:hunter2@db/x' })).toThrow(/user:\*\*\*@/);
     expect(redact('redis://:s3cret@h:6379/0')).toBe('redis://:***@h:6379/0');
+    expect(redact('postgres://user:sec@retPW@[bad/db')).toBe('postgres://user:***@[bad/db');
+    expect(redact('redis+sentinel://u:p@ss@s1:26379,s2:26379/m')).toBe(
+      'redis+sentinel://u:***@s1:26379,s2:26379/m',
+    );
+  });
+
+  it('reads Redis Sentinel and Redis Cluster URLs', () => {
+    const sentinel = 'redis+sentinel://app:p%40ss@s1:26379,[::1]:26380,s3/mymaster/2?sentinel_password=sp';
+    expect(parseSettings({ REDIS_URL: sentinel }).brokerUrl).toBe(sentinel);
+    expect(parseRedisTarget(sentinel)).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: '::1', port: 26380 },
+        { host: 's3', port: 26379 },
+      ],
+      masterName: 'mymaster',
+      db: 2,
+      username: 'app',
+      password: 'p@ss',
+      sentinelPassword: 'sp',
+      tls: false,
+    });
+    expect(parseRedisTarget('rediss+cluster://:pw@n1:7000,n2:7001')).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'n1', port: 7000 },
+        { host: 'n2', port: 7001 },
+      ],
+      username: undefined,
+      password: 'pw',
+      tls: true,
+    });
+    expect(() => parseRedisTarget('redis+cluster://n1:7000/3')).toThrow(/no path/);
+    expect(() => parseRedisTarget('redis+sentinel://s1/m?db=2')).toThrow(/unknown parameter "db"/);
   });
 });

@@ -1,3 +1,4 @@
+import { parseRedisTarget, redisUrlForms } from './redis-target.ts';
 import { ConfigError } from './config.error.ts';
 
 export type AppEnv = 'development' | 'staging' | 'production';
@@ -100,6 +101,19 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
   return value;
 }
 
+/** A Redis URL in one of the forms of RedisTarget (one server, sentinels, or a cluster). */
+function redisUrl(env: Env, name: string): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  try {
+    parseRedisTarget(value);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ConfigError(name, `a Redis URL (${redisUrlForms}): ${why}`, redact(value));
+  }
+  return value;
+}
+
 function bool(env: Env, name: string, fallback: boolean): boolean {
   const value = raw(env, name);
   if (value === undefined) return fallback;
@@ -173,18 +187,18 @@ export function redact(value: string): string {
     parsed.password = '***';
     return parsed.toString();
   } catch {
-    return value.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+    // Not a WHATWG URL (several hosts, or malformed): the password runs to the last @ of the authority.
+    return value.replace(/\/\/([^:/@]*):[^/]*@/, '//$1:***@');
   }
 }
 
 /** Reads and validates every setting; throws `ConfigError` naming the first bad one. */
 export function parseSettings(env: Env): Settings {
   const appEnv = oneOf(env, 'APP_ENV', ['development', 'staging', 'production'] as const, 'development');
-  const redisProtocols = ['redis:', 'rediss:'];
   const settings: Settings = {
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    brokerUrl: url(env, 'REDIS_URL', redisProtocols) ?? url(env, 'CELERY_BROKER_URL', redisProtocols),
-    resultBackendUrl: url(env, 'CELERY_RESULT_BACKEND', redisProtocols),
+    brokerUrl: redisUrl(env, 'REDIS_URL') ?? redisUrl(env, 'CELERY_BROKER_URL'),
+    resultBackendUrl: redisUrl(env, 'CELERY_RESULT_BACKEND'),
     appEnv,
     hourlyRollupEnabled: bool(env, 'HOURLY_ROLLUP_ENABLED', true),
     dailyRollupEnabled: bool(env, 'DAILY_ROLLUP_ENABLED', true),

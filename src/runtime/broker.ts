@@ -11,9 +11,8 @@ import {
   type Processor,
   type WorkerOptions,
 } from 'bullmq';
-import { Redis } from 'ioredis';
 import type { JobSlots, SlotHolder } from './job-slots.ts';
-import { redact } from '../config/index.ts';
+import { createRedisClient, describeRedis, servingNode, type RedisClient } from './redis-client.ts';
 import type { BrokerProbe, QueueName } from '../tasks/index.ts';
 import { queueNames } from '../tasks/index.ts';
 
@@ -41,7 +40,10 @@ export type BrokerWorker = Worker<JobData, unknown, string, IQueueBackend, never
 export type BrokerFlowProducer = FlowProducer<IQueueBackend, BrokerToken>;
 
 export interface BrokerOptions {
-  /** redis:// or rediss:// URL; undefined: BullMQ's PostgreSQL backend on `databaseUrl`. */
+  /**
+   * A Redis URL (one server, sentinels or a cluster: config/redis-target.ts); undefined: BullMQ's
+   * PostgreSQL backend on `databaseUrl`.
+   */
   brokerUrl: string | undefined;
   databaseUrl: string;
   /**
@@ -68,7 +70,15 @@ export interface Broker extends BrokerProbe {
   ): BrokerWorker;
   flowProducer(): BrokerFlowProducer;
   /** The Redis client of a Redis broker (result backend, control), undefined on PostgreSQL. */
-  readonly redis: Redis | undefined;
+  readonly redis: RedisClient | undefined;
+  /**
+   * Which server answers for the queues now ("host:port": the primary, or the Cluster master of the
+   * namespace's slot), and the failovers recorded (kept in Redis, seen by every process).
+   * Undefined on PostgreSQL.
+   */
+  serving(): Promise<
+    { node: string; failovers: Array<{ from: string; to: string; seenAt: Date }> } | undefined
+  >;
   close(): Promise<void>;
 }
 
@@ -149,7 +159,7 @@ class SlottedWorker
   }
 }
 
-async function warnIfEvicting(redis: Redis, warn: (m: string) => void): Promise<void> {
+async function warnIfEvicting(redis: RedisClient, warn: (m: string) => void): Promise<void> {
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as string[];
     const policy = reply[1];
@@ -172,13 +182,16 @@ async function warnIfEvicting(redis: Redis, warn: (m: string) => void): Promise<
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const kind: BrokerToken['broker'] = options.brokerUrl === undefined ? 'postgres' : 'redis';
   const token: BrokerToken = { broker: kind };
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let factory: BackendFactory<IQueueBackend, BrokerToken>;
   let describe: string;
 
   if (options.brokerUrl !== undefined) {
-    // rediss:// turns TLS on; a password in the URL is used for AUTH.
-    const client = new Redis(options.brokerUrl, { maxRetriesPerRequest: null, enableReadyCheck: true });
+    // rediss… turns TLS on; a password in the URL is used for AUTH.
+    const client = createRedisClient(options.brokerUrl, {
+      maxRetriesPerRequest: null,
+      enableReadyCheck: true,
+    });
     client.on('error', () => undefined);
     const reachable = await Promise.race([
       client.ping().then(() => true),
@@ -187,13 +200,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     if (!reachable) {
       client.disconnect();
       throw new Error(
-        `cannot reach the Redis broker at ${redact(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`,
+        `cannot reach the broker, ${describeRedis(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`,
       );
     }
     redis = client;
     await warnIfEvicting(client, options.onWarning ?? (() => undefined));
     factory = (name, opts, extra) => createRedisBackend(name, { ...opts, connection: client }, extra);
-    describe = `Redis at ${redact(options.brokerUrl)} (key prefix ${options.namespace})`;
+    describe = `${describeRedis(options.brokerUrl)} (key prefix ${options.namespace})`;
   } else {
     const connection = {
       connectionString: options.databaseUrl,
@@ -257,6 +270,28 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       if (redis !== undefined) await redis.ping();
       else await queue('maintenance').getJobCounts('waiting');
       return Math.round(performance.now() - started);
+    },
+    async serving() {
+      if (redis === undefined) return undefined;
+      // Kept in Redis beside the queues (same hash tag, same slot), so every process sees the
+      // failovers any of them noticed: the node last seen, and the last 20 changes of it. SET … GET
+      // is atomic: of the processes that see a new node, only the first records the change.
+      const nodeKey = `${options.namespace}:aggjobs:serving-node`;
+      const logKey = `${options.namespace}:aggjobs:failovers`;
+      const node = await servingNode(redis, nodeKey);
+      if (node !== 'unknown') {
+        const previous = await redis.set(nodeKey, node, 'GET');
+        if (previous !== null && previous !== node) {
+          const change = JSON.stringify({ from: previous, to: node, seenAt: new Date().toISOString() });
+          await redis.multi().lpush(logKey, change).ltrim(logKey, 0, 19).exec();
+        }
+      }
+      const log = await redis.lrange(logKey, 0, 19);
+      const failovers = log
+        .map((line) => JSON.parse(line) as { from: string; to: string; seenAt: string })
+        .map((f) => ({ from: f.from, to: f.to, seenAt: new Date(f.seenAt) }))
+        .reverse();
+      return { node, failovers };
     },
     async counts() {
       const result: Record<string, { waiting: number; active: number; delayed: number; failed: number }> = {};

@@ -185,6 +185,13 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
     }
     const { lease, takenOverFrom } = claim;
     const run: ActiveRun = { lease, handle: undefined, pendingKill: undefined };
+    // The run taken over may be this process's own earlier attempt (BullMQ gave the job again after
+    // its lock was lost): that attempt stops now, not at its next lease renewal, and writes nothing.
+    const earlier = active.get(runId);
+    if (earlier !== undefined) {
+      earlier.pendingKill = 'lease_lost';
+      earlier.handle?.kill('lease_lost');
+    }
     active.set(runId, run);
     try {
       if (takenOverFrom !== undefined) {
@@ -231,7 +238,7 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
       if ('error' in bullmq) throw bullmq.error;
       return bullmq.result;
     } finally {
-      active.delete(runId);
+      if (active.get(runId) === run) active.delete(runId);
     }
   };
 }

@@ -11,7 +11,13 @@
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger, keepRunLine, type LogLine } from '../log/index.ts';
-import { builtinTaskSet, findTask, type AnyTaskDefinition, type BrokerProbe } from '../tasks/index.ts';
+import {
+  builtinTaskSet,
+  findTask,
+  type AnyTaskDefinition,
+  type BrokerProbe,
+  type BrokerServing,
+} from '../tasks/index.ts';
 import { toErrorInfo } from './errors.ts';
 import { RunSessionPool } from './run-session-pool.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
@@ -42,7 +48,7 @@ const logger = createLogger(init.settings.logLevel, {
 
 let nextProbe = 1;
 const probes = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-const probe = (op: 'ping' | 'counts'): Promise<unknown> =>
+const probe = (op: 'ping' | 'counts' | 'serving'): Promise<unknown> =>
   new Promise((resolve, reject) => {
     const id = nextProbe++;
     probes.set(id, { resolve, reject });
@@ -52,6 +58,7 @@ const broker: BrokerProbe = {
   kind: init.brokerKind,
   ping: async () => (await probe('ping')) as number,
   counts: async () => (await probe('counts')) as Awaited<ReturnType<BrokerProbe['counts']>>,
+  serving: async () => (await probe('serving')) as BrokerServing | undefined,
 };
 
 let controller: AbortController | undefined;

@@ -184,7 +184,14 @@ export class TaskThreadPool {
                 } satisfies ToThread),
             );
           };
-          reply(message.op === 'ping' ? this.options.broker.ping() : this.options.broker.counts());
+          const { broker } = this.options;
+          reply(
+            message.op === 'ping'
+              ? broker.ping()
+              : message.op === 'counts'
+                ? broker.counts()
+                : (broker.serving?.() ?? Promise.resolve(undefined)),
+          );
           return;
         }
         slot.tasksRun += 1;

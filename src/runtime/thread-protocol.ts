@@ -22,7 +22,7 @@ export type ToThread =
 
 export type FromThread =
   | { type: 'done'; outcome: ExecutionOutcome; heapUsedKb: number; logs: LogLine[] }
-  | { type: 'probe'; id: number; op: 'ping' | 'counts' };
+  | { type: 'probe'; id: number; op: 'ping' | 'counts' | 'serving' };
 
 export type { ErrorInfo };
 

@@ -69,10 +69,21 @@ async function checkDatabase(pool: Pool): Promise<HealthCheckResult> {
 async function checkBroker(broker: BrokerProbe): Promise<HealthCheckResult> {
   try {
     const ms = await broker.ping();
+    const serving = await broker.serving?.();
+    const failovers = serving?.failovers ?? [];
+    const last = failovers.at(-1);
     return {
       status: 'healthy',
-      detail: `${broker.kind} broker reachable, round trip ${ms} ms`,
-      data: { latencyMs: ms },
+      detail:
+        `${broker.kind} broker reachable, round trip ${ms} ms` +
+        (serving === undefined ? '' : `, served by ${serving.node}`) +
+        (last === undefined
+          ? ''
+          : `; failover seen at ${last.seenAt.toISOString()}: ${last.from} -> ${last.to}`),
+      data: {
+        latencyMs: ms,
+        ...(serving === undefined ? {} : { node: serving.node, failovers: failovers.length }),
+      },
     };
   } catch (error) {
     return { status: 'unhealthy', detail: `${broker.kind} broker unreachable: ${message(error)}` };

@@ -4,6 +4,7 @@ export type {
   TaskContext,
   ArgsEnvironment,
   BrokerProbe,
+  BrokerServing,
   QueueName,
 } from './task-definition.ts';
 export { queueNames } from './task-definition.ts';

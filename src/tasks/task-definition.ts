@@ -13,6 +13,16 @@ export interface BrokerProbe {
   /** Round trip to the broker in milliseconds; throws when unreachable. */
   ping(): Promise<number>;
   counts(): Promise<Record<string, { waiting: number; active: number; delayed: number; failed: number }>>;
+  /**
+   * Redis only: the server that answers for the queues now (the primary, or the Cluster master of
+   * the queues' slot) and the failovers recorded by any process.
+   */
+  serving?(): Promise<BrokerServing | undefined>;
+}
+
+export interface BrokerServing {
+  node: string;
+  failovers: Array<{ from: string; to: string; seenAt: Date }>;
 }
 
 /** What a running task gets: its database, settings, a logger bound to the run, and its abort signal. */

@@ -376,3 +376,39 @@ describe.each(backends)('run integrity on %s', (backend) => {
     expect(tally.every((r) => r.n === 1)).toBe(true);
   });
 });
+
+describe('a worker given its own running job again, on Redis', () => {
+  it('stops the earlier attempt at once, before it commits: the run counts one execution', async () => {
+    const db = await createTestDatabase();
+    await db.pool.query(TALLY_TABLE_SQL);
+    const runtime = await testRuntime('redis', db, { taskModules: tallyTasks });
+    const worker = await startWorker(
+      runtime,
+      workerOptions({
+        name: 'w-redis-self',
+        concurrency: 2,
+        queues: ['maintenance'],
+        lockDurationMs: 30_000,
+        stalledIntervalMs: 500,
+      }),
+    );
+    try {
+      const handle = await runtime.enqueue('test_tally_maintenance', { kwargs: { key: 'self', ms: 2500 } });
+      await eventually(async () => (await handle.state()) === 'running');
+      // The job's lock vanishes (as when Redis lost it): BullMQ's stall check puts the job back, and
+      // this same worker fetches it while the first attempt still sleeps with a valid lease.
+      const redis = runtime.broker.redis;
+      if (redis === undefined) throw new Error('a Redis broker was expected');
+      expect(await redis.del(`${runtime.broker.namespace}:maintenance:${handle.id}:lock`)).toBe(1);
+      await handle.get({ timeout: 30 });
+      expect(await handle.info()).toMatchObject({ state: 'succeeded', attempts: 2 });
+      // The first attempt was stopped at the takeover, not at its next lease renewal (10 s away):
+      // its insert never happened.
+      await new Promise((r) => setTimeout(r, 1500));
+      const { rows } = await db.pool.query('SELECT n FROM public.test_tally WHERE key = $1', ['self']);
+      expect(rows).toEqual([{ n: 1 }]);
+    } finally {
+      await worker.close();
+    }
+  });
+});
