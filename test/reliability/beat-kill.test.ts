@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
   createControl,
-  latestSlot,
-  parseCron,
   slotRunId,
-  slotsBetween,
   startBeat,
   startWorker,
   type BeatHandle,
 } from '../../src/runtime/index.ts';
 import { taskRegistry } from '../../src/tasks/index.ts';
+import { latestSlotAtOrBefore, slotsAfter } from '../support/cron-oracle.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually, testRedisUrl, testRuntime, workerOptions } from '../runtime/runtime-harness.ts';
 import { spawnCli } from './cli-process.ts';
@@ -55,7 +53,8 @@ async function settledLedger(db: TestDatabase): Promise<LedgerRow[]> {
  * and a slot boundary may pass meanwhile, so the first slot of each schedule is read from the ledger
  * (bounded by the latest slot before the spawn and the latest slot once it was seen), and what is
  * asserted is the ledger's shape from there on: every slot of the schedule, none twice, none missing,
- * up to the latest slot before the new leader's last tick.
+ * up to the latest slot before the new leader's last tick. The expected slots come from
+ * test/support/cron-oracle.ts (a minute-by-minute walk), not from the beat's own cron code.
  */
 describe('three beats, the active one killed with -9', () => {
   it('every slot is enqueued exactly once across the failover', async () => {
@@ -65,7 +64,7 @@ describe('three beats, the active one killed with -9', () => {
     const control = createControl(runtime);
     const worker = await startWorker(runtime, workerOptions({ name: 'w-beat-kill' }));
     const schedules = Object.values(taskRegistry).flatMap((t) =>
-      t.schedule === undefined ? [] : [{ task: t.name, cron: parseCron(t.schedule.cron) }],
+      t.schedule === undefined ? [] : [{ task: t.name, cron: t.schedule.cron }],
     );
     const spawned = new Date();
     const leader = spawnCli(['beat'], {
@@ -97,8 +96,8 @@ describe('three beats, the active one killed with -9', () => {
       for (const { task, cron } of schedules) {
         const slot = claimed.find((r) => r.task === task)?.slot;
         // Catch-up 'once' on an empty ledger claims the latest slot at the first tick.
-        const earliest = latestSlot(cron, spawned, zone)?.getTime() ?? 0;
-        const latest = latestSlot(cron, seen, zone)?.getTime() ?? 0;
+        const earliest = latestSlotAtOrBefore(cron, spawned, zone)?.getTime() ?? 0;
+        const latest = latestSlotAtOrBefore(cron, seen, zone)?.getTime() ?? 0;
         expect(slot?.getTime(), task).toBeGreaterThanOrEqual(earliest);
         expect(slot?.getTime(), task).toBeLessThanOrEqual(latest);
         if (slot !== undefined) first.set(task, slot);
@@ -122,14 +121,14 @@ describe('three beats, the active one killed with -9', () => {
         const got = rows.filter((r) => r.task === task).map((r) => r.slot.getTime());
         const from = first.get(task);
         if (from === undefined) throw new Error(`${task}: no first slot`);
-        const upTo = latestSlot(cron, checkpoint, zone) ?? from;
-        const atMost = latestSlot(cron, closed, zone) ?? from;
+        const upTo = latestSlotAtOrBefore(cron, checkpoint, zone) ?? from;
+        const atMost = latestSlotAtOrBefore(cron, closed, zone) ?? from;
         // Every slot from the first on, none twice, none missing, none in the future.
         const last = got.at(-1) ?? 0;
         expect(last, task).toBeGreaterThanOrEqual(upTo.getTime());
         expect(last, task).toBeLessThanOrEqual(atMost.getTime());
         expect(got, task).toEqual(
-          [from, ...slotsBetween(cron, from, new Date(last), zone)].map((s) => s.getTime()),
+          [from, ...slotsAfter(cron, from, new Date(last), zone)].map((s) => s.getTime()),
         );
       }
       // Each slot's run ran once: its own run (named by the slot), attempt 1, and no other slot run.
