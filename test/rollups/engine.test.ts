@@ -131,7 +131,8 @@ describe('change capture', () => {
     expect(rows.map((r) => r.b.toISOString())).toEqual(['2026-02-01T10:00:00.000Z']);
   });
 
-  it('rolls back and writes nothing when aborted', async () => {
+  it('an already-aborted signal is refused before any statement, writing nothing', async () => {
+    // Cancelling mid-statement (the rollback) is the next test's: aborted while its upsert waits on a lock.
     await refreshAll(db.pool, 'UTC');
     await insertExecution('2026-02-01T10:30:00Z');
     const controller = new AbortController();

@@ -9,7 +9,8 @@ import {
 import { InvalidTaskArgsError } from '../../src/tasks/index.ts';
 import { tasksFor } from '../../src/index.ts';
 import { createTestDatabase } from '../support/database.ts';
-import { backends, eventually, testRuntime, workerOptions } from './runtime-harness.ts';
+import { spawnCli } from '../reliability/cli-process.ts';
+import { backends, eventually, testRedisUrl, testRuntime, workerOptions } from './runtime-harness.ts';
 
 const db = await createTestDatabase({ poolMax: 12 });
 
@@ -159,12 +160,18 @@ describe.each(backends)('worker on %s', (backend) => {
   });
 
   it('terminates a running run from another process, and only that run', async () => {
-    const other = await testRuntime(backend, db, { namespace: runtime.broker.namespace });
-    const control = createControl(other);
     const victim = await runtime.enqueue('test_sleep', { kwargs: { ms: 30_000 } });
     const bystander = await runtime.enqueue('test_sleep', { kwargs: { ms: 1_500 } });
     await eventually(async () => (await victim.state()) === 'running');
-    await expect(control.terminate(victim.id)).resolves.toMatchObject({ action: 'terminating' });
+    // `aggjobs control terminate` in a process of its own, on the same database and broker.
+    const cli = spawnCli(['control', 'terminate', victim.id], {
+      DATABASE_URL: db.url,
+      ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
+      BROKER_KEY_PREFIX: runtime.broker.namespace,
+      LOG_LEVEL: 'warn',
+    });
+    expect(await cli.exited, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/"action": "terminating"/);
     const error = await failure(victim.get({ timeout: 10 }));
     expect(error.run.state).toBe('revoked');
     await expect(bystander.get({ timeout: 20 })).resolves.toHaveProperty('threadId');
