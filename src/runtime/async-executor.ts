@@ -83,6 +83,13 @@ export class AsyncExecutor {
     else void pool.end().catch(() => undefined);
   }
 
+  /** Pool restart: the idle run sessions are closed (running runs keep theirs); returns how many pools. */
+  restart(): number {
+    const idle = this.idle.splice(0);
+    for (const pool of idle) void pool.end().catch(() => undefined);
+    return idle.length;
+  }
+
   async killSessions(runId: string, attempt?: number): Promise<number> {
     return await terminateRunSessions(this.options.pool, runId, attempt);
   }

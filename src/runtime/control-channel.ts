@@ -1,6 +1,7 @@
 import { setTimeout } from 'node:timers/promises';
 import pg from 'pg';
 import type { Queryable } from '../db/index.ts';
+import type { QueueName } from '../tasks/index.ts';
 import { keepSessionOpen } from './reconnecting-session.ts';
 
 /**
@@ -10,7 +11,15 @@ import { keepSessionOpen } from './reconnecting-session.ts';
 export type ControlMessage =
   | { action: 'terminate'; runId: string }
   | { action: 'concurrency'; worker: string; concurrency: number }
-  | { action: 'shutdown'; worker: string };
+  | { action: 'shutdown'; worker: string }
+  /** Celery's autoscale: concurrency follows the queue depth between min and max from now on. */
+  | { action: 'autoscale'; worker: string; max: number; min: number }
+  /** Celery's pool_restart: the idle task threads (or, on the async pool, run sessions) are replaced. */
+  | { action: 'pool_restart'; worker: string }
+  /** Celery's add_consumer / cancel_consumer: the worker starts or stops taking a queue's jobs. */
+  | { action: 'add_consumer' | 'cancel_consumer'; worker: string; queue: QueueName }
+  /** Celery's time_limit: every worker runs `task` with these limits (seconds) from its next run. */
+  | { action: 'time_limit'; task: string; soft: number; hard: number };
 
 export const CONTROL_CHANNEL = 'aggjobs_control';
 

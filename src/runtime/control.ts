@@ -31,6 +31,8 @@ export interface QueueCounts {
   delayed: number;
   failed: number;
   paused: boolean;
+  /** BullMQ's global rate limit of the queue (jobs per duration, over every worker), if set. */
+  rateLimit: { max: number; durationMs: number } | null;
 }
 
 export interface WorkerInfo {
@@ -96,6 +98,22 @@ export interface Control {
   pause(queue: QueueName): Promise<void>;
   resume(queue: QueueName): Promise<void>;
   setConcurrency(worker: string, concurrency: number): Promise<void>;
+  /** Celery's autoscale from now on: the worker's concurrency follows its queues' depth in [min, max]. */
+  autoscale(worker: string, max: number, min: number): Promise<void>;
+  /** Celery's pool_restart: the worker's idle task threads (async pool: run sessions) are replaced. */
+  poolRestart(worker: string): Promise<void>;
+  /** Celery's add_consumer / cancel_consumer: the worker starts or stops taking a queue's jobs. */
+  addConsumer(worker: string, queue: QueueName): Promise<void>;
+  cancelConsumer(worker: string, queue: QueueName): Promise<void>;
+  /**
+   * Celery's time_limit: every running worker gives `task` these limits (seconds) from its next run.
+   * Not kept: a worker started later has the configured ones (TASK_TIME_LIMITS).
+   */
+  setTimeLimits(task: string, soft: number, hard: number): Promise<void>;
+  /** The queue's rate limit over every worker (BullMQ's global rate limit); null removes it. */
+  setRateLimit(queue: QueueName, limit: { max: number; durationMs: number } | null): Promise<void>;
+  /** Deletes the rows of workers offline for more than `offlineSeconds`; returns their names. */
+  pruneWorkers(offlineSeconds: number): Promise<string[]>;
   queueCounts(): Promise<QueueCounts[]>;
   workers(): Promise<WorkerInfo[]>;
   schedules(): Promise<ScheduleInfo[]>;
@@ -222,11 +240,49 @@ export function createControl(runtime: Runtime): Control {
       }
       await sendControl(pool, { action: 'concurrency', worker, concurrency });
     },
+    autoscale: async (worker, max, min) => {
+      if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 256 || min > max) {
+        throw new Error(`autoscale needs integers 1 ≤ min ≤ max ≤ 256, got min ${min}, max ${max}`);
+      }
+      await sendControl(pool, { action: 'autoscale', worker, max, min });
+    },
+    poolRestart: async (worker) => await sendControl(pool, { action: 'pool_restart', worker }),
+    addConsumer: async (worker, queue) => await sendControl(pool, { action: 'add_consumer', worker, queue }),
+    cancelConsumer: async (worker, queue) =>
+      await sendControl(pool, { action: 'cancel_consumer', worker, queue }),
+    setTimeLimits: async (task, soft, hard) => {
+      if (!(soft > 0 && hard > 0 && soft <= hard)) {
+        throw new Error(`time limits need 0 < soft ≤ hard, got soft ${soft}, hard ${hard}`);
+      }
+      await sendControl(pool, { action: 'time_limit', task, soft, hard });
+    },
+    setRateLimit: async (queue, limit) => {
+      if (limit === null) await broker.queue(queue).removeGlobalRateLimit();
+      else await broker.queue(queue).setGlobalRateLimit(limit.max, limit.durationMs);
+    },
+    async pruneWorkers(offlineSeconds) {
+      // $1 seconds offline: stopped, or no heartbeat for that long (and at least ONLINE_SECONDS).
+      const { rows } = await pool.query<{ name: string }>(
+        `DELETE FROM aggjobs.workers
+         WHERE last_heartbeat < now() - make_interval(secs => greatest($1::float8, $2::float8))
+            OR (stopped_at IS NOT NULL AND stopped_at < now() - make_interval(secs => $1::float8))
+         RETURNING name`,
+        [offlineSeconds, ONLINE_SECONDS],
+      );
+      return rows.map((r) => r.name).sort();
+    },
     async queueCounts() {
       const counts = await broker.counts();
       const result: QueueCounts[] = [];
       for (const [queue, c] of Object.entries(counts)) {
-        result.push({ queue, ...c, paused: await broker.queue(queueOf(queue)).isPaused() });
+        const q = broker.queue(queueOf(queue));
+        const limit = await q.getGlobalRateLimit();
+        result.push({
+          queue,
+          ...c,
+          paused: await q.isPaused(),
+          rateLimit: limit === null ? null : { max: limit.max, durationMs: limit.duration },
+        });
       }
       return result;
     },

@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from '../log/index.ts';
-import { timeLimitsOf, type AnyTaskDefinition } from '../tasks/index.ts';
+import { timeLimitsOf, type AnyTaskDefinition, type TimeLimits } from '../tasks/index.ts';
 import type { JobData } from './broker.ts';
 import { backoffDelayMs } from './errors.ts';
 import { recordRejected } from './run-log.ts';
@@ -31,6 +31,8 @@ export interface ProcessorContext {
   readonly leaseMs: number;
   /** The runs in progress here, by run id: the lease keeper renews them, control finds them. */
   readonly active: Map<string, ActiveRun>;
+  /** A task's limits as changed at run time (the time_limit control message); default timeLimitsOf. */
+  readonly timeLimits?: (task: AnyTaskDefinition) => TimeLimits;
   readonly stats: { processed: number; failed: number };
 }
 
@@ -51,7 +53,7 @@ function outcomeOf(
   outcome: Exclude<ThreadOutcome, { kind: 'killed'; reason: 'lease_lost' }>,
 ): { record: AttemptOutcome; bullmq: Settled } {
   const { settings } = ctx.runtime;
-  const limits = timeLimitsOf(task, settings);
+  const limits = ctx.timeLimits?.(task) ?? timeLimitsOf(task, settings);
   const retriesLeft = attempt < maxAttempts;
   const retryInMs = backoffDelayMs(attempt, settings.taskRetryBackoffMs, () => 0.5);
   const logs = outcome.kind === 'done' ? { logs: outcome.logs } : {};
@@ -204,7 +206,7 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
             `${killed} session(s) of it terminated`,
         );
       }
-      const limits = timeLimitsOf(task, runtime.settings);
+      const limits = ctx.timeLimits?.(task) ?? timeLimitsOf(task, runtime.settings);
       const outcome = await threads.run(
         { type: 'run', runId, task: task.name, args, attempt: lease.attempt },
         { softMs: limits.softSeconds * 1000, hardMs: limits.hardSeconds * 1000 },

@@ -26,6 +26,8 @@ interface Slot {
   worker: Worker;
   tasksRun: number;
   heapUsedKb: number;
+  /** A pool restart came while it ran: it is replaced when its run ends. */
+  stale?: boolean;
 }
 
 export interface ThreadPoolOptions {
@@ -109,7 +111,9 @@ export class TaskThreadPool {
   }
 
   private giveBack(slot: Slot): void {
-    if (slot.tasksRun >= this.options.maxTasksPerThread) {
+    if (slot.stale === true) {
+      this.retire(slot, 'pool restart');
+    } else if (slot.tasksRun >= this.options.maxTasksPerThread) {
       this.retire(slot, `ran ${slot.tasksRun} tasks (max tasks per child ${this.options.maxTasksPerThread})`);
     } else if (this.options.maxMemoryKb > 0 && slot.heapUsedKb > this.options.maxMemoryKb) {
       this.retire(
@@ -119,6 +123,19 @@ export class TaskThreadPool {
     } else {
       this.idle.push(slot);
     }
+  }
+
+  /**
+   * Celery's pool restart: idle threads (or, on the async pool, idle run sessions) are ended now and
+   * busy ones when their run ends; the next runs get fresh ones (task modules loaded again in a
+   * thread, new database sessions). Returns how many were ended now.
+   */
+  restart(): number {
+    if (this.inLoop !== undefined) return this.inLoop.restart();
+    const idle = this.idle.splice(0);
+    for (const slot of idle) this.retire(slot, 'pool restart');
+    for (const slot of this.all) slot.stale = true;
+    return idle.length;
   }
 
   /** Terminates the database sessions of a run's attempt, or of all its attempts (run-sessions.ts). */

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { QueueName } from '../tasks/index.ts';
+import { timeLimitsOf, type QueueName, type TimeLimits } from '../tasks/index.ts';
 import type { BrokerWorker } from './broker.ts';
 import { listenControl, type ControlListener } from './control-channel.ts';
 import { backoffDelayMs } from './errors.ts';
@@ -108,6 +108,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   let concurrency = options.concurrency;
   // A run's lease lasts as long as its job's BullMQ lock: both lapse together when the worker dies.
   const leaseMs = options.lockDurationMs ?? 30_000;
+  // Time limits changed at run time (the time_limit control message), by task name.
+  const limitOverrides = new Map<string, TimeLimits>();
   const processor = createJobProcessor({
     runtime,
     threads,
@@ -116,9 +118,14 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     leaseMs,
     active,
     stats,
+    timeLimits: (task) => limitOverrides.get(task.name) ?? timeLimitsOf(task, settings),
   });
 
-  const workers: BrokerWorker[] = options.queues.map((queue) => {
+  // The queues this worker consumes, and a BullMQ Worker for each (add_consumer / cancel_consumer
+  // change them at run time).
+  const queues: QueueName[] = [...options.queues];
+  const consumers = new Map<QueueName, BrokerWorker>();
+  const consume = (queue: QueueName): void => {
     const worker = broker.createWorker(queue, processor, {
       concurrency: options.concurrency,
       lockDurationMs: options.lockDurationMs,
@@ -131,8 +138,9 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     });
     worker.on('error', (error) => logger.warn({ err: error }, `queue ${queue}: ${error.message}`));
     void worker.run().catch((error: unknown) => logger.error({ err: error }, `worker for ${queue} stopped`));
-    return worker;
-  });
+    consumers.set(queue, worker);
+  };
+  for (const queue of queues) consume(queue);
 
   const setConcurrency = (n: number): void => {
     const value = Math.max(1, Math.floor(n));
@@ -157,7 +165,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
           name,
           hostname(),
           process.pid,
-          options.queues,
+          queues,
           concurrency,
           active.size,
           stats.processed,
@@ -207,7 +215,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   // broker lost and settles runs whose worker died (see run-reaper.ts).
   const reap = async (): Promise<void> => {
     await reapRuns(runtime, {
-      queues: options.queues,
+      queues,
       lostJobGraceSeconds: options.lostJobGraceSeconds ?? 60,
       logger,
     });
@@ -218,14 +226,14 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   );
 
   let autoscaleTimer: NodeJS.Timeout | undefined;
-  if (options.autoscale !== undefined) {
-    const { min, max } = options.autoscale;
+  const autoscale = (min: number, max: number): void => {
+    clearInterval(autoscaleTimer);
     setConcurrency(min);
     autoscaleTimer = setInterval(
       () =>
         void (async () => {
           let waiting = 0;
-          for (const q of options.queues) {
+          for (const q of queues) {
             const c = await broker.queue(q).getJobCounts('waiting', 'prioritized');
             waiting += (c.waiting ?? 0) + (c.prioritized ?? 0);
           }
@@ -233,8 +241,11 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         })().catch(() => undefined),
       (options.autoscaleIntervalSeconds ?? 2) * 1000,
     );
-  }
+  };
+  if (options.autoscale !== undefined) autoscale(options.autoscale.min, options.autoscale.max);
 
+  // Set when close() begins: no consumer is added from then on.
+  let stopping = false;
   let requestShutdown: () => void = () => undefined;
   const shutdownRequested = new Promise<void>((resolve) => {
     requestShutdown = resolve;
@@ -251,6 +262,29 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         }
       } else if (message.action === 'concurrency' && message.worker === name) {
         setConcurrency(message.concurrency);
+      } else if (message.action === 'autoscale' && message.worker === name) {
+        logger.info(`autoscale ${message.min}–${message.max} (from another process)`);
+        autoscale(message.min, message.max);
+      } else if (message.action === 'pool_restart' && message.worker === name) {
+        logger.info(`pool restart: ${threads.restart()} idle replaced now, busy ones after their run`);
+      } else if (message.action === 'add_consumer' && message.worker === name) {
+        if (!consumers.has(message.queue) && !stopping) {
+          logger.info(`now consuming queue ${message.queue}`);
+          queues.push(message.queue);
+          consume(message.queue);
+          void heartbeat();
+        }
+      } else if (message.action === 'cancel_consumer' && message.worker === name) {
+        const consumer = consumers.get(message.queue);
+        if (consumer !== undefined) {
+          logger.info(`no longer consuming queue ${message.queue}: its running jobs finish`);
+          consumers.delete(message.queue);
+          queues.splice(queues.indexOf(message.queue), 1);
+          void consumer.close().then(() => heartbeat());
+        }
+      } else if (message.action === 'time_limit') {
+        logger.info(`time limits of ${message.task}: soft ${message.soft} s, hard ${message.hard} s`);
+        limitOverrides.set(message.task, { softSeconds: message.soft, hardSeconds: message.hard });
       } else if (message.action === 'shutdown' && message.worker === name) {
         logger.warn(`worker ${name}: shutdown requested from another process`);
         requestShutdown();
@@ -262,8 +296,8 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   );
 
   logger.info(
-    { queues: options.queues, concurrency, broker: broker.describe },
-    `worker ${name} ready: queues ${options.queues.join(', ')}, concurrency ${concurrency}, pool ${executor}`,
+    { queues, concurrency, broker: broker.describe },
+    `worker ${name} ready: queues ${queues.join(', ')}, concurrency ${concurrency}, pool ${executor}`,
   );
 
   let closing: Promise<void> | undefined;
@@ -272,7 +306,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     name,
     stats: () => ({
       name,
-      queues: options.queues,
+      queues: [...queues],
       concurrency,
       active: active.size,
       processed: stats.processed,
@@ -298,6 +332,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
       while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     },
     close() {
+      stopping = true;
       closing ??= (async () => {
         clearInterval(heartbeatTimer);
         clearInterval(reaperTimer);
@@ -305,7 +340,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         // Nothing more starts from here: the slots refuse every fetch.
         slots.close();
         logger.info(`worker ${name} stopping: ${active.size} task(s) running`);
-        const closed = Promise.all(workers.map((w) => w.close()));
+        const closed = Promise.all([...consumers.values()].map((w) => w.close()));
         let graceTimer: NodeJS.Timeout | undefined;
         const grace = new Promise<'timeout'>((r) => {
           graceTimer = setTimeout(() => r('timeout'), options.shutdownGraceSeconds * 1000);

@@ -24,6 +24,7 @@ import { readTimeoutReason, timedPool } from './queries/index.ts';
 import {
   backfillPage,
   chartsPage,
+  configPage,
   layout,
   navBar,
   overviewPage,
@@ -248,6 +249,7 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
   app.get('/rollups', page(rollupsPage));
   app.get('/backfill', page(backfillPage));
   app.get('/charts', page(chartsPage));
+  app.get('/config', page(configPage));
   app.route(BULL_BOARD_PATH, bullBoardRoutes(ctx));
 
   const wantsJson = (c: Context<DashboardEnv>): boolean =>

@@ -15,7 +15,7 @@ import { eventually, webHarness, type WebHarness } from '../web/web-harness.ts';
  */
 const executablePath = findChromium();
 const OUT = 'test-results';
-const PAGES = ['/', '/tasks', '/workers', '/schedules', '/rollups', '/backfill', '/charts'];
+const PAGES = ['/', '/tasks', '/workers', '/schedules', '/rollups', '/backfill', '/charts', '/config'];
 let h: WebHarness;
 let server: DashboardServer;
 let browser: Browser;

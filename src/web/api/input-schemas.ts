@@ -78,3 +78,31 @@ export const backfillBody = z.strictObject({
   end_date: z.string().min(1).max(40),
   granularity: z.enum(granularities),
 });
+
+export const autoscaleBody = z
+  .strictObject({ max: z.number().int().min(1).max(256), min: z.number().int().min(1).max(256) })
+  .refine((v) => v.min <= v.max, { message: 'must be at most max', path: ['min'] });
+
+export const consumerBody = z.strictObject({ queue: queueName });
+
+/** Seconds, as TASK_TIME_LIMITS takes them: at most a week. */
+export const timeLimitsBody = z
+  .strictObject({
+    soft: z.number().positive().max(604_800),
+    hard: z.number().positive().max(604_800),
+  })
+  .refine((v) => v.soft <= v.hard, { message: 'must be at most hard', path: ['soft'] });
+
+/** A queue's rate limit: `max` jobs per `durationMs` over every worker; `max: null` removes it. */
+export const rateLimitBody = z.union([
+  z.strictObject({
+    max: z.number().int().min(1).max(1_000_000),
+    durationMs: z.number().int().min(1).max(86_400_000),
+  }),
+  z.strictObject({ max: z.null() }),
+]);
+
+/** How long a worker must have been offline to be pruned (default 0: every offline one). */
+export const pruneBody = z.strictObject({
+  offlineSeconds: z.number().int().min(0).max(31_536_000).optional(),
+});

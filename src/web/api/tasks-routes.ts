@@ -7,7 +7,7 @@ import { searchRuns } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import { boundedParam } from './bounded-input.ts';
 import { HttpError, notFound, parseInput } from './http-error.ts';
-import { applyBody, revokeBody, runListQuery } from './input-schemas.ts';
+import { applyBody, revokeBody, runListQuery, timeLimitsBody } from './input-schemas.ts';
 import { readJsonBody } from './read-body.ts';
 
 /**
@@ -59,6 +59,19 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     );
     ctx.logger.info({ task: name, runId: result.id, user: c.get('auth').user }, `dashboard: applied ${name}`);
     return c.json({ id: result.id, task: name, state: (await result.state()) ?? 'queued' }, 202);
+  });
+
+  // Celery's time_limit: every running worker gives the task these limits from its next run.
+  app.post('/tasks/:name/time-limits', async (c) => {
+    const name = boundedParam('name', c.req.param('name'));
+    const task = findTask(ctx.runtime.tasks, name); // UnknownTaskError → 404
+    const body = parseInput(timeLimitsBody, await readJsonBody(c), 'body');
+    await ctx.control.setTimeLimits(task.name, body.soft, body.hard);
+    ctx.logger.info(
+      { task: task.name, user: c.get('auth').user },
+      `dashboard: time limits of ${task.name}: soft ${body.soft} s, hard ${body.hard} s`,
+    );
+    return c.json({ task: task.name, soft: body.soft, hard: body.hard, sent: true }, 202);
   });
 
   app.post('/tasks/:id/retry', async (c) => {

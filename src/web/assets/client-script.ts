@@ -108,7 +108,10 @@ export const clientScript = String.raw`(() => {
       }
       el.removeAttribute('data-held');
       if (text !== el.getAttribute('data-last')) {
+        // Expanded <details> with an id (a worker's More, a rate limit's Change) stay expanded.
+        const open = [...el.querySelectorAll('details[id][open]')].map((d) => d.id);
         el.innerHTML = text;
+        open.forEach((id) => { const d = document.getElementById(id); if (d) d.open = true; });
         el.setAttribute('data-last', text);
         prepareTables(el);
       }

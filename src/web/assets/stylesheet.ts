@@ -81,7 +81,7 @@ figure.chart .grid { stroke: var(--gridline); stroke-width: 1; }
 figure.chart .axis { fill: var(--muted); font-size: 10px; }
 figure.chart .hover { fill: transparent; }
 figure.chart .hover:hover { fill: rgba(31,111,235,.08); }
-.legend { display: flex; gap: 14px; font-size: 12px; color: var(--muted); margin-top: 4px; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; color: var(--muted); margin-top: 4px; }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; vertical-align: -1px; }
 .progress { background: var(--track); border-radius: 6px; height: 10px; overflow: hidden; min-width: 160px; }
 .progress > span { display: block; height: 100%; background: var(--ok); }

@@ -207,6 +207,29 @@ export function runsTable(
   </table>`;
 }
 
+/** Set (max jobs per so many seconds, over every worker) or remove a queue's rate limit. */
+function rateLimitControls(queue: string, limited: boolean): SafeHtml {
+  const api = `/api/queues/${queue}/rate-limit`;
+  return html`<details id="rate-${queue}" class="rate-limit">
+    <summary>Change</summary>
+    <div class="actions">
+      <input id="rate-${queue}-max" name="max" type="number" min="1" placeholder="jobs" style="width:70px" />
+      per
+      <input
+        id="rate-${queue}-ms"
+        name="durationMs"
+        type="number"
+        min="1"
+        placeholder="ms"
+        style="width:80px"
+      />
+      ms
+      ${actionButton({ url: api, label: 'Set', input: `rate-${queue}-max,rate-${queue}-ms`, done: `Rate limit of ${queue} set.` })}
+      ${limited ? actionButton({ url: api, label: 'Remove', body: { max: null }, done: `Rate limit of ${queue} removed.` }) : ''}
+    </div>
+  </details>`;
+}
+
 /** The queues with their job counts, a state badge, and pause/resume for users who may write. */
 export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): SafeHtml {
   return html`<table>
@@ -218,6 +241,7 @@ export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): 
         <th class="num">Delayed</th>
         <th class="num">Failed</th>
         <th>State</th>
+        <th>Rate limit</th>
         <th></th>
       </tr>
     </thead>
@@ -231,6 +255,10 @@ export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): 
             <td class="num">${q.delayed}</td>
             <td class="num">${q.failed}</td>
             <td>${badge(q.paused ? 'paused' : 'online', q.paused ? 'paused' : 'consuming')}</td>
+            <td>
+              ${q.rateLimit === null ? html`<span class="muted">none</span>` : `${q.rateLimit.max} per ${q.rateLimit.durationMs / 1000} s`}
+              ${canWrite ? rateLimitControls(q.queue, q.rateLimit !== null) : ''}
+            </td>
             <td>
               ${
                 canWrite

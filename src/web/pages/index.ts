@@ -8,3 +8,4 @@ export { rollupsPage } from './rollups-page.ts';
 export { backfillPage } from './backfill-page.ts';
 export { chartsPage } from './charts-page.ts';
 export type { PageRequest, PageResult } from './page-types.ts';
+export { configPage } from './config-page.ts';

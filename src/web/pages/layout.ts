@@ -8,6 +8,7 @@ export const navItems = [
   { href: '/rollups', label: 'Rollups' },
   { href: '/backfill', label: 'Backfill' },
   { href: '/charts', label: 'Charts' },
+  { href: '/config', label: 'Config' },
   { href: '/queues', label: 'Queues (Bull Board)' },
 ] as const;
 
