@@ -16,7 +16,7 @@ function port(raw: string): number {
 /** `aggjobs dashboard`: Flower's role — pages, JSON API, /metrics, Bull Board at /queues. */
 export function dashboardCommand(): Command {
   return new Command('dashboard')
-    .description('web dashboard, JSON API and /metrics (the seed\'s "celery flower --port=5555")')
+    .description("web dashboard, JSON API and /metrics (in place of Celery's Flower)")
     .option('-p, --port <port>', 'port to listen on (default DASHBOARD_PORT, 5555)')
     .option(
       '--host <host>',

@@ -5,7 +5,7 @@ import { openContext } from '../context.ts';
 
 export function migrateCommand(): Command {
   return new Command('migrate')
-    .description('apply pending database migrations (the seed\'s "alembic upgrade head")')
+    .description('apply pending database migrations, then install the rollups and views')
     .option('--status', 'list applied and pending migrations, change nothing')
     .action(async (options: { status?: boolean }) => {
       const ctx = await openContext({
