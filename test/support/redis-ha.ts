@@ -67,19 +67,9 @@ async function up(server: Server): Promise<void> {
   );
 }
 
-export interface SentinelSet {
-  /** `redis+sentinel://127.0.0.1:<s1>,…/mymaster` */
-  readonly url: string;
-  /** The port of the current primary, as the sentinels say. */
-  primaryPort(): Promise<number>;
-  /** Kill -9 the current primary and wait until the sentinels have promoted the replica. */
-  failover(): Promise<{ from: number; to: number }>;
-  stop(): Promise<void>;
-}
-
-export async function startSentinelSet(): Promise<SentinelSet> {
-  const dir = mkdtempSync(join(tmpdir(), 'aggjobs-sentinel-'));
-  const base = (port: number): string[] => [
+/** A server on `port` with its files in `dir`, persisting nothing. */
+function serverArgs(port: number, dir: string): string[] {
+  return [
     '--port',
     String(port),
     '--bind',
@@ -93,6 +83,27 @@ export async function startSentinelSet(): Promise<SentinelSet> {
     '--dbfilename',
     `dump-${port}.rdb`,
   ];
+}
+
+/** Stops every server and removes their directory. */
+async function stopAll(servers: readonly Server[], dir: string): Promise<void> {
+  for (const s of servers) await kill(s);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export interface SentinelSet {
+  /** `redis+sentinel://127.0.0.1:<s1>,…/mymaster` */
+  readonly url: string;
+  /** The port of the current primary, as the sentinels say. */
+  primaryPort(): Promise<number>;
+  /** Kill -9 the current primary and wait until the sentinels have promoted the replica. */
+  failover(): Promise<{ from: number; to: number }>;
+  stop(): Promise<void>;
+}
+
+export async function startSentinelSet(): Promise<SentinelSet> {
+  const dir = mkdtempSync(join(tmpdir(), 'aggjobs-sentinel-'));
+  const base = (port: number): string[] => serverArgs(port, dir);
   const [p1, p2] = [await freePort(), await freePort()];
   const primary: Server = { port: p1, process: undefined, args: base(p1) };
   const replica: Server = {
@@ -132,8 +143,7 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       return others === 2 ? true : undefined;
     });
   } catch (error) {
-    for (const s of servers) await kill(s);
-    rmSync(dir, { recursive: true, force: true });
+    await stopAll(servers, dir);
     throw error;
   }
   const primaryPort = async (): Promise<number> => {
@@ -162,10 +172,7 @@ export async function startSentinelSet(): Promise<SentinelSet> {
       });
       return { from, to };
     },
-    async stop() {
-      for (const s of servers) await kill(s);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: async () => await stopAll(servers, dir),
   };
 }
 
@@ -202,24 +209,13 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
       port,
       process: undefined,
       args: [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
+        ...serverArgs(port, dir),
         '--cluster-enabled',
         'yes',
         '--cluster-config-file',
         `nodes-${port}.conf`,
         '--cluster-node-timeout',
         '2000',
-        '--dbfilename',
-        `dump-${port}.rdb`,
       ],
     });
   }
@@ -264,8 +260,7 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
       60_000,
     );
   } catch (error) {
-    for (const s of servers) await kill(s);
-    rmSync(dir, { recursive: true, force: true });
+    await stopAll(servers, dir);
     throw error;
   }
   const alive = (): number[] => servers.filter((s) => s.process !== undefined).map((s) => s.port);
@@ -289,9 +284,6 @@ export async function startRedisCluster(): Promise<RedisClusterSet> {
       );
       return { from, to };
     },
-    async stop() {
-      for (const s of servers) await kill(s);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: async () => await stopAll(servers, dir),
   };
 }
