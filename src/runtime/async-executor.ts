@@ -123,6 +123,9 @@ export class AsyncExecutor {
         if (settled || killing) return;
         killing = true;
         controller.abort(new Error(`killed: ${reason}`));
+        // Before the sessions are looked up by name: a session still connecting now is closed
+        // instead of serving the abandoned task (run-session-pool.ts).
+        pool.refuseCheckouts(new Error(`killed: ${reason}`));
         void (async () => {
           // The sessions go first: the statement stuck in PostgreSQL ends, its locks with it. The
           // pool is then closed (releasePool), so the abandoned task cannot take another session.

@@ -18,6 +18,8 @@ export const idleSessionName = 'aggjobs task thread';
  */
 export class RunSessionPool extends pg.Pool {
   #session = idleSessionName;
+  /** Set when the run using this pool is killed: no checkout serves it from then on. */
+  #refused: Error | undefined;
   /** The application_name each session was last given. */
   readonly #names = new WeakMap<pg.PoolClient, string>();
 
@@ -40,6 +42,18 @@ export class RunSessionPool extends pg.Pool {
   /** Names the sessions of every checkout from now on: the application_name of a run's attempt. */
   nameSessions(applicationName: string): void {
     this.#session = applicationName;
+  }
+
+  /**
+   * A killed run's pool (called before its sessions are terminated): every checkout from now on
+   * fails with `reason`, and so does one already under way — a session still connecting or being
+   * named when the kill came closes before the run can send anything on it. Without this, such a
+   * session (not yet named for the run, so not found by the kill) would carry the task's statement
+   * after the run had ended. `end()` alone does not: pg-pool hands a connection that completes
+   * after it to its waiting caller.
+   */
+  refuseCheckouts(reason: Error): void {
+    this.#refused = reason;
   }
 
   /** No session checked out or waited for: the pool may serve another run. */
@@ -77,7 +91,14 @@ export class RunSessionPool extends pg.Pool {
     // attempt of a run) before the pool noticed: it is dropped and another one taken, at most once
     // per session the pool can hold, instead of failing a run that had nothing to do with it.
     for (let tries = 0; ; tries += 1) {
+      if (this.#refused !== undefined) throw this.#refused;
       const client = await super.connect();
+      const refuse = (): void => {
+        if (this.#refused === undefined) return;
+        client.release(this.#refused);
+        throw this.#refused;
+      };
+      refuse();
       const previous = this.#names.get(client);
       if (previous === session) return client;
       try {
@@ -89,6 +110,7 @@ export class RunSessionPool extends pg.Pool {
         throw error;
       }
       this.#names.set(client, session);
+      refuse();
       return client;
     }
   }

@@ -58,6 +58,32 @@ describe('RunSessionPool', () => {
     expect((await nameOf(pool)).name).toBe('aggjobs run run-d #1');
   });
 
+  it('a checkout still connecting when its run is killed never serves it: nothing runs under the run', async () => {
+    // A pool of its own with no session yet: the statement's checkout opens one, still under way when
+    // the kill comes (the hard limit's order: refuse checkouts, then terminate by name).
+    const killed = new RunSessionPool({ connectionString: db.url, max: 2 });
+    try {
+      killed.nameSessions(runApplicationName('run-k', 1));
+      const stuck = killed.query('SELECT pg_sleep(30)').then(
+        () => 'the statement ran',
+        (error: unknown) => error,
+      );
+      killed.refuseCheckouts(new Error('killed: hard_limit'));
+      await terminateRunSessions(db.pool, 'run-k', 1);
+      void killed.end();
+      expect(await stuck).toEqual(new Error('killed: hard_limit'));
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND (application_name = $1 OR query = 'SELECT pg_sleep(30)')`,
+        ['aggjobs run run-k #1'],
+      );
+      expect(rows[0]?.n).toBe(0);
+      // And the next checkout is refused at once.
+      await expect(killed.query('SELECT 1')).rejects.toThrow(/killed: hard_limit|after calling end/);
+    } finally {
+      await killed.end().catch(() => undefined);
+    }
+  });
+
   it('a session reset by the task falls back to the neutral name, never to another run', async () => {
     pool.nameSessions(runApplicationName('run-e', 1));
     const client = await pool.connect();
