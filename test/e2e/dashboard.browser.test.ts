@@ -84,7 +84,9 @@ describe('dashboard in a browser', () => {
     const newId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
     expect(newId).not.toBe(failed.id);
     await page.locator('#live .badge', { hasText: 'succeeded' }).first().waitFor({ timeout: 20_000 });
-    expect(await page.locator('pre.result').innerText()).toContain('<b>bold</b>');
+    // The result is shown as its fields (issue 15); its markup is text.
+    const result = page.locator('#live section.card', { has: page.locator('h2', { hasText: 'Result' }) });
+    expect(await result.innerText()).toContain('<b>bold</b>');
   });
 
   it('shows new runs in the history without a reload', async () => {
