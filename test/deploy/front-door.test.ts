@@ -189,10 +189,26 @@ afterAll(() => {
   }
 });
 
+/**
+ * `npm install` needs the npm registry, as it does for a new user. Without it (a network namespace
+ * of its own, no route) npm retries for minutes: fail at once instead, saying why.
+ */
+async function assertRegistryReachable(): Promise<void> {
+  const registry = execFileSync('npm', ['config', 'get', 'registry']).toString().trim();
+  try {
+    await fetch(registry, { method: 'HEAD', signal: AbortSignal.timeout(15_000) });
+  } catch (error) {
+    throw new Error(
+      `the npm registry (${registry}) cannot be reached (${(error as Error).message}): this test runs \`npm install\` from a fresh clone, so it needs the registry`,
+    );
+  }
+}
+
 describe('README: the two commands, from a fresh clone', () => {
   it.each(cases)(
     '$name: npm install && npm start serves the dashboard; Ctrl-C stops everything; a second start too',
     async ({ dir, user }) => {
+      await assertRegistryReachable();
       const commands = twoCommands();
       expect(commands[0]).toBe('npm install && npm start');
       const [install, start] = commands[0]?.split(' && ') ?? [];
@@ -210,6 +226,7 @@ describe('README: the two commands, from a fresh clone', () => {
         shell: '/bin/sh',
         env: envFor(0),
         stdio: 'pipe',
+        timeout: 300_000,
         ...as,
       });
 
