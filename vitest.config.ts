@@ -1,13 +1,22 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
+// Files left out of this run (comma-separated globs), for a CI that runs them in another pass:
+// .ci/run runs the fresh-clone test outside its network namespace (its npm install needs the
+// registry) and counts every test file on disk that ran in neither pass as failed.
+const excluded = (process.env.TEST_EXCLUDE ?? '').split(',').filter((glob) => glob !== '');
+
 export default defineConfig({
   test: {
-    reporters: process.env.CI === 'true' ? ['default', ['json', { outputFile: 'test-results/vitest.json' }]] : ['default'],
+    reporters:
+      process.env.CI === 'true'
+        ? ['default', ['json', { outputFile: process.env.TEST_JSON_FILE ?? 'test-results/vitest.json' }]]
+        : ['default'],
     projects: [
       {
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...excluded],
           sequence: { groupOrder: 0 },
         },
       },
@@ -15,7 +24,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/distributed/**'],
+          exclude: [...configDefaults.exclude, 'test/distributed/**', ...excluded],
           globalSetup: ['test/support/global-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
@@ -31,6 +40,7 @@ export default defineConfig({
           // where Citus is not installed every file fails with one line saying how to install it.
           name: 'distributed',
           include: ['test/distributed/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...excluded],
           globalSetup: ['test/distributed/cluster-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
