@@ -1,4 +1,4 @@
-import { html, raw, type SafeHtml } from '../html/index.ts';
+import { escapeHtml, html, raw, type SafeHtml } from '../html/index.ts';
 
 export interface ChartSeries {
   name: string;
@@ -81,7 +81,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
     const yy = y(v).toFixed(1);
     parts.push(`<line class="grid" x1="${PAD.left}" x2="${width - PAD.right}" y1="${yy}" y2="${yy}"/>`);
     parts.push(
-      `<text class="axis" x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${compact(v)}${unit === '' ? '' : escapeText(unit)}</text>`,
+      `<text class="axis" x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${compact(v)}${unit === '' ? '' : escapeHtml(unit)}</text>`,
     );
   }
   const span = (options.times[n - 1]?.getTime() ?? 0) - (options.times[0]?.getTime() ?? 0);
@@ -102,7 +102,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
       tip.push(`${b.name}: ${compact(v)}${unit}`);
       if (v > 0) {
         parts.push(
-          `<rect x="${(x(i) + (step - barW) / 2).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${barW.toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${escapeText(b.color)}"/>`,
+          `<rect x="${(x(i) + (step - barW) / 2).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${barW.toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${escapeHtml(b.color)}"/>`,
         );
       }
       base += v;
@@ -110,7 +110,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
     for (const l of lines)
       tip.push(`${l.name}: ${l.values[i] === null ? '—' : compact(l.values[i] ?? 0)}${unit}`);
     parts.push(
-      `<rect class="hover" x="${x(i).toFixed(1)}" y="${PAD.top}" width="${step.toFixed(1)}" height="${plotH}"><title>${escapeText(tip.join('\n'))}</title></rect>`,
+      `<rect class="hover" x="${x(i).toFixed(1)}" y="${PAD.top}" width="${step.toFixed(1)}" height="${plotH}"><title>${escapeHtml(tip.join('\n'))}</title></rect>`,
     );
   }
   for (const l of lines) {
@@ -119,12 +119,12 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
       if (v === null) return;
       d += `${d === '' || l.values[i - 1] === null ? 'M' : 'L'}${(x(i) + step / 2).toFixed(1)},${y(v).toFixed(1)}`;
     });
-    if (d !== '') parts.push(`<path d="${d}" fill="none" stroke="${escapeText(l.color)}" stroke-width="2"/>`);
+    if (d !== '') parts.push(`<path d="${d}" fill="none" stroke="${escapeHtml(l.color)}" stroke-width="2"/>`);
     // A dot per point: a lone value between gaps is visible too.
     l.values.forEach((v, i) => {
       if (v === null) return;
       parts.push(
-        `<circle cx="${(x(i) + step / 2).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.2" fill="${escapeText(l.color)}"/>`,
+        `<circle cx="${(x(i) + step / 2).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.2" fill="${escapeHtml(l.color)}"/>`,
       );
     });
   }
@@ -136,8 +136,4 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
     ${raw(`<svg viewBox="0 0 ${width} ${height}" width="100%" role="img">${parts.join('')}</svg>`)}
     <div class="legend">${legend}</div>
   </figure>`;
-}
-
-function escapeText(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
