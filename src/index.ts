@@ -121,7 +121,6 @@ export {
 } from './runtime/index.ts';
 export {
   InvalidTaskArgsError,
-  TaskTimeoutError,
   taskRegistry,
   type TaskName,
   type TaskInput,

@@ -24,8 +24,8 @@ export class MigrationMismatchError extends Error {
   override readonly name = 'MigrationMismatchError';
 }
 
-// Any fixed 64-bit key works; this one is hashtext('aggjobs.migrate') spelled out so that other
-// tools can take the same lock.
+// The lock key is the server's hashtext('aggjobs.migrate'): another tool takes the same lock by
+// the same expression.
 const MIGRATION_LOCK_SQL = "SELECT pg_advisory_lock(hashtext('aggjobs.migrate'))";
 const MIGRATION_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtext('aggjobs.migrate'))";
 

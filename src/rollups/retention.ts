@@ -48,7 +48,7 @@ export interface CleanupResult {
   sourceCutoff: string;
   /** Hourly (and finer) rollup rows whose bucket starts before this time were deleted; those buckets are frozen. */
   rollupCutoff: string;
-  /** Rows deleted per table. */
+  /** Rows deleted per table, by plain name (`public.execution_logs`, `analytics.execution_metrics_hourly`). */
   deleted: Record<string, number>;
   batches: number;
   durationMs: number;
@@ -85,13 +85,14 @@ export async function cleanupOldData(
   let batches = 0;
 
   const deleteInBatches = async (
+    name: string,
     table: string,
     where: string,
     key: string,
     cutoff: Date,
     retention: boolean,
   ): Promise<void> => {
-    deleted[table] = 0;
+    deleted[name] = 0;
     for (;;) {
       if (options.signal?.aborted === true) throw new Error('cleanup aborted');
       const n = await withTransaction(
@@ -106,8 +107,8 @@ export async function cleanupOldData(
         { settings: retention ? { 'aggjobs.retention': 'on', ...batchLimits } : batchLimits },
       );
       batches += 1;
-      deleted[table] = (deleted[table] ?? 0) + n;
-      options.onProgress?.(table, deleted[table] ?? 0);
+      deleted[name] = (deleted[name] ?? 0) + n;
+      options.onProgress?.(name, deleted[name] ?? 0);
       if (n < policy.batchSize) return;
     }
   };
@@ -124,7 +125,14 @@ export async function cleanupOldData(
 
   for (const source of policy.sources) {
     await moveWatermark(source.table, sourceCutoff);
-    await deleteInBatches(qualified(source.table), ident(source.timeColumn), 'id', sourceCutoff, true);
+    await deleteInBatches(
+      source.table,
+      qualified(source.table),
+      ident(source.timeColumn),
+      'id',
+      sourceCutoff,
+      true,
+    );
   }
   // Only hourly (and finer) rollups expire; daily and coarser are kept for ever. Each gets its own
   // watermark, so that an expired bucket stays expired even where the source rows are kept (credit
@@ -144,7 +152,14 @@ export async function cleanupOldData(
         client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup.name]),
       { settings: { lock_timeout: String(policy.refreshWaitMs ?? 900_000) } },
     );
-    await deleteInBatches(`analytics.${ident(rollup.name)}`, 'bucket_start', 'ctid', rollupCutoff, false);
+    await deleteInBatches(
+      rollupWatermarkKey(rollup.name),
+      `analytics.${ident(rollup.name)}`,
+      'bucket_start',
+      'ctid',
+      rollupCutoff,
+      false,
+    );
   }
   return {
     retentionDays: policy.retentionDays,

@@ -38,7 +38,7 @@ export interface RuntimeOptions {
 export interface EnqueueOptions {
   /** The run id (BullMQ job id); default a random UUID. Must not contain ':'. */
   runId?: string;
-  /** Record the run in this transaction (the beat's slot ledger); the job is added after it commits. */
+  /** The run this one belongs to (its parent_id): listed among that run's children. */
   parentId?: string;
   /** Seconds before the run may start (Celery's countdown). */
   countdown?: number;
@@ -76,8 +76,6 @@ export interface Runtime {
     runId: string,
     delayMs?: number,
   ): Promise<void>;
-  /** The job options of a task: retries with exponential backoff, retention of finished jobs. */
-  jobOptions(task: AnyTaskDefinition): JobsOptions;
   close(): Promise<void>;
 }
 
@@ -106,21 +104,22 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       : await createResultBackend(settings.resultBackendUrl, settings.resultExpiresSeconds);
   const now = options.now ?? (() => new Date());
 
-  const jobOptions = (_task: AnyTaskDefinition): JobsOptions => ({
+  // Every task's job options: retries with exponential backoff, retention of finished jobs.
+  const jobOptions: JobsOptions = {
     attempts: settings.taskMaxRetries + 1,
     // The worker's strategy: exponential from TASK_RETRY_BACKOFF_MS, with jitter (errors.ts).
     backoff: { type: 'aggjobs', delay: settings.taskRetryBackoffMs },
     // The run history lives in aggjobs.task_runs; the broker keeps finished jobs only briefly.
     removeOnComplete: { age: 3600, count: 1000 },
     removeOnFail: { age: 7 * 86_400, count: 10_000 },
-  });
+  };
 
   const validate: Runtime['validate'] = (name, input) =>
     parseTaskArgs(findTask(tasks, name), input, { settings, now: now() });
 
   const addJob: Runtime['addJob'] = async (task, args, runId, delayMs = 0) => {
     const delay = delayMs > 0 ? { delay: delayMs } : {};
-    await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions(task), ...delay, jobId: runId });
+    await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions, ...delay, jobId: runId });
   };
 
   const runtime: Runtime = {
@@ -135,7 +134,6 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     now,
     validate,
     addJob,
-    jobOptions,
     async enqueue(name, input, enqueueOptions = {}) {
       const task = findTask(tasks, name);
       const args = parseTaskArgs(task, input, { settings, now: now() });
@@ -167,14 +165,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
               name: childTask.name,
               queueName: childTask.queue,
               data: { args: child.args },
-              opts: { ...jobOptions(childTask), jobId: childId, ignoreDependencyOnFailure: true },
+              opts: { ...jobOptions, jobId: childId, ignoreDependencyOnFailure: true },
             });
           }
           await broker.flowProducer().add({
             name: task.name,
             queueName: task.queue,
             data: { args },
-            opts: { ...jobOptions(task), ...delay, jobId: runId },
+            opts: { ...jobOptions, ...delay, jobId: runId },
             children: childJobs,
           });
         } else {
@@ -186,9 +184,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             parentId: enqueueOptions.parentId,
             delaySeconds: enqueueOptions.countdown,
           });
-          await broker
-            .queue(task.queue)
-            .add(task.name, { args }, { ...jobOptions(task), ...delay, jobId: runId });
+          await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions, ...delay, jobId: runId });
         }
       } catch (error) {
         await recordEnqueueFailure(

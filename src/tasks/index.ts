@@ -23,7 +23,7 @@ export {
   type TaskPositional,
 } from './task-registry.ts';
 export { parseTaskArgs, granularities, type Granularity } from './task-args.ts';
-export { InvalidTaskArgsError, TaskTimeoutError, TaskRevokedError, UnknownTaskError } from './task-errors.ts';
+export { InvalidTaskArgsError, TaskRevokedError, UnknownTaskError } from './task-errors.ts';
 export {
   runHealthChecks,
   worst,

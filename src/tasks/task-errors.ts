@@ -9,18 +9,6 @@ export class InvalidTaskArgsError extends Error {
   }
 }
 
-/** A task ran past its time limit (`soft`: it was asked to stop; `hard`: it was killed). */
-export class TaskTimeoutError extends Error {
-  override readonly name = 'TaskTimeoutError';
-  constructor(
-    readonly task: string,
-    readonly limit: 'soft' | 'hard',
-    readonly seconds: number,
-  ) {
-    super(`${task} exceeded its ${limit} time limit of ${seconds} s`);
-  }
-}
-
 /** The task was revoked or terminated by an operator. */
 export class TaskRevokedError extends Error {
   override readonly name = 'TaskRevokedError';

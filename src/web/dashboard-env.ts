@@ -2,13 +2,12 @@ import type { Settings } from '../config/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { Control, Runtime } from '../runtime/index.ts';
-import type { DashboardAuthSettings, Role } from './auth/index.ts';
+import type { Role } from './auth/index.ts';
 
 /** What the dashboard is given: it opens nothing itself, so tests pass their own. */
 export interface DashboardDeps {
   pool: Pool;
-  /** Settings; may carry the dashboard's optional auth settings (see DashboardAuthSettings). */
-  settings: Settings & DashboardAuthSettings;
+  settings: Settings;
   runtime: Runtime;
   /** Default: createControl(runtime). */
   control?: Control;

@@ -178,8 +178,8 @@ describe('a worker killed with -9', () => {
         expect(info?.attempts).toBe(2);
         expect(info?.worker).toBe(worker.name);
         // The second attempt deleted what the first left; nothing newer than the cutoff went.
-        expect(result.deleted['"public"."user_activity_events"']).toBe(remaining);
-        expect(result.deleted['"public"."execution_logs"']).toBe(0);
+        expect(result.deleted['public.user_activity_events']).toBe(remaining);
+        expect(result.deleted['public.execution_logs']).toBe(0);
         expect(await count(`occurred_at < now() - interval '90 days'`)).toBe(0);
         expect(await count(`occurred_at >= now() - interval '90 days'`)).toBe(3000);
         const { rows: logs } = await db.pool.query<{ n: number }>(

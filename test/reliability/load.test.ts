@@ -143,11 +143,11 @@ async function holdLoad(): Promise<void> {
   expect(cleanupResult).toBeDefined();
   // Exactly the rows past retention; no hourly rollup row is old enough (twice the retention) to go.
   expect(cleanupResult?.deleted).toEqual({
-    '"public"."execution_logs"': 700,
-    '"public"."user_activity_events"': 300,
-    'analytics."user_activity_hourly"': 0,
-    'analytics."execution_metrics_hourly"': 0,
-    'analytics."credit_consumption_hourly"': 0,
+    'public.execution_logs': 700,
+    'public.user_activity_events': 300,
+    'analytics.user_activity_hourly': 0,
+    'analytics.execution_metrics_hourly': 0,
+    'analytics.credit_consumption_hourly': 0,
   });
   expect(expectedDeleted).toBe(1000);
   expect(await oldRows()).toBe(0);

@@ -87,9 +87,9 @@ describe('retention (cleanup_old_data)', () => {
 
     const result = await cleanupOldData(db.pool, builtinRollups, policy);
 
-    expect(result.deleted['"public"."execution_logs"']).toBe(expected[0]?.logs);
-    expect(result.deleted['"public"."user_activity_events"']).toBe(expected[0]?.events);
-    expect(result.deleted['analytics."execution_metrics_hourly"']).toBe(expected[0]?.hourly);
+    expect(result.deleted['public.execution_logs']).toBe(expected[0]?.logs);
+    expect(result.deleted['public.user_activity_events']).toBe(expected[0]?.events);
+    expect(result.deleted['analytics.execution_metrics_hourly']).toBe(expected[0]?.hourly);
     expect(result.batches).toBeGreaterThan(3); // 50-row batches
     const { rows: left } = await db.pool.query<{ n: number }>(
       `SELECT count(*) AS n FROM public.execution_logs WHERE started_at < now() - interval '10 days'`,
@@ -157,7 +157,7 @@ describe('retention of an hourly rollup whose source is kept (credit_consumption
     const frozen = frozenAfterCleanup(result);
     const expired = hourlyBefore.filter((r) => (r as { bucket_start: Date }).bucket_start < rollupCutoff);
     expect(expired.length).toBeGreaterThan(0);
-    expect(result.deleted['analytics."credit_consumption_hourly"']).toBe(expired.length);
+    expect(result.deleted['analytics.credit_consumption_hourly']).toBe(expired.length);
     expect(await rowsBefore('credit_consumption_hourly', rollupCutoff)).toEqual([]);
 
     // Late credit rows 15 days old: one in a group that expired, one in a group that never existed

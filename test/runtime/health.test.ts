@@ -39,7 +39,21 @@ describe.each(backends)('health check and results on %s', (backend) => {
         string,
         unknown
       >;
-      expect(stored).toMatchObject({ task_id: handle.id, status: 'SUCCESS', result: { grain: 'hour' } });
+      expect(stored).toMatchObject({
+        task_id: handle.id,
+        status: 'SUCCESS',
+        result: { grain: 'hour' },
+        traceback: null,
+        children: [],
+      });
+      expect(Object.keys(stored).sort()).toEqual([
+        'children',
+        'date_done',
+        'result',
+        'status',
+        'task_id',
+        'traceback',
+      ]);
       expect(await redis.ttl(`celery-task-meta-${handle.id}`)).toBeGreaterThan(0);
     } finally {
       redis.disconnect();

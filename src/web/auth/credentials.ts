@@ -3,16 +3,16 @@ import { ConfigError, type Settings } from '../../config/index.ts';
 
 export type Role = 'admin' | 'readonly';
 
-/**
- * The settings the dashboard's auth reads. DASHBOARD_USER/DASHBOARD_PASSWORD are in Settings; the
- * bearer token and the read-only user are read when Settings carries them (DASHBOARD_TOKEN,
- * DASHBOARD_READONLY_USER, DASHBOARD_READONLY_PASSWORD), and can be passed by whoever builds the app.
- */
-export type DashboardAuthSettings = Pick<Settings, 'appEnv' | 'dashboardUser' | 'dashboardPassword'> & {
-  readonly dashboardToken?: string | undefined;
-  readonly dashboardReadonlyUser?: string | undefined;
-  readonly dashboardReadonlyPassword?: string | undefined;
-};
+/** The settings the dashboard's auth reads (DASHBOARD_USER, _PASSWORD, _TOKEN, _READONLY_USER, _READONLY_PASSWORD). */
+export type DashboardAuthSettings = Pick<
+  Settings,
+  | 'appEnv'
+  | 'dashboardUser'
+  | 'dashboardPassword'
+  | 'dashboardToken'
+  | 'dashboardReadonlyUser'
+  | 'dashboardReadonlyPassword'
+>;
 
 export interface Credentials {
   readonly users: ReadonlyArray<{ readonly name: string; readonly password: string; readonly role: Role }>;
