@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import { createRedisClient } from './redis-client.ts';
 
 /**
  * CELERY_RESULT_BACKEND: results also kept in Redis under Celery's key, `celery-task-meta-<id>`, in
@@ -58,7 +58,7 @@ export function celeryTaskMeta(
 }
 
 export async function createResultBackend(url: string, expiresSeconds: number): Promise<ResultBackend> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 3 });
+  const redis = createRedisClient(url, { maxRetriesPerRequest: 3 });
   redis.on('error', () => undefined);
   await redis.ping();
   return {
