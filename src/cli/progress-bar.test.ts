@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compactNumber, createProgressBar, progressLine, shortDuration } from './progress-bar.ts';
+import { createProgressBar, progressLine, shortDuration } from './progress-bar.ts';
 
 function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => string } {
   let out = '';
@@ -9,9 +9,6 @@ function fakeStream(isTTY: boolean): { stream: NodeJS.WriteStream; text: () => s
 
 describe('progress bar', () => {
   it('formats numbers and durations compactly', () => {
-    expect(compactNumber(999)).toBe('999');
-    expect(compactNumber(1234)).toBe('1.2k');
-    expect(compactNumber(3_000_000)).toBe('3.0M');
     expect(shortDuration(75)).toBe('1m15s');
     expect(shortDuration(4000)).toBe('1h06m');
     expect(shortDuration(Number.POSITIVE_INFINITY)).toBe('?');
@@ -19,8 +16,8 @@ describe('progress bar', () => {
 
   it('shows percentage, rate and time left', () => {
     const line = progressLine('seed', 250, 1000, 5000, false);
-    expect(line).toContain('  25% 250/1.0k 50/s ETA 15s');
-    expect(progressLine('seed', 1000, 1000, 20_000, true)).toContain('100% 1.0k/1.0k 50/s in 20s');
+    expect(line).toContain('  25% 250/1k 50/s ETA 15s');
+    expect(progressLine('seed', 1000, 1000, 20_000, true)).toContain('100% 1k/1k 50/s in 20s');
   });
 
   it('writes a plain line per 10 % when not on a terminal, and one at the end', () => {

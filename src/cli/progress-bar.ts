@@ -1,3 +1,5 @@
+import { compactNumber } from '../format/index.ts';
+
 /** A progress display for long loads (seed, backfill); dependency-free. */
 export interface ProgressBar {
   /** `done` units of `total` are finished. */
@@ -18,14 +20,6 @@ export interface ProgressBarOptions {
 const WIDTH = 30;
 /** A terminal is redrawn at most this often (ms). */
 const REDRAW_MS = 100;
-
-/** 1234 → "1.2k", 3_000_000 → "3.0M". */
-export function compactNumber(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}G`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
-  return String(Math.round(n));
-}
 
 /** 75 → "1m15s", 4000 → "1h06m". */
 export function shortDuration(seconds: number): string {

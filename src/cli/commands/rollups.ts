@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import { builtinRollups, rebuildRollup, type RebuildResult } from '../../rollups/index.ts';
 import { openContext } from '../context.ts';
-import { compactNumber, createProgressBar, type ProgressBar } from '../progress-bar.ts';
+import { compactNumber } from '../../format/index.ts';
+import { createProgressBar, type ProgressBar } from '../progress-bar.ts';
 import { UsageError } from '../usage.error.ts';
 
 /** `aggjobs rollups rebuild [--rollup NAME]`: the fix a refresh names when it refuses. */

@@ -1,3 +1,4 @@
+import { compactNumber } from '../../format/index.ts';
 import { escapeHtml, html, raw, type SafeHtml } from '../html/index.ts';
 
 export interface ChartSeries {
@@ -29,13 +30,6 @@ function niceCeil(value: number): number {
   const power = 10 ** Math.floor(Math.log10(value));
   for (const m of [1, 2, 5, 10]) if (m * power >= value) return m * power;
   return 10 * power;
-}
-
-function compact(value: number): string {
-  if (Math.abs(value) >= 1e9) return `${+(value / 1e9).toFixed(1)}G`;
-  if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toFixed(1)}M`;
-  if (Math.abs(value) >= 1e3) return `${+(value / 1e3).toFixed(1)}k`;
-  return String(+value.toFixed(2));
 }
 
 function timeLabel(d: Date, spanMs: number): string {
@@ -81,7 +75,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
     const yy = y(v).toFixed(1);
     parts.push(`<line class="grid" x1="${PAD.left}" x2="${width - PAD.right}" y1="${yy}" y2="${yy}"/>`);
     parts.push(
-      `<text class="axis" x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${compact(v)}${unit === '' ? '' : escapeHtml(unit)}</text>`,
+      `<text class="axis" x="${PAD.left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">${compactNumber(v)}${unit === '' ? '' : escapeHtml(unit)}</text>`,
     );
   }
   const span = (options.times[n - 1]?.getTime() ?? 0) - (options.times[0]?.getTime() ?? 0);
@@ -99,7 +93,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
     const tip = [options.times[i]?.toISOString() ?? ''];
     for (const b of bars) {
       const v = b.values[i] ?? 0;
-      tip.push(`${b.name}: ${compact(v)}${unit}`);
+      tip.push(`${b.name}: ${compactNumber(v)}${unit}`);
       if (v > 0) {
         parts.push(
           `<rect x="${(x(i) + (step - barW) / 2).toFixed(1)}" y="${y(base + v).toFixed(1)}" width="${barW.toFixed(1)}" height="${(y(base) - y(base + v)).toFixed(1)}" fill="${escapeHtml(b.color)}"/>`,
@@ -108,7 +102,7 @@ export function timeChart(options: TimeChartOptions): SafeHtml {
       base += v;
     }
     for (const l of lines)
-      tip.push(`${l.name}: ${l.values[i] === null ? '—' : compact(l.values[i] ?? 0)}${unit}`);
+      tip.push(`${l.name}: ${l.values[i] === null ? '—' : compactNumber(l.values[i] ?? 0)}${unit}`);
     parts.push(
       `<rect class="hover" x="${x(i).toFixed(1)}" y="${PAD.top}" width="${step.toFixed(1)}" height="${plotH}"><title>${escapeHtml(tip.join('\n'))}</title></rect>`,
     );
