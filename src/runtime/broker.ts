@@ -200,7 +200,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     if (!reachable) {
       client.disconnect();
       throw new Error(
-        `cannot reach the broker, ${describeRedis(options.brokerUrl)} (REDIS_URL/CELERY_BROKER_URL)`,
+        // The CLI recognises this start (cli/context.ts) and adds what to do.
+        `cannot reach the Redis broker ${describeRedis(options.brokerUrl).replace(/^Redis at /, 'at ')} (REDIS_URL/CELERY_BROKER_URL)`,
       );
     }
     redis = client;
