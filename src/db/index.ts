@@ -24,3 +24,4 @@ export {
 export { EmbeddedPostgresError } from './embedded-layout.ts';
 export { connectDatabase, type Database } from './connect.ts';
 export { SqlState, sqlStateOf } from './sqlstate.ts';
+export { oldestOpenTransaction, type OpenTransaction } from './oldest-transaction.ts';

@@ -1,5 +1,5 @@
 import type { Settings } from '../config/index.ts';
-import type { Pool } from '../db/index.ts';
+import { oldestOpenTransaction, type Pool } from '../db/index.ts';
 import { rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
 import type { BrokerProbe } from './task-definition.ts';
 
@@ -248,25 +248,12 @@ async function checkRunOwnership(pool: Pool): Promise<HealthCheckResult> {
 }
 
 async function checkChangeCaptureLag(pool: Pool): Promise<HealthCheckResult> {
-  // The oldest open transaction holds every horizon back: rows it writes are not folded in until it ends.
-  // Transaction ids are cluster-wide: a transaction in another database of the server counts too.
-  const { rows } = await pool.query<{
-    lag_s: number | null;
-    pid: number | null;
-    app: string | null;
-    db: string | null;
-  }>(
-    `SELECT extract(epoch FROM now() - xact_start)::float8 AS lag_s, pid, application_name AS app, datname AS db
-     FROM pg_stat_activity
-     WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
-       AND xact_start IS NOT NULL
-     ORDER BY xact_start LIMIT 1`,
-  );
-  const lag = rows[0]?.lag_s ?? 0;
+  const oldest = await oldestOpenTransaction(pool);
+  const lag = oldest?.ageSeconds ?? 0;
   const data = {
     lagSeconds: Math.round(lag),
-    pid: rows[0]?.pid ?? null,
-    applicationName: rows[0]?.app ?? null,
+    pid: oldest?.pid ?? null,
+    applicationName: oldest?.applicationName ?? null,
   };
   return lag > CHANGE_CAPTURE_LAG_DEGRADED_S
     ? {

@@ -1,6 +1,6 @@
+import { oldestOpenTransaction } from '../../db/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import {
-  changeCaptureLagSeconds,
   rollupStatuses,
   runCounts,
   runTotals,
@@ -23,7 +23,7 @@ export async function collectMetrics(ctx: DashboardContext): Promise<string> {
     ctx.control.queueCounts(),
     ctx.control.workers(),
     rollupStatuses(ctx.pool, ctx.rollups),
-    changeCaptureLagSeconds(ctx.pool),
+    oldestOpenTransaction(ctx.pool).then((t) => t?.ageSeconds ?? 0),
   ]);
   const out = new PrometheusText();
 

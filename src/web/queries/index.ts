@@ -19,7 +19,6 @@ export {
   runtimeHistograms,
   runCounts,
   runTotals,
-  changeCaptureLagSeconds,
   RUNTIME_BUCKETS,
   type RuntimeHistogram,
 } from './metrics-data.ts';

@@ -42,14 +42,3 @@ export async function runCounts(db: Queryable): Promise<Array<{ task: string; st
   );
   return rows;
 }
-
-/** Age in seconds of the oldest open transaction (it holds every change-capture horizon back). */
-export async function changeCaptureLagSeconds(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ lag_s: number | null }>(
-    `SELECT coalesce(max(extract(epoch FROM now() - xact_start)), 0)::float8 AS lag_s
-     FROM pg_stat_activity
-     WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
-       AND xact_start IS NOT NULL`,
-  );
-  return rows[0]?.lag_s ?? 0;
-}
