@@ -154,6 +154,26 @@ describe('dashboard use in a browser', () => {
     await context.close();
   });
 
+  it("runs a task with a countdown from the form, with the chosen task's argument hints", async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/tasks`);
+    await page.selectOption('select[name="task"][data-hints]', 'backfill_aggregations');
+    expect(await page.locator('#apply-hint').innerText()).toContain('start_date, end_date, granularity');
+    expect(await page.locator('input[name="args"]').getAttribute('placeholder')).toBe(
+      '["start_date","end_date","granularity"]',
+    );
+    await page.selectOption('select[name="task"][data-hints]', 'web_sleep');
+    expect(await page.locator('#apply-hint').innerText()).toContain('seconds');
+    await page.fill('input[name="kwargs"]', '{"seconds": 0}');
+    await page.fill('input[name="countdown"]', '600');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/\/tasks\/[0-9a-f-]{36}$/);
+    await page.locator('.delayed time').waitFor();
+    expect(await page.locator('.delayed time').innerText()).toMatch(/\(in (9|10) min\)/);
+    await context.close();
+  });
+
   it('charts every rollup table, and queue length over time', async () => {
     const context = await newContext();
     const page = await context.newPage();

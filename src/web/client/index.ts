@@ -1,0 +1,1 @@
+export { dashboardClient } from './dashboard-client.ts';
