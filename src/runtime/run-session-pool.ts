@@ -14,7 +14,8 @@ export const idleSessionName = 'aggjobs task thread';
  * attempt's sessions, and only them. A thread runs one task at a time, and the thread drops its pool
  * when a run ends with a session still checked out (see `settled`), so no session serves two runs
  * at once. Sessions open under the neutral `idleSessionName`: a `RESET ALL` or `DISCARD ALL` in a
- * task gives a session back that name, never another run's.
+ * task gives a session back that name, never another run's. A session that served an earlier run is
+ * reset when the next run first takes it: no run inherits another's session state.
  */
 export class RunSessionPool extends pg.Pool {
   #session = idleSessionName;
@@ -102,7 +103,17 @@ export class RunSessionPool extends pg.Pool {
       const previous = this.#names.get(client);
       if (previous === session) return client;
       try {
-        await client.query(`SELECT set_config('application_name', $1, false)`, [session]);
+        if (previous === undefined) {
+          await client.query(`SELECT set_config('application_name', $1, false)`, [session]);
+        } else {
+          // A session that served another run: what that run left in it (settings, a role, session
+          // advisory locks, temporary tables, open cursors, LISTENs) goes first, in the same round
+          // trip as the name. Not DEALLOCATE: pg keeps its own record of prepared statements.
+          await client.query(
+            `RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;
+             SELECT set_config('application_name', ${client.escapeLiteral(session)}, false)`,
+          );
+        }
       } catch (error) {
         // A session whose name is unknown must not serve the run: it is closed.
         client.release(error instanceof Error ? error : new Error(String(error)));

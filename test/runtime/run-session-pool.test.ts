@@ -26,6 +26,46 @@ describe('RunSessionPool', () => {
     await pool.end();
   });
 
+  it("a session that served an earlier run comes to the next one without that run's state", async () => {
+    const single = new RunSessionPool({ connectionString: db.url, max: 1 });
+    try {
+      single.nameSessions(runApplicationName('run-leaky', 1));
+      const leaky = await single.connect();
+      const { rows: before } = await leaky.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      await leaky.query(`SET statement_timeout = '1234ms'`);
+      await leaky.query('SELECT pg_advisory_lock(424242)');
+      await leaky.query('CREATE TEMP TABLE leaked (x int)');
+      leaky.release();
+
+      single.nameSessions(runApplicationName('run-next', 1));
+      const next = await single.connect();
+      try {
+        const { rows } = await next.query<{
+          pid: number;
+          timeout: string;
+          locks: number;
+          temp: boolean;
+          name: string;
+        }>(
+          `SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS timeout,
+                  (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS locks,
+                  to_regclass('pg_temp.leaked') IS NOT NULL AS temp, current_setting('application_name') AS name`,
+        );
+        expect(rows[0]).toEqual({
+          pid: before[0]?.pid,
+          timeout: '0',
+          locks: 0,
+          temp: false,
+          name: 'aggjobs run run-next #1',
+        });
+      } finally {
+        next.release();
+      }
+    } finally {
+      await single.end();
+    }
+  });
+
   it('names a reused session for each run that checks it out, through query() and connect()', async () => {
     pool.nameSessions(runApplicationName('run-a', 1));
     const first = await nameOf(pool);
