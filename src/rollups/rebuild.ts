@@ -8,7 +8,7 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { cancelOnAbort, RefreshAbortedError, releaseRollupSession } from './refresh.ts';
+import { openRollupSession, RefreshAbortedError } from './refresh.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -98,17 +98,9 @@ export async function rebuildRollup(
   const sql = rollupSql(def);
   const target = `analytics.${ident(def.name)}`;
   const started = performance.now();
-  const client = await pool.connect();
-  let releaseCancel = (): void => undefined;
-  let locked = false;
+  const session = await openRollupSession(pool, def, 'rebuild', options);
+  const { client } = session;
   try {
-    releaseCancel = await cancelOnAbort(pool, client, options.signal);
-    if (options.signal?.aborted === true) throw new RefreshAbortedError(`rebuild of ${def.name} aborted`);
-    await client.query(`SELECT set_config('lock_timeout', $1, false)`, [
-      String(options.lockTimeoutMs ?? 30_000),
-    ]);
-    await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($1))", [def.name]);
-    locked = true;
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
       await client.query(
@@ -240,7 +232,6 @@ export async function rebuildRollup(
     }
     throw error;
   } finally {
-    releaseCancel();
-    await releaseRollupSession(client, def.name, locked);
+    await session.release();
   }
 }

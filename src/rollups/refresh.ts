@@ -47,7 +47,7 @@ export class RefreshAbortedError extends Error {
   override readonly name = 'RefreshAbortedError';
 }
 
-export async function cancelOnAbort(
+async function cancelOnAbort(
   pool: Pool,
   client: PoolClient,
   signal: AbortSignal | undefined,
@@ -81,23 +81,10 @@ export async function refreshRollup(
 ): Promise<RefreshResult> {
   const sql = rollupSql(def);
   const started = performance.now();
-  const client = await pool.connect();
-  let releaseCancel = (): void => undefined;
-  let locked = false;
-  let previousLockTimeout: string | undefined;
+  const session = await openRollupSession(pool, def, 'refresh', options);
+  const { client } = session;
   try {
-    releaseCancel = await cancelOnAbort(pool, client, options.signal);
-    if (options.signal?.aborted === true) throw new RefreshAbortedError(`refresh of ${def.name} aborted`);
-    // One round trip each for the lock and for the settings with the state: on a new hour the
-    // statements around the refresh cost as much as the refresh itself (bench/report.md, Engine).
-    // $1 lock timeout, $2 rollup
-    const { rows: lockRows } = await client.query<{ previous: string }>(
-      `SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', $1, false),
-              pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($2))`,
-      [String(options.lockTimeoutMs ?? 30_000), def.name],
-    );
-    previousLockTimeout = lockRows[0]?.previous;
-    locked = true;
+    // One round trip for the settings with the state (and one for the lock, openRollupSession).
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     try {
       const { rows: stateRows } = await client.query<
@@ -216,8 +203,54 @@ export async function refreshRollup(
     }
     throw error;
   } finally {
+    await session.release();
+  }
+}
+
+export interface RollupSession {
+  readonly client: PoolClient;
+  /** Stops cancelling on the signal and gives the session back (releaseRollupSession). */
+  release(): Promise<void>;
+}
+
+/**
+ * Opens the session of a refresh or rebuild of `def`: a pooled connection, cancelled when `signal`
+ * aborts, holding the rollup's advisory lock (waiting at most lockTimeoutMs). The lock and the lock
+ * timeout take one round trip: on a new hour the statements around a refresh cost as much as the
+ * refresh itself (bench/report.md, Engine). On failure the session is given back before the throw.
+ */
+export async function openRollupSession(
+  pool: Pool,
+  def: RollupDefinition,
+  what: 'refresh' | 'rebuild',
+  options: { signal?: AbortSignal; lockTimeoutMs?: number },
+): Promise<RollupSession> {
+  const client = await pool.connect();
+  let releaseCancel = (): void => undefined;
+  let locked = false;
+  let previousLockTimeout: string | undefined;
+  const release = async (): Promise<void> => {
     releaseCancel();
     await releaseRollupSession(client, def.name, locked, previousLockTimeout);
+  };
+  try {
+    releaseCancel = await cancelOnAbort(pool, client, options.signal);
+    if (options.signal?.aborted === true) throw new RefreshAbortedError(`${what} of ${def.name} aborted`);
+    // $1 lock timeout, $2 rollup
+    const { rows } = await client.query<{ previous: string }>(
+      `SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', $1, false),
+              pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($2))`,
+      [String(options.lockTimeoutMs ?? 30_000), def.name],
+    );
+    previousLockTimeout = rows[0]?.previous;
+    locked = true;
+    return { client, release };
+  } catch (error) {
+    await release();
+    if (options.signal?.aborted === true && !(error instanceof RefreshAbortedError)) {
+      throw new RefreshAbortedError(`${what} of ${def.name} aborted: nothing was written`, { cause: error });
+    }
+    throw error;
   }
 }
 
@@ -227,7 +260,7 @@ export async function refreshRollup(
  * refresh set its own), or resets it when that is unknown. One round trip. A session that cannot
  * (killed, server gone) is closed, not pooled.
  */
-export async function releaseRollupSession(
+async function releaseRollupSession(
   client: PoolClient,
   rollup: string,
   locked: boolean,
