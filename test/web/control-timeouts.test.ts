@@ -66,6 +66,20 @@ describe('control queries under a held lock', () => {
     expect(page).toContain('timeouts-worker');
   });
 
+  it('/schedules and /backfill answer and say what they could not read', { timeout: 20_000 }, async () => {
+    await holdLock('aggjobs.task_runs');
+    const schedules = await h.app.request('/schedules');
+    expect(schedules.status).toBe(200);
+    const schedulesPage = await schedules.text();
+    expect(schedulesPage).toContain('Could not read the schedules: another session holds a lock');
+    const backfill = await h.app.request('/backfill');
+    expect(backfill.status).toBe(200);
+    const backfillPage = await backfill.text();
+    expect(backfillPage).toContain('Could not read the backfills: another session holds a lock');
+    // Its form is there: it needs no read.
+    expect(backfillPage).toContain('Start backfill');
+  });
+
   it('the queues and workers API answers 503 naming the lock', { timeout: 20_000 }, async () => {
     await holdLock('aggjobs.workers');
     const res = await h.app.request('/api/workers');

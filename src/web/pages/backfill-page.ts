@@ -2,7 +2,8 @@ import { backfillList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatDuration, html } from '../html/index.ts';
 import { granularities } from '../../tasks/index.ts';
-import { actionButton, badge, card, runHref, timeAt } from './components.ts';
+import { settle } from '../queries/index.ts';
+import { actionButton, badge, card, readFailures, runHref, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /**
@@ -11,7 +12,8 @@ import type { PageRequest, PageResult } from './page-types.ts';
  * cancelled — a cancelled backfill's run is `revoked`, never a green succeeded.
  */
 export async function backfillPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
-  const backfills = await backfillList(ctx);
+  const backfillsRead = await settle('the backfills', backfillList(ctx));
+  const backfills = backfillsRead.ok ? backfillsRead.value : [];
   const controls = req.canWrite
     ? html`<section class="card">
         <h2>New backfill</h2>
@@ -45,7 +47,7 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
   return {
     title: 'Backfill',
     controls,
-    live: card(
+    live: html`${readFailures([backfillsRead])}${card(
       'Backfills',
       backfills.length === 0
         ? html`<p class="muted">No backfill has run yet.</p>`
@@ -97,6 +99,6 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
               })}
             </tbody>
           </table>`,
-    ),
+    )}`,
   };
 }

@@ -1,15 +1,24 @@
 import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
-import { actionButton, badge, card, runHref, summarize, timeAt } from './components.ts';
+import { settle } from '../queries/index.ts';
+import { readFailures, actionButton, badge, card, runHref, summarize, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** The beat's periodic tasks: cron, zone, flag, last run and its outcome, next run, run now. */
 export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Promise<PageResult> {
-  const [schedules, beat] = await Promise.all([scheduleList(ctx), ctx.control.beat()]);
+  // Both reads are timed (the Control runs on the dashboard's timed pool): under a held lock the
+  // page says what it could not read.
+  const [schedulesRead, beatRead] = await Promise.all([
+    settle('the schedules', scheduleList(ctx)),
+    settle('the beat leader', ctx.control.beat()),
+  ]);
+  const schedules = schedulesRead.ok ? schedulesRead.value : [];
+  const beat = beatRead.ok ? beatRead.value : undefined;
   return {
     title: 'Schedules',
-    live: html` <p class="muted">
+    live: html`${readFailures([schedulesRead, beatRead])}
+      <p class="muted">
         Beat leader:
         ${
           beat === undefined
