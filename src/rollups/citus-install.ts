@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
+import { citusChangeCaptureSql } from './citus-capture.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
 /**
@@ -11,9 +12,9 @@ import { ident, qualified } from './sql-identifier.ts';
  * which is what keeps percentiles and distinct counts exact. The job tables (`aggjobs.*`) stay local
  * tables on the coordinator.
  *
- * Change capture is not installed on Citus: its stamps and snapshots are per node, so until the
- * per-node capture is built the incremental path refuses (citus-refresh-guard.ts) and rollups are
- * kept by window refreshes.
+ * Change capture is installed per node once the tables are distributed (citus-capture.ts): a
+ * single-server install's triggers are dropped before distributing, and Citus's own triggers put
+ * on each shard.
  */
 
 export const DISTRIBUTION_COLUMN = 'workspace_id';
@@ -177,4 +178,12 @@ export async function distributeForCitus(
     anchor ??= source;
   }
   for (const def of definitions) await placeTable(db, `analytics.${def.name}`, anchor, false);
+  for (const source of sources) {
+    const columns = new Set<string>();
+    for (const def of definitions.filter((d) => d.source === source)) {
+      columns.add(def.timeColumn);
+      for (const d of def.dimensions) columns.add(d.column);
+    }
+    for (const statement of citusChangeCaptureSql(source, [...columns].sort())) await db.query(statement);
+  }
 }

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
+import { installNodeCapture } from './citus-capture.ts';
 import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
 import { checkCoveringIndexKeys, installCoveringIndexes } from './covering-index.ts';
@@ -112,8 +113,8 @@ async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
  * Makes the database ready for these rollups: change capture on each source table, the rollup
  * tables, and a state row per rollup. Idempotent; serialized with the migrator's lock.
  *
- * On a Citus coordinator the sources and rollup tables are distributed by workspace_id instead of
- * getting change capture (citus-install.ts says why).
+ * On a Citus coordinator the sources and rollup tables are distributed by workspace_id, with change
+ * capture per node (citus-install.ts, citus-capture.ts).
  */
 export async function installRollups(pool: Pool, definitions: readonly RollupDefinition[]): Promise<void> {
   definitions.forEach(checkDefinition);
@@ -123,6 +124,7 @@ export async function installRollups(pool: Pool, definitions: readonly RollupDef
     throw new Error(`rollup names must be distinct: ${names.join(', ')}`);
   const citus = await citusInstalled(pool);
   if (citus) definitions.forEach(checkCitusDefinition);
+  if (citus) await installNodeCapture(pool);
   await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
     for (const [source, columns] of groupColumnsBySource(definitions)) {

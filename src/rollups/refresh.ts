@@ -1,7 +1,7 @@
 import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { RollupRebuildRequiredError } from './build-identity.ts';
-import { refuseIncrementalOnCitus } from './citus-refresh-guard.ts';
+import { isDistributed, refreshOnNodes, type NodeRefreshResult } from './citus-refresh.ts';
 import {
   identityOf,
   identityStateSelect,
@@ -26,6 +26,8 @@ export interface RefreshResult {
   horizon?: string;
   /** Window: the buckets recomputed, widened to whole buckets and clipped to unfrozen ones. */
   window?: { start: string; end: string };
+  /** Incremental on Citus: what each node's refresh did (citus-refresh.ts). */
+  nodes?: NodeRefreshResult[];
 }
 
 export interface RefreshOptions {
@@ -120,8 +122,10 @@ export async function refreshRollup(
       );
       const state = stateRows[0];
       if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
-      // Before anything is written; its catalog query only where Citus is installed.
-      if (options.mode.kind === 'incremental' && state.citus) await refuseIncrementalOnCitus(client, def);
+      // A distributed source is refreshed per node (citus-refresh.ts); its catalog query only where
+      // Citus is installed.
+      const onNodes =
+        options.mode.kind === 'incremental' && state.citus && (await isDistributed(client, def.source));
       // Before anything is written: were the rows built by this zone, definition and cluster?
       // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
       // a rebuild, and records what it runs with.
@@ -132,7 +136,26 @@ export async function refreshRollup(
       const cutoff: Date | string = state.cutoff ?? '-infinity';
       let result: Omit<RefreshResult, 'durationMs'>;
 
-      if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
+      if (onNodes) {
+        const done = await refreshOnNodes(pool, client, def, {
+          timezone: options.timezone,
+          cutoff,
+          initial: initialRun,
+          statementTimeoutMs: options.statementTimeoutMs ?? 600_000,
+          lockTimeoutMs: options.lockTimeoutMs ?? 30_000,
+          workMem: options.workMem ?? '64MB',
+          signal: options.signal,
+        });
+        result = {
+          rollup: def.name,
+          mode: initialRun ? 'initial' : 'incremental',
+          groupsRecomputed: done.groupsRecomputed,
+          rowsWritten: done.rowsWritten,
+          rowsDeleted: done.rowsDeleted,
+          horizon: state.next,
+          nodes: done.nodes,
+        };
+      } else if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
         const { rows } = await client.query(sql.refreshChanged, [
           state.horizon,
           options.timezone,

@@ -108,13 +108,24 @@ describe('aggjobs migrate on a Citus coordinator', () => {
       `SELECT count(*)::int AS shards FROM pg_dist_shard WHERE logicalrelid = 'analytics.execution_metrics_hourly'::regclass`,
     );
     expect(rows[0]?.shards).toBe(6);
-    const { rows: capture } = await adopting.pool.query<{ triggers: number; defaults: number }>(
-      `SELECT (SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public.execution_logs'::regclass
-                 AND tgname LIKE 'aggjobs%') AS triggers,
+    // The single-server triggers (and the stamp's column default, which Citus would evaluate on the
+    // coordinator) are replaced by the per-node ones (src/rollups/citus-capture.ts).
+    const { rows: capture } = await adopting.pool.query<{ triggers: string[]; defaults: number }>(
+      `SELECT array(SELECT t.tgname || ' ' || p.pronamespace::regnamespace || '.' || p.proname
+                    FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+                    WHERE t.tgrelid = 'public.execution_logs'::regclass AND t.tgname LIKE 'aggjobs%'
+                    ORDER BY 1) AS triggers,
               (SELECT count(*)::int FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
                WHERE d.adrelid = 'public.execution_logs'::regclass AND a.attname = 'aggjobs_xid') AS defaults`,
     );
-    expect(capture[0]).toEqual({ triggers: 0, defaults: 0 });
+    expect(capture[0]).toEqual({
+      triggers: [
+        'aggjobs_log_deletes aggjobs_node.log_old_groups',
+        'aggjobs_log_moves aggjobs_node.log_old_groups',
+        'aggjobs_stamp_xid aggjobs_node.stamp_row_xid',
+      ],
+      defaults: 0,
+    });
   });
 
   it('refuses a source distributed by another column, naming the table and the column', async () => {

@@ -5,14 +5,11 @@ import { builtinRollups, prepareDatabase, refreshRollup } from '../../src/rollup
 import { compareWithOracle } from '../support/oracle.ts';
 import { resetData } from '../support/rollup-helpers.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { apply as applyOn, BASE, opArb, ZONE, type Op } from './citus-ops.ts';
 
-// What works on Citus today: window refreshes, through the coordinator, checked against the oracle
-// (a plain GROUP BY run on the coordinator) after random writes. The incremental path is refused.
+// Window refreshes on Citus, through the coordinator, checked against the oracle (a plain GROUP BY
+// run on the coordinator) after random writes. The incremental path: incremental-refresh.test.ts.
 
-// A zone with DST: the 10 days from 2026-10-26 hold the 25-hour day of 2026-11-01 and a month change.
-const ZONE = 'America/New_York';
-const BASE = Date.parse('2026-10-26T00:00:00Z');
-const SPAN_MINUTES = 10 * 24 * 60;
 const WINDOW = {
   kind: 'window',
   start: new Date(BASE - 86_400_000),
@@ -22,164 +19,11 @@ const RUNS = Number(process.env.CITUS_PROPERTY_RUNS ?? 12);
 const checked = builtinRollups.filter((d) => d.grain === 'hour' || d.grain === 'day');
 
 let db: CitusTestDatabase;
+const apply = (op: Op): Promise<void> => applyOn(db.pool, op);
 beforeAll(async () => {
   db = await createCitusTestDatabase();
   await prepareDatabase(db.pool, parseSettings({}));
 });
-
-type Table = 'execution_logs' | 'user_activity_events' | 'credit_transactions';
-const timeColumn: Record<Table, string> = {
-  execution_logs: 'started_at',
-  user_activity_events: 'occurred_at',
-  credit_transactions: 'created_at',
-};
-
-const time = fc.integer({ min: 0, max: SPAN_MINUTES }).map((m) => new Date(BASE + m * 60_000).toISOString());
-const workspace = fc.integer({ min: 1, max: 6 });
-const status = fc.constantFrom('running', 'success', 'failed', 'timeout', 'cancelled');
-const table = fc.constantFrom<Table>('execution_logs', 'user_activity_events', 'credit_transactions');
-
-type Op =
-  | { op: 'insert'; table: Table; ws: number; user: number; at: string; status: string; n: number }
-  | { op: 'finish'; pick: number; status: string; duration: number }
-  | { op: 'moveTime'; table: Table; pick: number; at: string }
-  | { op: 'moveWorkspace'; table: Table; pick: number; ws: number }
-  | { op: 'delete'; table: Table; pick: number };
-
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  {
-    weight: 5,
-    arbitrary: fc.record({
-      op: fc.constant('insert' as const),
-      table,
-      ws: workspace,
-      user: fc.integer({ min: 1, max: 4 }),
-      at: time,
-      status,
-      n: fc.integer({ min: 1, max: 4 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      op: fc.constant('finish' as const),
-      pick: fc.nat(1000),
-      status,
-      duration: fc.integer({ min: 0, max: 600_000 }),
-    }),
-  },
-  {
-    weight: 2,
-    arbitrary: fc.record({ op: fc.constant('moveTime' as const), table, pick: fc.nat(1000), at: time }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      op: fc.constant('moveWorkspace' as const),
-      table,
-      pick: fc.nat(1000),
-      ws: workspace,
-    }),
-  },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), table, pick: fc.nat(1000) }) },
-);
-
-/** A row of `t` picked by index, with its distribution column (so the write is routed to one shard). */
-async function pickRow(t: Table, pick: number): Promise<{ ws: string; id: string } | undefined> {
-  const { rows } = await db.pool.query<{ ws: string; id: string }>(
-    `SELECT workspace_id AS ws, id FROM public.${t} ORDER BY id`,
-  );
-  return rows.length === 0 ? undefined : rows[pick % rows.length];
-}
-
-async function apply(op: Op): Promise<void> {
-  const q = (sql: string, params: unknown[]): Promise<unknown> => db.pool.query(sql, params);
-  switch (op.op) {
-    case 'insert':
-      if (op.table === 'execution_logs')
-        await q(
-          `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
-           SELECT $1, $2 + g, g % 2, $3, $4::timestamptz + g * interval '7 minutes', 100 * g, g * 1.25
-           FROM generate_series(1, $5) g`,
-          [op.ws, op.user, op.status, op.at, op.n],
-        );
-      else if (op.table === 'user_activity_events')
-        await q(
-          `INSERT INTO public.user_activity_events (workspace_id, user_id, event_type, occurred_at, session_id)
-           SELECT $1, $2 + g, CASE WHEN g % 2 = 0 THEN 'login' ELSE 'page_view' END,
-                  $3::timestamptz + g * interval '5 minutes', 's' || (g % 3)
-           FROM generate_series(1, $4) g`,
-          [op.ws, op.user, op.at, op.n],
-        );
-      else
-        await q(
-          `INSERT INTO public.credit_transactions (workspace_id, user_id, source, credits, created_at)
-           SELECT $1, $2, CASE WHEN g % 2 = 0 THEN 'api' ELSE 'execution' END, g * 2.5 - 3,
-                  $3::timestamptz + g * interval '11 minutes'
-           FROM generate_series(1, $4) g`,
-          [op.ws, op.user, op.at, op.n],
-        );
-      return;
-    case 'finish': {
-      const row = await pickRow('execution_logs', op.pick);
-      if (row !== undefined)
-        await q(
-          // A value, not started_at + interval: Citus refuses STABLE functions of columns in an UPDATE.
-          `UPDATE public.execution_logs SET status = $3, duration_ms = $4, completed_at = $5
-           WHERE workspace_id = $1 AND id = $2`,
-          [row.ws, row.id, op.status, op.duration, WINDOW.end],
-        );
-      return;
-    }
-    case 'moveTime': {
-      const row = await pickRow(op.table, op.pick);
-      if (row !== undefined)
-        await q(
-          `UPDATE public.${op.table} SET ${timeColumn[op.table]} = $3 WHERE workspace_id = $1 AND id = $2`,
-          [row.ws, row.id, op.at],
-        );
-      return;
-    }
-    case 'moveWorkspace': {
-      // Citus does not update a distribution column in place: the application moves a row between
-      // workspaces as a delete and an insert, in one transaction.
-      const row = await pickRow(op.table, op.pick);
-      if (row === undefined) return;
-      const client = await db.pool.connect();
-      try {
-        await client.query('BEGIN');
-        // Citus allows no non-immutable function in RETURNING: read the row, then delete it.
-        const { rows } = await client.query<{ row: Record<string, unknown> }>(
-          `SELECT to_jsonb(t) AS row FROM public.${op.table} t WHERE workspace_id = $1 AND id = $2`,
-          [row.ws, row.id],
-        );
-        await client.query(`DELETE FROM public.${op.table} WHERE workspace_id = $1 AND id = $2`, [
-          row.ws,
-          row.id,
-        ]);
-        const moved = rows[0]?.row;
-        if (moved !== undefined)
-          await client.query(
-            `INSERT INTO public.${op.table} SELECT * FROM jsonb_populate_record(NULL::public.${op.table}, $1)`,
-            [{ ...moved, workspace_id: op.ws }],
-          );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw error;
-      } finally {
-        client.release();
-      }
-      return;
-    }
-    case 'delete': {
-      const row = await pickRow(op.table, op.pick);
-      if (row !== undefined)
-        await q(`DELETE FROM public.${op.table} WHERE workspace_id = $1 AND id = $2`, [row.ws, row.id]);
-      return;
-    }
-  }
-}
 
 async function refreshWindows(): Promise<void> {
   for (const def of checked) await refreshRollup(db.pool, def, { timezone: ZONE, mode: WINDOW });
@@ -213,33 +57,5 @@ describe('window refresh on Citus', () => {
        FROM citus_shards s WHERE s.table_name = 'analytics.execution_metrics_hourly'::regclass`,
     );
     expect(rows[0]?.nodes).toBe(2);
-  });
-});
-
-describe('incremental refresh on Citus', () => {
-  it('is refused with a message naming Citus and the window-refresh alternative, and writes nothing', async () => {
-    await resetData(db.pool);
-    await apply({
-      op: 'insert',
-      table: 'execution_logs',
-      ws: 1,
-      user: 1,
-      at: new Date(BASE).toISOString(),
-      status: 'success',
-      n: 2,
-    });
-    const hourly = builtinRollups.find((d) => d.name === 'execution_metrics_hourly');
-    if (hourly === undefined) throw new Error('no execution_metrics_hourly');
-    const refused = refreshRollup(db.pool, hourly, { timezone: ZONE, mode: { kind: 'incremental' } });
-    await expect(refused).rejects.toThrow(
-      /refused: its source public\.execution_logs is a distributed table on Citus/,
-    );
-    await expect(refused).rejects.toThrow(/refresh it by window instead: `aggjobs backfill/);
-    const { rows } = await db.pool.query<{ n: number; snapshot: string | null }>(
-      `SELECT (SELECT count(*)::int FROM analytics.execution_metrics_hourly) AS n, snapshot::text AS snapshot
-       FROM aggjobs.rollup_state WHERE rollup = $1`,
-      [hourly.name],
-    );
-    expect(rows[0]).toEqual({ n: 0, snapshot: null });
   });
 });

@@ -47,6 +47,9 @@ export interface CitusCluster {
   readonly workers: readonly CitusNode[];
   /** `postgres://postgres@127.0.0.1:<port>/<database>` */
   url(node: CitusNode, database: string): string;
+  /** Stops one node (fast shutdown), as a node that goes down; `resume` starts it again. */
+  halt(node: CitusNode): Promise<void>;
+  resume(node: CitusNode): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -163,6 +166,16 @@ export async function startCitusCluster(): Promise<CitusCluster> {
     coordinator,
     workers,
     url: (node, database) => nodeUrl(node.port, database),
+    async halt(node) {
+      await run(join(PG_BIN, 'pg_ctl'), ['-D', node.dataDir, '-m', 'fast', '-w', 'stop'], user);
+    },
+    async resume(node) {
+      await run(
+        join(PG_BIN, 'pg_ctl'),
+        ['-D', node.dataDir, '-l', join(node.dataDir, 'server.log'), '-w', '-t', '60', 'start'],
+        { ...user, env: { ...process.env, HOME: root } },
+      );
+    },
     async stop() {
       await Promise.all(
         nodes.map((node) =>

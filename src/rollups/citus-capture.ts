@@ -1,0 +1,151 @@
+import type { Pool, Queryable } from '../db/index.ts';
+import { connectNode, nodeName, workerNodes } from './citus-nodes.ts';
+import { ident, literal, qualified } from './sql-identifier.ts';
+
+/**
+ * Change capture on Citus, per node (docs/scaling.md "Per-node change capture").
+ *
+ * On one server a source row's `aggjobs_xid` is its writer's transaction id and a refresh compares
+ * it with the previous refresh's snapshot. On Citus transaction ids and snapshots are per node, so
+ * everything here is per node:
+ *
+ * - the stamp is set by a BEFORE INSERT OR UPDATE row trigger, which Citus creates on every shard
+ *   (`citus.enable_unsafe_triggers`) and which runs on the node that holds the shard: the stamp is
+ *   the writing transaction's id *on that node*. A column default would not do: Citus evaluates a
+ *   volatile default on the coordinator for a routed INSERT.
+ * - deletes and moves are logged by AFTER statement triggers on the shards into
+ *   `aggjobs_node.change_log`, a plain table on each node, under the shard's name;
+ * - `aggjobs_node.rollup_state` on each node holds, per rollup, the snapshot of that node's last
+ *   refresh and the shard placements it covered (citus-refresh.ts).
+ *
+ * Schema `aggjobs_node` exists on every node (the coordinator too, which holds the functions the
+ * triggers of the distributed tables name). Its DDL is run on each node directly, with Citus's DDL
+ * propagation off, so that Citus neither distributes nor tracks these objects.
+ */
+
+export const NODE_SCHEMA = 'aggjobs_node';
+
+const nodeObjectsSql = `
+SET LOCAL citus.enable_ddl_propagation = off;
+CREATE SCHEMA IF NOT EXISTS aggjobs_node;
+CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
+  id           bigserial PRIMARY KEY,
+  source_table text NOT NULL,
+  xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  old_row      jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);
+CREATE TABLE IF NOT EXISTS aggjobs_node.rollup_state (
+  rollup       text PRIMARY KEY,
+  source_table text NOT NULL,
+  snapshot     pg_snapshot NOT NULL,
+  horizon      xid8 NOT NULL,
+  placements   bigint[] NOT NULL,
+  refreshed_at timestamptz NOT NULL,
+  last_result  jsonb
+);
+CREATE OR REPLACE FUNCTION aggjobs_node.stamp_row_xid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.aggjobs_xid := pg_current_xact_id();
+  RETURN NEW;
+END
+$$;
+-- As aggjobs.log_old_groups (migration 000008), into this node's change log, under the shard's name.
+CREATE OR REPLACE FUNCTION aggjobs_node.log_old_groups() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  source   text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+  picked   text;
+  moved    text;
+  same_key text;
+BEGIN
+  IF current_setting('aggjobs.retention', true) = 'on' THEN
+    RETURN NULL;
+  END IF;
+  SELECT string_agg(format('%L, o.%I', c, c), ', '), string_agg(format('o.%I IS DISTINCT FROM n.%I', c, c), ' OR ')
+    INTO picked, moved
+    FROM unnest(TG_ARGV) AS c;
+  IF TG_OP = 'DELETE' THEN
+    EXECUTE format('INSERT INTO aggjobs_node.change_log (source_table, old_row)
+                    SELECT %L, jsonb_build_object(%s) FROM old_rows o', source, picked);
+    RETURN NULL;
+  END IF;
+  SELECT string_agg(format('n.%I = o.%I', a.attname, a.attname), ' AND ')
+    INTO same_key
+    FROM pg_index i
+    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+    WHERE i.indrelid = TG_RELID AND i.indisprimary;
+  EXECUTE format('INSERT INTO aggjobs_node.change_log (source_table, old_row)
+                  SELECT %L, jsonb_build_object(%s) FROM old_rows o
+                  WHERE NOT EXISTS (SELECT FROM new_rows n WHERE %s AND NOT (%s))',
+                 source, picked, coalesce(same_key, 'false'), moved);
+  RETURN NULL;
+END
+$$;`;
+
+/** Creates (or updates) the node objects on one node; `db` is a connection to that node. */
+async function installNodeObjects(db: Queryable): Promise<void> {
+  await db.query(`BEGIN; ${nodeObjectsSql} COMMIT;`);
+}
+
+/**
+ * Installs the node objects on the coordinator and on every worker node, each in its own
+ * transaction on that node (they are idempotent). A node that cannot be reached fails the install
+ * with its name. Run before the triggers that use them exist. A worker added later gets them from
+ * the next `aggjobs migrate` (an incremental refresh on a node without them says so).
+ */
+export async function installNodeCapture(pool: Pool): Promise<void> {
+  const coordinator = await pool.connect();
+  try {
+    await installNodeObjects(coordinator);
+  } finally {
+    coordinator.release();
+  }
+  const nodes = await workerNodes(pool);
+  await Promise.all(
+    nodes.map(async (node) => {
+      const client = await connectNode(pool, node, 'aggjobs migrate', 'aggjobs migrate on Citus');
+      try {
+        await installNodeObjects(client);
+      } catch (error) {
+        throw new Error(
+          `installing change capture on Citus node ${nodeName(node)}: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    }),
+  );
+}
+
+/**
+ * The statements that put change capture on a distributed source table, run on the coordinator in
+ * the install's transaction: Citus creates the column, the index and the triggers on every shard
+ * (and on shards it creates later, by a move or a split). `columns`: every column a rollup groups
+ * the source's rows by, kept by the change log for a deleted or moved row.
+ */
+export function citusChangeCaptureSql(source: string, columns: readonly string[]): string[] {
+  const table = qualified(source);
+  const bare = source.split('.')[1] ?? source;
+  const args = columns.map(literal).join(', ');
+  return [
+    'SET LOCAL citus.enable_unsafe_triggers = on',
+    `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS aggjobs_xid xid8`,
+    `ALTER TABLE ${table} ALTER COLUMN aggjobs_xid DROP DEFAULT`,
+    `CREATE INDEX IF NOT EXISTS ${ident(`${bare}_aggjobs_xid_idx`)} ON ${table} (aggjobs_xid)`,
+    `DROP TRIGGER IF EXISTS aggjobs_stamp_xid ON ${table}`,
+    `CREATE TRIGGER aggjobs_stamp_xid BEFORE INSERT OR UPDATE ON ${table}
+       FOR EACH ROW EXECUTE FUNCTION aggjobs_node.stamp_row_xid()`,
+    `DROP TRIGGER IF EXISTS aggjobs_log_deletes ON ${table}`,
+    `CREATE TRIGGER aggjobs_log_deletes AFTER DELETE ON ${table}
+       REFERENCING OLD TABLE AS old_rows
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs_node.log_old_groups(${args})`,
+    `DROP TRIGGER IF EXISTS aggjobs_log_moves ON ${table}`,
+    `CREATE TRIGGER aggjobs_log_moves AFTER UPDATE ON ${table}
+       REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs_node.log_old_groups(${args})`,
+  ];
+}

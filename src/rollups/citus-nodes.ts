@@ -1,0 +1,170 @@
+import pg from 'pg';
+import type { Pool, Queryable } from '../db/index.ts';
+import type { RollupDefinition } from './definition.ts';
+
+/**
+ * The nodes of a Citus cluster as the engine reaches them: each node that holds shards is connected
+ * to directly, with the coordinator's credentials and database and the node's address from Citus's
+ * metadata (`pg_dist_node`), as Citus itself connects to them. Change capture and incremental
+ * refreshes run per node (docs/scaling.md "Per-node change capture").
+ */
+
+export interface CitusNodeAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function nodeName(node: CitusNodeAddress): string {
+  return `${node.host}:${node.port}`;
+}
+
+/** Thrown when a node that holds shards of a rollup cannot be reached: nothing was written. */
+export class CitusNodeUnreachableError extends Error {
+  override readonly name = 'CitusNodeUnreachableError';
+  constructor(
+    readonly node: string,
+    what: string,
+    cause: unknown,
+  ) {
+    super(
+      `${what}: Citus worker node ${node} is unreachable (${cause instanceof Error ? cause.message : String(cause)}); ` +
+        'nothing was written, and the next run catches up once the node is back',
+      { cause },
+    );
+  }
+}
+
+/**
+ * Connection settings for `node`: the pool's own, with the host and port replaced. A keyword/value
+ * connection string (`host=… port=…`) is not rewritten: use a URL (`postgres://…`) for DATABASE_URL
+ * on Citus.
+ */
+export function nodeClientConfig(
+  pool: Pool,
+  node: CitusNodeAddress,
+  applicationName: string,
+): pg.ClientConfig {
+  const options = pool.options as pg.PoolConfig;
+  const base: pg.ClientConfig = {
+    user: options.user,
+    password: options.password,
+    database: options.database,
+    ssl: options.ssl,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+  };
+  if (options.connectionString !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(options.connectionString);
+    } catch {
+      throw new Error(
+        'DATABASE_URL must be a postgres:// URL on Citus: the engine connects to each worker node with ' +
+          "the coordinator's URL and the node's host and port",
+      );
+    }
+    url.hostname = node.host;
+    url.port = String(node.port);
+    url.searchParams.delete('host');
+    url.searchParams.delete('port');
+    return { ...base, connectionString: url.toString() };
+  }
+  return { ...base, host: node.host, port: node.port };
+}
+
+/** Connects to a node; an unreachable node throws CitusNodeUnreachableError naming it. */
+export async function connectNode(
+  pool: Pool,
+  node: CitusNodeAddress,
+  applicationName: string,
+  what: string,
+): Promise<pg.Client> {
+  const client = new pg.Client(nodeClientConfig(pool, node, applicationName));
+  // A connection lost later rejects the query in flight; this keeps the event from being uncaught.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new CitusNodeUnreachableError(nodeName(node), what, error);
+  }
+  return client;
+}
+
+/** The primary nodes that hold shard placements (the coordinator too, when it holds shards). */
+export async function nodesWithShards(db: Queryable): Promise<CitusNodeAddress[]> {
+  const { rows } = await db.query<{ host: string; port: number }>(
+    `SELECT DISTINCT n.nodename AS host, n.nodeport AS port
+     FROM pg_dist_node n
+     WHERE n.noderole = 'primary' AND n.isactive
+       AND EXISTS (SELECT FROM pg_dist_placement p WHERE p.groupid = n.groupid)
+     ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+/** The primary worker nodes registered on the coordinator (not the coordinator itself). */
+export async function workerNodes(db: Queryable): Promise<CitusNodeAddress[]> {
+  const { rows } = await db.query<{ host: string; port: number }>(
+    `SELECT nodename AS host, nodeport AS port FROM pg_dist_node
+     WHERE noderole = 'primary' AND isactive AND groupid <> 0 ORDER BY 1, 2`,
+  );
+  return rows;
+}
+
+/** One shard of a rollup's source and its co-located shard of the rollup table, on one node. */
+export interface ShardPair {
+  /** `schema.table_<shardid>` of the source shard, as its triggers name it in the change log. */
+  readonly source: string;
+  readonly target: string;
+  /** Placement ids of both: a new id means the shard was moved (or copied) since. */
+  readonly placements: readonly string[];
+}
+
+export interface NodeShards {
+  readonly node: CitusNodeAddress;
+  readonly pairs: readonly ShardPair[];
+}
+
+/**
+ * Where each shard of `def`'s source is, with its co-located rollup shard (the same hash range, on
+ * the same node: co-location moves them together). From the coordinator's metadata.
+ */
+export async function shardPairsByNode(db: Queryable, def: RollupDefinition): Promise<NodeShards[]> {
+  const { rows } = await db.query<{
+    host: string;
+    port: number;
+    source_schema: string;
+    source_shard: string;
+    target_shard: string;
+    source_placement: string;
+    target_placement: string;
+  }>(
+    // $1 source table, $2 rollup table
+    `SELECT n.nodename AS host, n.nodeport AS port,
+            (SELECT nspname FROM pg_namespace WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = s.logicalrelid)) AS source_schema,
+            (parse_ident(shard_name(s.logicalrelid, s.shardid)))[cardinality(parse_ident(shard_name(s.logicalrelid, s.shardid)))] AS source_shard,
+            (parse_ident(shard_name(t.logicalrelid, t.shardid)))[cardinality(parse_ident(shard_name(t.logicalrelid, t.shardid)))] AS target_shard,
+            ps.placementid::text AS source_placement, pt.placementid::text AS target_placement
+     FROM pg_dist_shard s
+     JOIN pg_dist_shard t ON t.logicalrelid = to_regclass($2) AND t.shardminvalue = s.shardminvalue
+     JOIN pg_dist_placement ps ON ps.shardid = s.shardid
+     JOIN pg_dist_placement pt ON pt.shardid = t.shardid AND pt.groupid = ps.groupid
+     JOIN pg_dist_node n ON n.groupid = ps.groupid AND n.noderole = 'primary'
+     WHERE s.logicalrelid = to_regclass($1)
+     ORDER BY n.nodename, n.nodeport, s.shardid`,
+    [def.source, `analytics.${def.name}`],
+  );
+  const byNode = new Map<string, { node: CitusNodeAddress; pairs: ShardPair[] }>();
+  for (const row of rows) {
+    const node = { host: row.host, port: row.port };
+    const entry = byNode.get(nodeName(node)) ?? { node, pairs: [] };
+    entry.pairs.push({
+      source: `${row.source_schema}.${row.source_shard}`,
+      target: `analytics.${row.target_shard}`,
+      placements: [row.source_placement, row.target_placement],
+    });
+    byNode.set(nodeName(node), entry);
+  }
+  return [...byNode.values()];
+}
