@@ -7,15 +7,28 @@ const at = (s: string): Date => new Date(s);
 
 describe('parseCron', () => {
   it('reads the seed schedules', () => {
-    expect(parseCron('*/15 * * * *').minutes).toEqual([0, 15, 30, 45]);
-    expect(parseCron('0 2 * * 1').weekdays).toEqual(new Set([1]));
-    expect(parseCron('0 4 1 * *').days).toEqual(new Set([1]));
+    expect(
+      slotsBetween(
+        parseCron('*/15 * * * *'),
+        at('2025-01-09T10:00:00Z'),
+        at('2025-01-09T11:00:00Z'),
+        'UTC',
+      ).map(iso),
+    ).toEqual([
+      '2025-01-09T10:15:00.000Z',
+      '2025-01-09T10:30:00.000Z',
+      '2025-01-09T10:45:00.000Z',
+      '2025-01-09T11:00:00.000Z',
+    ]);
   });
 
-  it('rejects malformed expressions, naming the field', () => {
-    expect(() => parseCron('61 * * * *')).toThrow(/minute field must lie in 0-59/);
+  it('rejects malformed expressions, naming the field and the rule', () => {
+    expect(() => parseCron('61 * * * *')).toThrow(/minute field "61".*expected range 0-59/);
+    expect(() => parseCron('* 24 * * *')).toThrow(/hour field "24".*expected range 0-23/);
+    expect(() => parseCron('* * * * 8')).toThrow(/day-of-week field "8".*expected range 0-7/);
     expect(() => parseCron('* * *')).toThrow(/5 fields/);
-    expect(() => parseCron('x * * * *')).toThrow(/minute field/);
+    expect(() => parseCron('0 0 0 * * *')).toThrow(/5 fields/);
+    expect(() => parseCron('x * * * *')).toThrow(/minute field "x"/);
   });
 });
 
@@ -44,10 +57,13 @@ describe('nextSlot in UTC', () => {
 
 describe('nextSlot across DST (Europe/Berlin: 2025-03-30 02:00 → 03:00, 2025-10-26 03:00 → 02:00)', () => {
   const zone = 'Europe/Berlin';
-  it('a fixed time in the spring gap fires when the gap ends', () => {
-    expect(iso(nextSlot(parseCron('30 2 * * *'), at('2025-03-29T12:00:00Z'), zone))).toBe(
-      '2025-03-30T01:00:00.000Z',
-    );
+  it('a fixed time in the spring gap fires once, shifted forward by the gap (02:30 → 03:30 CEST)', () => {
+    // Decided in docs/design.md ("Decisions"): RFC 5545's and Temporal's reading of a time that
+    // does not exist, as cron-parser does; vixie cron would fire at 03:00.
+    const cron = parseCron('30 2 * * *');
+    const first = nextSlot(cron, at('2025-03-29T12:00:00Z'), zone);
+    expect(iso(first)).toBe('2025-03-30T01:30:00.000Z');
+    expect(iso(nextSlot(cron, first, zone))).toBe('2025-03-31T00:30:00.000Z');
   });
   it('a fixed time in the autumn overlap fires once, at its first occurrence', () => {
     const cron = parseCron('30 2 * * *');

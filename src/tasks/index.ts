@@ -52,12 +52,3 @@ export {
   type TimeWindow,
   type TaskGrain,
 } from './time-window.ts';
-export {
-  toWall,
-  wallToInstant,
-  wallMillis,
-  fromWallMillis,
-  addWallDays,
-  isoWeekday,
-  type WallTime,
-} from './zoned-time.ts';

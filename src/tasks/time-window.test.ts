@@ -9,6 +9,15 @@ describe('parseIsoInZone', () => {
     expect(iso(parseIsoInZone('2025-01-09T14:00:00Z', 'Europe/Berlin'))).toBe('2025-01-09T14:00:00.000Z');
     expect(iso(parseIsoInZone('2025-01-09T14:00:00+05:30', 'UTC'))).toBe('2025-01-09T08:30:00.000Z');
     expect(iso(parseIsoInZone('2025-01-09', 'America/New_York'))).toBe('2025-01-09T05:00:00.000Z');
+    // Berlin's clocks skip 02:00–03:00 on 2025-03-30 and show 02:00–03:00 twice on 2025-10-26: a
+    // skipped time is shifted forward by the gap, a repeated one is its first occurrence (as cron.ts).
+    expect(iso(parseIsoInZone('2025-03-30T02:30:00', 'Europe/Berlin'))).toBe('2025-03-30T01:30:00.000Z');
+    expect(iso(parseIsoInZone('2025-10-26T02:30:00', 'Europe/Berlin'))).toBe('2025-10-26T00:30:00.000Z');
+    expect(iso(parseIsoInZone('2025-10-26T03:30:00', 'Europe/Berlin'))).toBe('2025-10-26T02:30:00.000Z');
+    // Lord Howe moves by 30 minutes: 01:45 happens twice on 2025-04-06.
+    expect(iso(parseIsoInZone('2025-04-06T01:45:00', 'Australia/Lord_Howe'))).toBe(
+      '2025-04-05T14:45:00.000Z',
+    );
   });
   it('rejects what is not a date', () => {
     for (const bad of ['', 'abc', '2025-13-01', '2025-02-29', '2025-01-09T25:00', '2025/01/09']) {

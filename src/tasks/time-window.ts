@@ -1,4 +1,4 @@
-import { addWallDays, isoWeekday, toWall, wallToInstant, type WallTime } from './zoned-time.ts';
+import { DateTime, type DateObjectUnits } from 'luxon';
 
 /** The grains a task can target. */
 export type TaskGrain = 'hour' | 'day' | 'week' | 'month';
@@ -10,6 +10,21 @@ export interface TimeWindow {
 
 const ISO =
   /^(\d{4,6})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * The instant a clock in `zone` shows `wall`, read as cron.ts reads a schedule's time: one the clocks
+ * skip is shifted forward by the gap (02:30 → 03:30); one they show twice is its first occurrence.
+ */
+function wallTimeIn(wall: DateObjectUnits, zone: string): Date {
+  const dt = DateTime.fromObject(wall, { zone });
+  // Luxon takes the later of an overlap's two instants; the earlier has the offset of the day before.
+  const offsetBefore = DateTime.fromMillis(dt.toMillis() - 86_400_000, { zone }).offset;
+  if (offsetBefore > dt.offset) {
+    const earlier = DateTime.fromMillis(dt.toMillis() - (offsetBefore - dt.offset) * 60_000, { zone });
+    if (earlier.hour === dt.hour && earlier.minute === dt.minute) return earlier.toJSDate();
+  }
+  return dt.toJSDate();
+}
 
 /**
  * Parses an ISO date or date-time. Without an offset it is a wall time in `zone` (the seed passes
@@ -24,9 +39,8 @@ export function parseIsoInZone(value: string, zone: string): Date | undefined {
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
   const check = new Date(Date.UTC(year, month - 1, day));
   if (check.getUTCDate() !== day || year < 1) return undefined;
-  const wall: WallTime = { year, month, day, hour, minute, second };
   const offset = m[7];
-  if (offset === undefined) return wallToInstant(wall, zone);
+  if (offset === undefined) return wallTimeIn({ year, month, day, hour, minute, second }, zone);
   const utc = Date.UTC(year, month - 1, day, hour, minute, second);
   if (offset === 'Z') return new Date(utc);
   const sign = offset.startsWith('-') ? -1 : 1;
@@ -35,34 +49,21 @@ export function parseIsoInZone(value: string, zone: string): Date | undefined {
   return new Date(utc - sign * minutes * 60_000);
 }
 
-function midnight(wall: WallTime): WallTime {
-  return { ...wall, hour: 0, minute: 0, second: 0 };
-}
-
 /** The bucket of `grain` that holds `instant`, in `zone`: the same buckets as the engine's `date_trunc`. */
 export function bucketOf(grain: TaskGrain, instant: Date, zone: string): TimeWindow {
-  const wall = toWall(instant, zone);
+  const local = DateTime.fromJSDate(instant, { zone });
   if (grain === 'hour') {
     // Subtracting the local minutes and seconds is right in every zone, in both halves of an overlap.
     const start = new Date(
-      instant.getTime() - (wall.minute * 60 + wall.second) * 1000 - (instant.getTime() % 1000),
+      instant.getTime() - (local.minute * 60 + local.second) * 1000 - (instant.getTime() % 1000),
     );
     return { start, end: new Date(start.getTime() + 3_600_000) };
   }
-  let first: WallTime;
-  let next: WallTime;
-  if (grain === 'day') {
-    first = midnight(wall);
-    next = addWallDays(first, 1);
-  } else if (grain === 'week') {
-    first = addWallDays(midnight(wall), 1 - isoWeekday(wall));
-    next = addWallDays(first, 7);
-  } else {
-    first = { ...midnight(wall), day: 1 };
-    next =
-      wall.month === 12 ? { ...first, year: wall.year + 1, month: 1 } : { ...first, month: wall.month + 1 };
-  }
-  return { start: wallToInstant(first, zone), end: wallToInstant(next, zone) };
+  // Luxon's weeks start on Monday (ISO), as PostgreSQL's date_trunc('week'). A midnight the clocks
+  // skip starts its day when the gap ends, as in PostgreSQL.
+  const first = local.startOf(grain);
+  const next = first.plus({ [`${grain}s`]: 1 }).startOf(grain);
+  return { start: first.toJSDate(), end: next.toJSDate() };
 }
 
 /** How many buckets of a grain one backfill window holds: a window is one job. */
