@@ -1,9 +1,14 @@
+import { html as honoHtml } from 'hono/html';
+
 /**
- * Server-side HTML by tagged template: every interpolated value is escaped unless it is already
- * `SafeHtml` (another template's output, or `raw()` of markup we wrote). A task's args, result or
- * error can hold `<script>`: it reaches the page as text.
+ * Server-side HTML by tagged template, on Hono's `html` helper (hono/html, the dashboard's one
+ * escaper): every interpolated value is escaped unless it is already `SafeHtml` (another template's
+ * output, or `raw()` of markup we wrote). A task's args, result or error can hold `<script>`: it
+ * reaches the page as text. Arrays are flattened; null, undefined and booleans render nothing.
  */
 export class SafeHtml {
+  /** What Hono's helper looks for: a value already escaped is inserted as it is. */
+  readonly isEscaped = true;
   constructor(readonly value: string) {}
   toString(): string {
     return this.value;
@@ -12,29 +17,16 @@ export class SafeHtml {
 
 export type HtmlChild = SafeHtml | string | number | boolean | null | undefined | readonly HtmlChild[];
 
-const entities: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-};
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => entities[c] ?? c);
-}
-
-function render(child: HtmlChild): string {
-  if (child === null || child === undefined || child === false || child === true) return '';
-  if (child instanceof SafeHtml) return child.value;
-  if (Array.isArray(child)) return child.map((c: HtmlChild) => render(c)).join('');
-  return escapeHtml(String(child));
-}
-
 export function html(strings: TemplateStringsArray, ...values: HtmlChild[]): SafeHtml {
-  let out = strings[0] ?? '';
-  for (let i = 0; i < values.length; i++) out += render(values[i]) + (strings[i + 1] ?? '');
-  return new SafeHtml(out);
+  const out = honoHtml(strings, ...values);
+  // Only a Promise among the values makes Hono's helper asynchronous; HtmlChild has none.
+  if (out instanceof Promise) throw new TypeError('html: a value was a Promise');
+  return new SafeHtml(out.toString());
+}
+
+/** Text escaped for HTML (`&<>"'`), by the same helper. */
+export function escapeHtml(text: string): string {
+  return html`${text}`.value;
 }
 
 /** Markup we wrote ourselves (an SVG chart, a script tag): inserted as is. Never for data. */
