@@ -132,6 +132,46 @@ describe('dashboard use in a browser', () => {
     await context.close();
   });
 
+  it("Flower's controls from the page: autoscale a worker, set and remove a queue's rate limit", async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/workers`);
+    await page.locator('#more-use-worker summary').click();
+    await page.fill('#as-min-use-worker', '2');
+    await page.fill('#as-max-use-worker', '4');
+    await page.screenshot({ path: `${OUT}/workers-controls.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Autoscale' }).click();
+    await page.locator('#flash', { hasText: 'Autoscale sent.' }).waitFor();
+    await eventually(async () => {
+      const { rows } = await h.db.pool.query<{ concurrency: number }>(
+        "SELECT concurrency FROM aggjobs.workers WHERE name = 'use-worker'",
+      );
+      return rows[0]?.concurrency === 2;
+    });
+    // The page shows the new concurrency (its live part was replaced), and the expanded controls
+    // stayed expanded.
+    await page
+      .locator('#live tr', { hasText: 'use-worker' })
+      .locator('td')
+      .nth(5)
+      .filter({ hasText: /^2$/ })
+      .waitFor();
+    expect(await page.locator('#more-use-worker').getAttribute('open')).not.toBeNull();
+
+    await page.locator('#rate-aggregation summary').click();
+    await page.fill('#rate-aggregation-max', '10');
+    await page.fill('#rate-aggregation-ms', '1000');
+    await page.locator('#rate-aggregation').getByRole('button', { name: 'Set' }).click();
+    await page.locator('#live', { hasText: '10 per 1 s' }).waitFor();
+    expect(await h.runtime.broker.queue('aggregation').getGlobalRateLimit()).toEqual({
+      max: 10,
+      duration: 1000,
+    });
+    await page.locator('#rate-aggregation').getByRole('button', { name: 'Remove' }).click();
+    await eventually(async () => (await h.runtime.broker.queue('aggregation').getGlobalRateLimit()) === null);
+    await context.close();
+  });
+
   it("a delayed run's page says when it will run, in local and relative time", async () => {
     const context = await newContext({ timezoneId: 'Asia/Tokyo' });
     const page = await context.newPage();

@@ -69,7 +69,7 @@ button.danger { color: var(--bad); border-color: #f1aeb5; }
 button.danger:hover { background: var(--button-hover); }
 button:disabled { opacity: .5; cursor: default; }
 .actions { display: flex; gap: 8px; flex-wrap: wrap; align-items: center; }
-td .actions { flex-wrap: nowrap; }
+td .actions { flex-wrap: wrap; }
 .flash { position: fixed; right: 20px; bottom: 20px; padding: 10px 16px; border-radius: 8px; color: #fff; background: var(--ok); box-shadow: 0 4px 14px rgba(0,0,0,.15); max-width: 520px; z-index: 10; }
 .flash.error { background: var(--bad); }
 .pager { display: flex; gap: 8px; align-items: center; margin-top: 10px; }
