@@ -50,13 +50,27 @@ describe('parseSettings', () => {
     });
   });
 
+  it('reads TASK_TIME_LIMITS and the switches in any case, values trimmed', () => {
+    const s = parseSettings({
+      TASK_TIME_LIMITS: ' health_check=300:270 , hourly_rollup = 3600 ',
+      HOURLY_ROLLUP_ENABLED: ' OFF ',
+      WORKER_POOL: 'Threads',
+    });
+    expect(s.taskTimeLimits).toEqual({
+      health_check: { hard: 300, soft: 270 },
+      hourly_rollup: { hard: 3600, soft: undefined },
+    });
+    expect(s.hourlyRollupEnabled).toBe(false);
+    expect(s.workerPool).toBe('threads');
+  });
+
   it('prefers REDIS_URL over CELERY_BROKER_URL', () => {
     expect(parseSettings({ REDIS_URL: 'redis://a:1/0', CELERY_BROKER_URL: 'redis://b:2/1' }).brokerUrl).toBe(
       'redis://a:1/0',
     );
   });
 
-  it.each([
+  it.each<[string, string, string]>([
     ['HOURLY_ROLLUP_ENABLED', 'maybe', 'HOURLY_ROLLUP_ENABLED must be true or false, got "maybe"'],
     ['APP_ENV', 'prod', 'APP_ENV must be one of development, staging, production, got "prod"'],
     ['RETENTION_DAYS', '0', 'RETENTION_DAYS must be an integer from 1 to 36500, got "0"'],
@@ -93,6 +107,20 @@ describe('parseSettings', () => {
       'LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent, got "loud"',
     ],
     ['LOG_FORMAT', 'colour', 'LOG_FORMAT must be one of pretty, json, got "colour"'],
+    ['WORKER_POOL', 'forks', 'WORKER_POOL must be one of async, threads, got "forks"'],
+    [
+      'DB_POOL_MAX',
+      '9007199254740993',
+      'DB_POOL_MAX must be an integer from 1 to 1000, got "9007199254740993"',
+    ],
+    ...['health_check=0', 'health_check=10:20', 'x=10,health check=5', 'health_check=10:'].map(
+      (value) =>
+        [
+          'TASK_TIME_LIMITS',
+          value,
+          `TASK_TIME_LIMITS must be a list of task=hard[:soft] seconds, soft at most hard (e.g. health_check=300:270), got ${JSON.stringify(value)}`,
+        ] as [string, string, string],
+    ),
   ])('rejects %s=%s naming the variable, the rule and the value', (name, value, message) => {
     let caught: unknown;
     try {

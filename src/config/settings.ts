@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { parseRedisTarget, redisUrlForms } from './redis-target.ts';
 import { ConfigError } from './config.error.ts';
 
@@ -81,65 +82,65 @@ export interface Settings {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-function raw(env: Env, name: string): string | undefined {
-  const value = env[name];
-  return value === undefined || value.trim() === '' ? undefined : value.trim();
+/**
+ * One variable: a zod schema for its (trimmed, non-empty) text, and the rule a ConfigError names
+ * when the schema refuses it (a function of the issue where the rule depends on the value).
+ */
+interface Variable<T> {
+  readonly schema: z.ZodType<T, string>;
+  readonly rule: string | ((issue: z.core.$ZodIssue) => string);
+  /** How the refused value is shown: a URL's password is hidden. */
+  readonly shown?: (value: string) => string;
 }
 
-function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
-  const value = raw(env, name);
-  if (value === undefined) return undefined;
-  let parsed: URL;
-  try {
-    parsed = new URL(value);
-  } catch {
-    throw new ConfigError(name, `a URL (${protocols.map((p) => `${p}//…`).join(' or ')})`, redact(value));
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(name, `a URL (${protocols.map((p) => `${p}//…`).join(' or ')})`, redact(value));
-  }
-  return value;
+function int(min: number, max: number): Variable<number> {
+  return {
+    schema: z
+      .string()
+      .regex(/^-?\d+$/)
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+    rule: `an integer from ${min} to ${max}`,
+  };
+}
+
+const truthy = ['true', '1', 'yes', 'on'] as const;
+const falsy = ['false', '0', 'no', 'off'] as const;
+const bool: Variable<boolean> = {
+  schema: z
+    .string()
+    .toLowerCase()
+    .pipe(z.enum([...truthy, ...falsy]))
+    .transform((v) => (truthy as readonly string[]).includes(v)),
+  rule: 'true or false',
+};
+
+function oneOf<const T extends readonly [string, ...string[]]>(values: T): Variable<T[number]> {
+  return { schema: z.string().toLowerCase().pipe(z.enum(values)), rule: `one of ${values.join(', ')}` };
+}
+
+const text: Variable<string> = { schema: z.string(), rule: 'text' };
+
+function url(protocols: readonly string[]): Variable<string> {
+  return {
+    schema: z.string().refine((v) => URL.canParse(v) && protocols.includes(new URL(v).protocol)),
+    rule: `a URL (${protocols.map((p) => `${p}//…`).join(' or ')})`,
+    shown: redact,
+  };
 }
 
 /** A Redis URL in one of the forms of RedisTarget (one server, sentinels, or a cluster). */
-function redisUrl(env: Env, name: string): string | undefined {
-  const value = raw(env, name);
-  if (value === undefined) return undefined;
-  try {
-    parseRedisTarget(value);
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new ConfigError(name, `a Redis URL (${redisUrlForms}): ${why}`, redact(value));
-  }
-  return value;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  const lower = value.toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(lower)) return true;
-  if (['false', '0', 'no', 'off'].includes(lower)) return false;
-  throw new ConfigError(name, 'true or false', value);
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  const n = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ConfigError(name, `an integer from ${min} to ${max}`, value);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  const found = values.find((v) => v === value.toLowerCase());
-  if (found === undefined) throw new ConfigError(name, `one of ${values.join(', ')}`, value);
-  return found;
-}
+const redisUrl: Variable<string> = {
+  schema: z.string().superRefine((value, ctx) => {
+    try {
+      parseRedisTarget(value);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+    }
+  }),
+  rule: (issue) => `a Redis URL (${redisUrlForms}): ${issue.message}`,
+  shown: redact,
+};
 
 export function isValidTimeZone(zone: string): boolean {
   try {
@@ -150,33 +151,45 @@ export function isValidTimeZone(zone: string): boolean {
   }
 }
 
-/** `task=hard[:soft],…` in seconds. */
-function timeLimits(env: Env, name: string): Record<string, { hard: number; soft: number | undefined }> {
-  const value = raw(env, name);
-  const limits: Record<string, { hard: number; soft: number | undefined }> = {};
-  if (value === undefined) return limits;
-  for (const item of value.split(',')) {
-    const match = /^\s*([a-z_]+)\s*=\s*(\d+)(?::(\d+))?\s*$/.exec(item);
-    const hard = Number(match?.[2]);
-    const soft = match?.[3] === undefined ? undefined : Number(match[3]);
-    if (match === null || hard < 1 || (soft !== undefined && (soft < 1 || soft > hard))) {
-      throw new ConfigError(
-        name,
-        'a list of task=hard[:soft] seconds, soft at most hard (e.g. health_check=300:270)',
-        value,
-      );
-    }
-    limits[match[1] ?? ''] = { hard, soft };
-  }
-  return limits;
-}
+const timeZone: Variable<string> = {
+  schema: z.string().refine(isValidTimeZone),
+  rule: 'an IANA time zone such as UTC or Europe/Berlin',
+};
 
-function timeZone(env: Env, name: string, fallback: string): string {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  if (!isValidTimeZone(value))
-    throw new ConfigError(name, 'an IANA time zone such as UTC or Europe/Berlin', value);
-  return value;
+/** `task=hard[:soft],…` in seconds. */
+const timeLimits: Variable<Record<string, { hard: number; soft: number | undefined }>> = {
+  schema: z
+    .string()
+    .transform((v) => v.split(','))
+    .pipe(
+      z.array(
+        z
+          .string()
+          .regex(/^\s*[a-z_]+\s*=\s*\d+(?::\d+)?\s*$/)
+          .transform((item) => {
+            const [task = '', seconds = ''] = item.split('=').map((p) => p.trim());
+            const [hard, soft] = seconds.split(':').map(Number);
+            return [task, { hard: hard ?? 0, soft }] as const;
+          })
+          .refine(([, l]) => l.hard >= 1 && (l.soft === undefined || (l.soft >= 1 && l.soft <= l.hard))),
+      ),
+    )
+    .transform((items) => Object.fromEntries(items)),
+  rule: 'a list of task=hard[:soft] seconds, soft at most hard (e.g. health_check=300:270)',
+};
+
+/** The variable's value (trimmed; undefined when unset or blank), or `fallback`; throws ConfigError. */
+function read<T>(env: Env, name: string, variable: Variable<T>, fallback: T): T;
+function read<T>(env: Env, name: string, variable: Variable<T>): T | undefined;
+function read<T>(env: Env, name: string, variable: Variable<T>, fallback?: T): T | undefined {
+  const value = env[name]?.trim();
+  if (value === undefined || value === '') return fallback;
+  const result = variable.schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const rule =
+    typeof variable.rule === 'string' || issue === undefined ? String(variable.rule) : variable.rule(issue);
+  throw new ConfigError(name, rule, variable.shown?.(value) ?? value);
 }
 
 /** Replaces the password of a URL with `***`, so a setting can be named in a message or a log line. */
@@ -194,56 +207,53 @@ export function redact(value: string): string {
 
 /** Reads and validates every setting; throws `ConfigError` naming the first bad one. */
 export function parseSettings(env: Env): Settings {
-  const appEnv = oneOf(env, 'APP_ENV', ['development', 'staging', 'production'] as const, 'development');
+  const appEnv = read(env, 'APP_ENV', oneOf(['development', 'staging', 'production']), 'development');
   const settings: Settings = {
-    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    brokerUrl: redisUrl(env, 'REDIS_URL') ?? redisUrl(env, 'CELERY_BROKER_URL'),
-    resultBackendUrl: redisUrl(env, 'CELERY_RESULT_BACKEND'),
+    databaseUrl: read(env, 'DATABASE_URL', url(['postgres:', 'postgresql:'])),
+    brokerUrl: read(env, 'REDIS_URL', redisUrl) ?? read(env, 'CELERY_BROKER_URL', redisUrl),
+    resultBackendUrl: read(env, 'CELERY_RESULT_BACKEND', redisUrl),
     appEnv,
-    hourlyRollupEnabled: bool(env, 'HOURLY_ROLLUP_ENABLED', true),
-    dailyRollupEnabled: bool(env, 'DAILY_ROLLUP_ENABLED', true),
-    weeklyRollupEnabled: bool(env, 'WEEKLY_ROLLUP_ENABLED', true),
-    monthlyRollupEnabled: bool(env, 'MONTHLY_ROLLUP_ENABLED', true),
-    retentionDays: int(env, 'RETENTION_DAYS', 90, 1, 36500),
-    analyticsTimezone: timeZone(env, 'ANALYTICS_TIMEZONE', 'UTC'),
-    dashboardPort: int(env, 'DASHBOARD_PORT', 5555, 1, 65535),
-    dashboardUser: raw(env, 'DASHBOARD_USER'),
-    dashboardPassword: raw(env, 'DASHBOARD_PASSWORD'),
-    dashboardToken: raw(env, 'DASHBOARD_TOKEN'),
-    dashboardReadonlyUser: raw(env, 'DASHBOARD_READONLY_USER'),
-    dashboardReadonlyPassword: raw(env, 'DASHBOARD_READONLY_PASSWORD'),
-    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
-    logLevel: oneOf(
+    hourlyRollupEnabled: read(env, 'HOURLY_ROLLUP_ENABLED', bool, true),
+    dailyRollupEnabled: read(env, 'DAILY_ROLLUP_ENABLED', bool, true),
+    weeklyRollupEnabled: read(env, 'WEEKLY_ROLLUP_ENABLED', bool, true),
+    monthlyRollupEnabled: read(env, 'MONTHLY_ROLLUP_ENABLED', bool, true),
+    retentionDays: read(env, 'RETENTION_DAYS', int(1, 36500), 90),
+    analyticsTimezone: read(env, 'ANALYTICS_TIMEZONE', timeZone, 'UTC'),
+    dashboardPort: read(env, 'DASHBOARD_PORT', int(1, 65535), 5555),
+    dashboardUser: read(env, 'DASHBOARD_USER', text),
+    dashboardPassword: read(env, 'DASHBOARD_PASSWORD', text),
+    dashboardToken: read(env, 'DASHBOARD_TOKEN', text),
+    dashboardReadonlyUser: read(env, 'DASHBOARD_READONLY_USER', text),
+    dashboardReadonlyPassword: read(env, 'DASHBOARD_READONLY_PASSWORD', text),
+    dbPoolMax: read(env, 'DB_POOL_MAX', int(1, 1000), 10),
+    logLevel: read(
       env,
       'LOG_LEVEL',
-      ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const,
+      oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
       'info',
     ),
-    logFormat:
-      raw(env, 'LOG_FORMAT') === undefined
-        ? undefined
-        : oneOf(env, 'LOG_FORMAT', ['pretty', 'json'] as const, 'json'),
-    dataDir: raw(env, 'AGGJOBS_DATA_DIR') ?? '.aggjobs',
-    statementTimeoutMs: int(env, 'ROLLUP_STATEMENT_TIMEOUT_MS', 600_000, 100, 86_400_000),
-    lockTimeoutMs: int(env, 'ROLLUP_LOCK_TIMEOUT_MS', 30_000, 10, 3_600_000),
-    cleanupBatchSize: int(env, 'CLEANUP_BATCH_SIZE', 10_000, 1, 10_000_000),
-    brokerKeyPrefix: raw(env, 'BROKER_KEY_PREFIX') ?? '{aggjobs}',
-    resultExpiresSeconds: int(env, 'CELERY_RESULT_EXPIRES', 86_400, 1, 31_536_000),
-    runHistoryDays: int(env, 'RUN_HISTORY_DAYS', 30, 1, 36500),
-    taskSoftTimeLimitSeconds: int(env, 'TASK_SOFT_TIME_LIMIT', 3300, 1, 604_800),
-    taskHardTimeLimitSeconds: int(env, 'TASK_HARD_TIME_LIMIT', 3600, 1, 604_800),
-    taskTimeLimits: Object.freeze(timeLimits(env, 'TASK_TIME_LIMITS')),
-    taskMaxRetries: int(env, 'TASK_MAX_RETRIES', 3, 0, 100),
-    taskRetryBackoffMs: int(env, 'TASK_RETRY_BACKOFF_MS', 5000, 1, 3_600_000),
-    taskRetryOnTimeout: bool(env, 'TASK_RETRY_ON_TIMEOUT', false),
-    beatCatchup: oneOf(env, 'BEAT_CATCHUP', ['once', 'all', 'none'] as const, 'once'),
-    beatLeaseSeconds: int(env, 'BEAT_LEASE_SECONDS', 10, 2, 3600),
-    workerConcurrency: int(env, 'WORKER_CONCURRENCY', 4, 1, 256),
-    workerPool: oneOf(env, 'WORKER_POOL', ['async', 'threads'] as const, 'async'),
-    workerMaxTasksPerChild: int(env, 'WORKER_MAX_TASKS_PER_CHILD', 1000, 1, 1_000_000_000),
-    workerMaxMemoryPerChildKb: int(env, 'WORKER_MAX_MEMORY_PER_CHILD', 0, 0, 1_000_000_000),
-    workerShutdownGraceSeconds: int(env, 'WORKER_SHUTDOWN_GRACE', 30, 0, 86_400),
-    workerLockSeconds: int(env, 'WORKER_LOCK_SECONDS', 30, 2, 3600),
+    logFormat: read(env, 'LOG_FORMAT', oneOf(['pretty', 'json'])),
+    dataDir: read(env, 'AGGJOBS_DATA_DIR', text) ?? '.aggjobs',
+    statementTimeoutMs: read(env, 'ROLLUP_STATEMENT_TIMEOUT_MS', int(100, 86_400_000), 600_000),
+    lockTimeoutMs: read(env, 'ROLLUP_LOCK_TIMEOUT_MS', int(10, 3_600_000), 30_000),
+    cleanupBatchSize: read(env, 'CLEANUP_BATCH_SIZE', int(1, 10_000_000), 10_000),
+    brokerKeyPrefix: read(env, 'BROKER_KEY_PREFIX', text) ?? '{aggjobs}',
+    resultExpiresSeconds: read(env, 'CELERY_RESULT_EXPIRES', int(1, 31_536_000), 86_400),
+    runHistoryDays: read(env, 'RUN_HISTORY_DAYS', int(1, 36500), 30),
+    taskSoftTimeLimitSeconds: read(env, 'TASK_SOFT_TIME_LIMIT', int(1, 604_800), 3300),
+    taskHardTimeLimitSeconds: read(env, 'TASK_HARD_TIME_LIMIT', int(1, 604_800), 3600),
+    taskTimeLimits: Object.freeze(read(env, 'TASK_TIME_LIMITS', timeLimits, {})),
+    taskMaxRetries: read(env, 'TASK_MAX_RETRIES', int(0, 100), 3),
+    taskRetryBackoffMs: read(env, 'TASK_RETRY_BACKOFF_MS', int(1, 3_600_000), 5000),
+    taskRetryOnTimeout: read(env, 'TASK_RETRY_ON_TIMEOUT', bool, false),
+    beatCatchup: read(env, 'BEAT_CATCHUP', oneOf(['once', 'all', 'none']), 'once'),
+    beatLeaseSeconds: read(env, 'BEAT_LEASE_SECONDS', int(2, 3600), 10),
+    workerConcurrency: read(env, 'WORKER_CONCURRENCY', int(1, 256), 4),
+    workerPool: read(env, 'WORKER_POOL', oneOf(['async', 'threads']), 'async'),
+    workerMaxTasksPerChild: read(env, 'WORKER_MAX_TASKS_PER_CHILD', int(1, 1_000_000_000), 1000),
+    workerMaxMemoryPerChildKb: read(env, 'WORKER_MAX_MEMORY_PER_CHILD', int(0, 1_000_000_000), 0),
+    workerShutdownGraceSeconds: read(env, 'WORKER_SHUTDOWN_GRACE', int(0, 86_400), 30),
+    workerLockSeconds: read(env, 'WORKER_LOCK_SECONDS', int(2, 3600), 30),
   };
   if (settings.taskSoftTimeLimitSeconds > settings.taskHardTimeLimitSeconds) {
     throw new ConfigError(
