@@ -91,6 +91,52 @@ export async function connectNode(
   return client;
 }
 
+const nodePools = new WeakMap<Pool, Map<string, pg.Pool>>();
+
+/**
+ * A pool of connections to `node` beside the coordinator's `pool` (same credentials), for the
+ * refreshes: a new connection to a Citus node costs a backend start and Citus's metadata cache, tens of
+ * milliseconds, as much as an incremental refresh of a new hour. At most 2 connections a node per
+ * coordinator pool and node; idle ones close after 30 s and do not keep the process alive (they are
+ * not ended with the coordinator's pool). A node that goes down errors its idle connections, which
+ * the pool then drops.
+ */
+export function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): pg.Pool {
+  let pools = nodePools.get(pool);
+  if (pools === undefined) {
+    pools = new Map();
+    nodePools.set(pool, pools);
+  }
+  const key = nodeName(node);
+  let found = pools.get(key);
+  if (found === undefined) {
+    found = new pg.Pool({
+      ...nodeClientConfig(pool, node, applicationName),
+      max: 2,
+      idleTimeoutMillis: 30_000,
+      allowExitOnIdle: true,
+    });
+    found.on('error', () => undefined);
+    found.on('connect', (client) => client.on('error', () => undefined));
+    pools.set(key, found);
+  }
+  return found;
+}
+
+/** A pooled connection to a node; an unreachable node throws CitusNodeUnreachableError naming it. */
+export async function connectPooledNode(
+  pool: Pool,
+  node: CitusNodeAddress,
+  applicationName: string,
+  what: string,
+): Promise<pg.PoolClient> {
+  try {
+    return await nodePool(pool, node, applicationName).connect();
+  } catch (error) {
+    throw new CitusNodeUnreachableError(nodeName(node), what, error);
+  }
+}
+
 /** The primary nodes that hold shard placements (the coordinator too, when it holds shards). */
 export async function nodesWithShards(db: Queryable): Promise<CitusNodeAddress[]> {
   const { rows } = await db.query<{ host: string; port: number }>(

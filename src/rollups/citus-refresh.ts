@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Pool, Queryable } from '../db/index.ts';
 import {
   CitusNodeUnreachableError,
-  connectNode,
+  connectPooledNode,
   nodeName,
   shardPairsByNode,
   type NodeShards,
@@ -92,7 +92,7 @@ interface NodeState {
 
 /** Runs one node's refresh up to (not including) its commit; the transaction stays open. */
 async function refreshNode(
-  client: pg.Client,
+  client: pg.PoolClient,
   def: RollupDefinition,
   shards: NodeShards,
   options: CitusRefreshOptions,
@@ -209,25 +209,34 @@ export async function refreshOnNodes(
 ): Promise<CitusRefreshResult> {
   const what = `incremental refresh of ${def.name}`;
   const nodes = await shardPairsByNode(coordinator, def);
-  const clients = new Map<string, pg.Client>();
-  const closeAll = async (): Promise<void> => {
-    await Promise.all([...clients.values()].map((c) => c.end().catch(() => undefined)));
+  const clients = new Map<string, pg.PoolClient>();
+  // A client goes back to its pool only after its node committed and pruned; any other way (an
+  // error, an abort) it is closed, which rolls back what it had open on its node.
+  const settled = new Set<string>();
+  let failure: Error | undefined;
+  const releaseAll = (): void => {
+    for (const [name, c] of clients) {
+      if (settled.has(name)) continue;
+      settled.add(name);
+      c.release(failure);
+    }
   };
   const onAbort = (): void => {
-    void closeAll();
+    failure ??= new Error(`${what} aborted`);
+    releaseAll();
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     // Every node connected before any work: a node that is down fails the run at once.
     const connected = await Promise.allSettled(
       nodes.map(async (n) => {
-        const client = await connectNode(pool, n.node, `aggjobs refresh ${def.name}`, what);
+        const client = await connectPooledNode(pool, n.node, `aggjobs refresh`, what);
         clients.set(nodeName(n.node), client);
       }),
     );
     const down = connected.find((c): c is PromiseRejectedResult => c.status === 'rejected');
     if (down !== undefined) throw down.reason;
-    const client = (n: NodeShards): pg.Client => {
+    const client = (n: NodeShards): pg.PoolClient => {
       const c = clients.get(nodeName(n.node));
       if (c === undefined) throw new Error(`no connection to ${nodeName(n.node)}`);
       return c;
@@ -251,14 +260,20 @@ export async function refreshOnNodes(
     // state with its previous rows (they commit together), and the next run recomputes its changes.
     for (const n of nodes) await client(n).query('COMMIT');
     await Promise.all(nodes.map((n) => pruneNodeChangeLog(client(n), def, n)));
-    return {
+    const result = {
       groupsRecomputed: results.reduce((s, r) => s + r.groupsRecomputed, 0),
       rowsWritten: results.reduce((s, r) => s + r.rowsWritten, 0),
       rowsDeleted: results.reduce((s, r) => s + r.rowsDeleted, 0),
       nodes: results,
     };
+    releaseAll();
+    return result;
+  } catch (error) {
+    failure ??= error instanceof Error ? error : new Error(String(error));
+    throw error;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
-    await closeAll();
+    failure ??= new Error(`${what}: connection left unsettled`);
+    releaseAll();
   }
 }
