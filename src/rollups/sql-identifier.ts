@@ -1,16 +1,14 @@
-/** Quotes an identifier that comes from a definition (never from user input at run time). */
-export function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
+/**
+ * Quoting for names that come from definitions (never from user input at run time) and for string
+ * literals in DDL that cannot take parameters (view definitions): pg's own functions.
+ */
+import { escapeIdentifier, escapeLiteral } from 'pg';
+
+export { escapeIdentifier as ident, escapeLiteral as literal };
 
 /** Quotes `schema.table`. */
 export function qualified(name: string): string {
   const parts = name.split('.');
   if (parts.length !== 2) throw new Error(`expected schema.table, got ${JSON.stringify(name)}`);
-  return parts.map(ident).join('.');
-}
-
-/** A string literal, for DDL that cannot take parameters (view definitions). */
-export function literal(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
+  return parts.map((part) => escapeIdentifier(part)).join('.');
 }

@@ -1,3 +1,4 @@
+import { escapeIdentifier as quote } from 'pg';
 import type { Queryable } from '../../db/index.ts';
 import type { RollupDefinition } from '../../rollups/index.ts';
 
@@ -5,8 +6,6 @@ export interface SeriesPoint {
   bucket: Date;
   values: Record<string, number>;
 }
-
-const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 
 /**
  * Measures that may be summed across rows of a bucket (several workspaces or event types): counts
