@@ -95,6 +95,33 @@ describe('authentication', () => {
     expect(res.status).toBe(202);
   });
 
+  it('answers a malformed header or token 401 with the basic challenge (Hono parses, we check)', async () => {
+    for (const header of [
+      'Basic',
+      'Basic bm9jb2xvbg==', // "nocolon"
+      'Bearer',
+      'Bearer two words',
+      'Bearer ünïcode',
+      'Digest abc',
+      basic('ops', 'correct horse!'),
+    ]) {
+      const res = await h.app.request('/api/tasks', { headers: { authorization: header } });
+      expect(res.status, header).toBe(401);
+      expect(res.headers.get('www-authenticate'), header).toBe(
+        'Basic realm="aggjobs dashboard", charset="UTF-8"',
+      );
+      expect(await res.json(), header).toEqual({ error: 'authentication required' });
+    }
+    // A password with a colon and a UTF-8 user name are read whole.
+    const odd = createDashboardApp({
+      ...h.deps,
+      settings: { ...h.deps.settings, dashboardUser: 'opé', dashboardPassword: 'a:b:c' },
+    });
+    expect(
+      (await odd.request('/api/tasks', { headers: { authorization: basic('opé', 'a:b:c') } })).status,
+    ).toBe(200);
+  });
+
   it('lets the read-only user read, and nothing else', async () => {
     expect((await h.app.request('/api/tasks', { headers: { authorization: viewer } })).status).toBe(200);
     const page = await (await h.app.request('/tasks/evil-1', { headers: { authorization: viewer } })).text();
