@@ -9,6 +9,7 @@
  */
 import type { Pool } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
+import { citusInstalled } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -79,6 +80,8 @@ export async function cleanupOldData(
     `SELECT now() - make_interval(days => $1) AS source_cutoff, now() - make_interval(days => $1 * $2) AS rollup_cutoff`,
     [policy.retentionDays, policy.rollupRetentionFactor],
   );
+  // On Citus a ctid names a row of one shard only: there rollup rows are named by their key.
+  const citus = await citusInstalled(pool);
   const sourceCutoff = rows[0]?.source_cutoff ?? new Date(0);
   const rollupCutoff = rows[0]?.rollup_cutoff ?? new Date(0);
   const deleted: Record<string, number> = {};
@@ -99,7 +102,7 @@ export async function cleanupOldData(
         pool,
         async (client) => {
           const result = await client.query(
-            `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${where} < $1 LIMIT $2)`,
+            `DELETE FROM ${table} WHERE (${key}) IN (SELECT ${key} FROM ${table} WHERE ${where} < $1 LIMIT $2)`,
             [cutoff, policy.batchSize],
           );
           return result.rowCount ?? 0;
@@ -156,7 +159,7 @@ export async function cleanupOldData(
       rollupWatermarkKey(rollup.name),
       `analytics.${ident(rollup.name)}`,
       'bucket_start',
-      'ctid',
+      citus ? ['bucket_start', ...rollup.dimensions.map((d) => ident(d.column))].join(', ') : 'ctid',
       rollupCutoff,
       false,
     );

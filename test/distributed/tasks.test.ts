@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { rollupWatermarkKey } from '../../src/rollups/index.ts';
+import { compareWithOracle } from '../support/oracle.ts';
+import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+
+// The scheduled tasks on Citus, as an operator runs them (`aggjobs run <task> --eager`): the hourly
+// and daily rollups incrementally (per node), cleanup with the retention rules, then the rollups
+// again; `aggjobs migrate --status`.
+
+const run = promisify(execFile);
+const ZONE = 'UTC';
+const DAY = 86_400_000;
+
+async function cli(args: string[], url: string): Promise<{ stdout: string; stderr: string; code: number }> {
+  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url, ANALYTICS_TIMEZONE: ZONE },
+  })
+    .then((r) => ({ ...r, code: 0 }))
+    .catch((e: { stdout: string; stderr: string; code: number }) => ({
+      stdout: e.stdout,
+      stderr: e.stderr,
+      code: e.code,
+    }));
+}
+
+let db: CitusTestDatabase;
+beforeAll(async () => {
+  db = await createCitusTestDatabase();
+  const migrated = await cli(['migrate'], db.url);
+  expect(migrated.stderr).toBe('');
+  expect(migrated.code).toBe(0);
+});
+
+/** Executions every 5 hours from `daysAgo` days ago to now, in workspaces 1–6. */
+async function insertHistory(daysAgo: number): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+     SELECT 1 + g % 6, g % 4, g % 3, (ARRAY['success','failed','timeout'])[1 + g % 3],
+            now() - $1::int * interval '1 day' + g * interval '5 hours', 10 * g, g * 0.5
+     FROM generate_series(0, $1::int * 24 / 5) g`,
+    [daysAgo],
+  );
+}
+
+async function runTask(task: string, ...args: string[]): Promise<unknown> {
+  const r = await cli(['run', task, '--eager', ...args.flatMap((a) => ['--arg', a])], db.url);
+  expect(r.stderr, `${task}: ${r.stderr}`).not.toMatch(/error/i);
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as unknown;
+}
+
+const tables = ['execution_metrics_hourly', 'execution_metrics_daily'];
+
+describe('tasks on Citus', () => {
+  it('hourly and daily rollups run per node, cleanup keeps the retention rules, and the rollups stay exact', async () => {
+    await insertHistory(20);
+    const hourly = JSON.stringify(await runTask('hourly_rollup'));
+    // Per node: the result carries each worker's part.
+    for (const port of db.ports.workerPorts) expect(hourly).toContain(`127.0.0.1:${port}`);
+    await runTask('daily_rollup');
+    expect(await compareWithOracle(db.pool, ZONE, { tables })).toEqual([]);
+
+    await runTask('cleanup_old_data', 'retention_days=7');
+    const { rows } = await db.pool.query<{ source_table: string; cutoff: Date }>(
+      'SELECT source_table, cutoff FROM aggjobs.retention_watermarks',
+    );
+    const cutoff = (key: string): Date => {
+      const found = rows.find((r) => r.source_table === key)?.cutoff;
+      if (found === undefined) throw new Error(`no watermark for ${key}`);
+      return found;
+    };
+    const source = cutoff('public.execution_logs');
+    expect(Date.now() - source.getTime()).toBeGreaterThan(7 * DAY - 60_000);
+    const { rows: old } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.execution_logs WHERE started_at < $1',
+      [source],
+    );
+    expect(old[0]?.n).toBe(0);
+
+    // New rows, a late one, an update and a delete after the cleanup: the next runs fold them in
+    // and leave the frozen buckets alone.
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+       VALUES (2, 9, 1, 'failed', now() - interval '3 days', 77, 1.5), (5, 9, 1, 'success', now(), 5, 0.5)`,
+    );
+    await db.pool.query(
+      `UPDATE public.execution_logs SET status = 'cancelled' WHERE workspace_id = 3
+         AND id = (SELECT max(id) FROM public.execution_logs WHERE workspace_id = 3)`,
+    );
+    await db.pool.query(
+      `DELETE FROM public.execution_logs WHERE workspace_id = 4
+         AND id = (SELECT min(id) FROM public.execution_logs WHERE workspace_id = 4)`,
+    );
+    await runTask('hourly_rollup');
+    await runTask('daily_rollup');
+    const rollup = cutoff(rollupWatermarkKey('execution_metrics_hourly'));
+    expect(
+      await compareWithOracle(db.pool, ZONE, {
+        tables,
+        frozenBefore: {
+          execution_metrics_hourly: source > rollup ? source : rollup,
+          execution_metrics_daily: source,
+        },
+      }),
+    ).toEqual([]);
+
+    const status = await cli(['migrate', '--status'], db.url);
+    expect(status.code).toBe(0);
+  });
+});
