@@ -1,4 +1,5 @@
 export {
+  aggjobsTypes,
   createPool,
   releaseClient,
   type Pool,

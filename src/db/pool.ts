@@ -5,9 +5,18 @@ export type PoolClient = pg.PoolClient;
 /** Anything that can run a query: a pool or one checked-out client. */
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 
-// bigint (int8) and numeric come back as strings by default; keep numeric exact as a string but
-// read counts (int8) as numbers — every count aggjobs reads is far below 2^53.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+/**
+ * The type parsers of aggjobs' own connections: bigint (int8) and numeric come back as strings by
+ * default; numeric stays an exact string, but counts (int8) are read as numbers — every count
+ * aggjobs reads is far below 2^53. Only these pools: pg's global parsers, which a program that
+ * imports aggjobs shares, are left as they are.
+ */
+export const aggjobsTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.INT8 && format !== 'binary'
+      ? (value: string) => Number(value)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+};
 
 export interface PoolOptions {
   connectionString: string;
@@ -23,6 +32,7 @@ export function createPool(options: PoolOptions): Pool {
     application_name: options.applicationName ?? 'aggjobs',
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
+    types: aggjobsTypes,
   });
   // An idle client that loses its server (restart, admin kill) emits here; the pool replaces it.
   pool.on('error', () => undefined);

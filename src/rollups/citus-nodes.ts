@@ -50,6 +50,7 @@ export function nodeClientConfig(
     password: options.password,
     database: options.database,
     ssl: options.ssl,
+    types: options.types,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
   };

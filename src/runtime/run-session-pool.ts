@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { aggjobsTypes } from '../db/index.ts';
 
 /** The application_name of a task thread's sessions between runs (and after a `RESET ALL`). */
 export const idleSessionName = 'aggjobs task thread';
@@ -31,6 +32,7 @@ export class RunSessionPool extends pg.Pool {
       application_name: idleSessionName,
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 10_000,
+      types: aggjobsTypes,
     });
     // As in createPool (src/db/pool.ts): an idle client that loses its server emits on the pool, a
     // checked-out one on itself; the query in flight is rejected with the error either way.
