@@ -84,6 +84,15 @@ const { values } = parseArgs({
   },
 });
 const cases = new Set(values.cases.split(',').map((c) => c.trim()));
+if (cases.has('distributed')) {
+  // On a Citus cluster of its own, alone (bench/distributed.ts).
+  const { runDistributedBench } = await import('./distributed.ts');
+  await runDistributedBench({
+    size: values.size,
+    ...(values.runs === undefined ? {} : { runs: values.runs }),
+  });
+  process.exit(0);
+}
 const isPart = (c: string): c is RuntimePart => (runtimeParts as readonly string[]).includes(c);
 /** Parts of the engine cases, to run one alone (a full-size run of all of them takes ~40 minutes). */
 const engineParts = ['user-backfill', 'new-hour', 'updates', 'covering-index', 'writer', 'tasks'] as const;
