@@ -197,4 +197,43 @@ describe('shard moves between refreshes', () => {
     expect(next?.groupsRecomputed).toBe(1);
     expect(await oracleDiff([hourly])).toEqual([]);
   });
+
+  it('after citus_rebalance_start moved shards: recomputes them on their new node and stays exact', async () => {
+    await resetData(db.pool);
+    for (const ws of [1, 2, 3, 4, 5, 6]) await apply(insert(ws, ws * 30, 3));
+    // Every shard on the first worker, so that the rebalancer has something to move.
+    const [first, second] = db.ports.workerPorts as [number, number];
+    const { rows: onSecond } = await db.pool.query<{ shardid: string }>(
+      `SELECT s.shardid::text AS shardid FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+       JOIN pg_dist_node n USING (groupid)
+       WHERE s.logicalrelid = 'public.execution_logs'::regclass AND n.nodeport = $1`,
+      [second],
+    );
+    for (const r of onSecond)
+      await db.pool.query(
+        `SELECT citus_move_shard_placement($1::bigint, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'block_writes')`,
+        [r.shardid, second, first],
+      );
+    const [before] = await refreshIncremental([hourly]);
+    expect(before?.nodes?.map((n) => n.node)).toEqual([`127.0.0.1:${first}`]);
+    expect(await oracleDiff([hourly])).toEqual([]);
+
+    // Unfolded writes, then the rebalance.
+    await apply({ op: 'delete', table: 'execution_logs', pick: 2 });
+    await apply({
+      op: 'moveTime',
+      table: 'execution_logs',
+      pick: 5,
+      at: new Date(BASE + 4 * 86_400_000).toISOString(),
+    });
+    await db.pool.query("SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')");
+    await db.pool.query('SELECT citus_rebalance_wait()');
+    await apply(insert(2, 3000));
+    const [after] = await refreshIncremental([hourly]);
+    const moved = after?.nodes?.find((n) => n.node === `127.0.0.1:${second}`);
+    expect(moved?.shards).toBeGreaterThan(0);
+    expect(moved?.shardsRecomputed).toBe(moved?.shards);
+    expect(after?.nodes?.find((n) => n.node === `127.0.0.1:${first}`)?.shardsRecomputed).toBe(0);
+    expect(await oracleDiff([hourly])).toEqual([]);
+  });
 });
