@@ -87,7 +87,7 @@ describe('CLI options', () => {
     '%s: exit 2 with the option or field named, nothing written',
     async (_what, args, named) => {
       const before = await runCount();
-      const cli = spawnCli(args, base, 30_000);
+      const cli = spawnCli(args, base, 55_000);
       const code = await cli.exited;
       expect(code, cli.output()).toBe(2);
       expect(cli.output()).toMatch(named);
