@@ -1,6 +1,7 @@
 import type { Settings } from '../config/index.ts';
 import { oldestOpenTransaction, type Pool } from '../db/index.ts';
 import { rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
+import { citusCaptureLag } from '../rollups/citus-health.ts';
 import type { BrokerProbe } from './task-definition.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -255,6 +256,32 @@ async function checkChangeCaptureLag(pool: Pool): Promise<HealthCheckResult> {
     pid: oldest?.pid ?? null,
     applicationName: oldest?.applicationName ?? null,
   };
+  // On Citus each node has its own horizon: its lag per node (src/rollups/citus-health.ts).
+  const nodes = await citusCaptureLag(pool);
+  if (nodes !== undefined) {
+    const withNodes = { ...data, nodes };
+    const down = nodes.filter((n) => n.error !== undefined);
+    if (down.length > 0)
+      return { status: 'unhealthy', detail: down.map((n) => n.error).join('; '), data: withNodes };
+    const late = nodes.filter((n) => (n.lagSeconds ?? 0) > CHANGE_CAPTURE_LAG_DEGRADED_S);
+    if (late.length > 0)
+      return {
+        status: 'degraded',
+        detail: late
+          .map(
+            (n) =>
+              `a transaction open for ${n.lagSeconds ?? 0} s on Citus node ${n.node} holds its horizon back`,
+          )
+          .join('; '),
+        data: withNodes,
+      };
+    if (lag <= CHANGE_CAPTURE_LAG_DEGRADED_S)
+      return {
+        status: 'healthy',
+        detail: `oldest open transaction ${Math.round(lag)} s on the coordinator, ${Math.max(...nodes.map((n) => n.lagSeconds ?? 0), 0)} s on the nodes`,
+        data: withNodes,
+      };
+  }
   return lag > CHANGE_CAPTURE_LAG_DEGRADED_S
     ? {
         status: 'degraded',

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rollupWatermarkKey } from '../../src/rollups/index.ts';
 import { compareWithOracle } from '../support/oracle.ts';
@@ -108,5 +109,37 @@ describe('tasks on Citus', () => {
 
     const status = await cli(['migrate', '--status'], db.url);
     expect(status.code).toBe(0);
+  });
+
+  it('health reports the change-capture lag per node', async () => {
+    // A transaction left open on the first worker: it is that node's oldest, named by its pid.
+    const [worker] = db.ports.workerPorts as [number];
+    const open = new pg.Client({
+      connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${worker}/`),
+    });
+    await open.connect();
+    await open.query('BEGIN');
+    const { rows } = await open.query<{ pid: number }>(
+      'SELECT pg_backend_pid() AS pid, pg_current_xact_id()',
+    );
+    // An eager run prints { runId, result }: the result is the health report.
+    const { result: report } = (await runTask('health_check')) as {
+      result: {
+        checks: {
+          change_capture_lag: {
+            status: string;
+            data: { nodes: Array<{ node: string; lagSeconds: number }> };
+          };
+        };
+      };
+    };
+    const lag = report.checks.change_capture_lag;
+    expect(lag.data.nodes.map((n) => n.node).sort()).toEqual(
+      db.ports.workerPorts.map((p) => `127.0.0.1:${p}`).sort(),
+    );
+    expect(lag.data.nodes.every((n) => typeof n.lagSeconds === 'number')).toBe(true);
+    expect(lag.data.nodes.find((n) => n.node === `127.0.0.1:${worker}`)?.pid).toBe(rows[0]?.pid);
+    await open.query('ROLLBACK');
+    await open.end();
   });
 });
