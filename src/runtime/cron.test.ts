@@ -104,6 +104,23 @@ describe('nextSlot across DST (Europe/Berlin: 2025-03-30 02:00 → 03:00, 2025-1
   });
 });
 
+describe('where cron-parser gives up (loop limit) in a 30-minute DST zone', () => {
+  it('monthly in Australia/Lord_Howe across its April 2029 change: every 1st at 04:00 local', () => {
+    // 04:00 at +11 until 1 April 2029 (the clocks go back 30 minutes at 02:00 that day), +10:30 after.
+    const cron = parseCron('0 4 1 * *');
+    const zone = 'Australia/Lord_Howe';
+    expect(slotsBetween(cron, at('2029-01-15T00:00:00Z'), at('2029-05-15T00:00:00Z'), zone).map(iso)).toEqual(
+      [
+        '2029-01-31T17:00:00.000Z',
+        '2029-02-28T17:00:00.000Z',
+        '2029-03-31T17:30:00.000Z',
+        '2029-04-30T17:30:00.000Z',
+      ],
+    );
+    expect(iso(latestSlot(cron, at('2029-03-31T17:29:59Z'), zone))).toBe('2029-02-28T17:00:00.000Z');
+  });
+});
+
 describe('latestSlot', () => {
   it('is the last slot at or before the time', () => {
     expect(iso(latestSlot(parseCron('0 1 * * *'), at('2025-01-09T00:59:00Z'), 'UTC'))).toBe(
