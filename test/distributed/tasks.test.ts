@@ -142,4 +142,28 @@ describe('tasks on Citus', () => {
     await open.query('ROLLBACK');
     await open.end();
   });
+
+  it('refresh_materialized_views keeps the three views equal to their queries after a write', async () => {
+    await runTask('refresh_materialized_views');
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+       VALUES (6, 42, 1, 'success', now() - interval '1 hour', 1234, 2.5)`,
+    );
+    await runTask('refresh_materialized_views');
+    // Each view against its own defining query, run now: no row on either side only.
+    const { rows: views } = await db.pool.query<{ name: string; query: string }>(
+      `SELECT matviewname AS name, rtrim(pg_get_viewdef(format('analytics.%I', matviewname)::regclass), ';') AS query
+       FROM pg_matviews WHERE schemaname = 'analytics' ORDER BY 1`,
+    );
+    expect(views.map((v) => v.name)).toHaveLength(3);
+    for (const v of views) {
+      const { rows } = await db.pool.query<{ differing: number }>(
+        `SELECT count(*)::int AS differing FROM (
+           (SELECT * FROM analytics.${v.name} EXCEPT ALL (${v.query}))
+           UNION ALL
+           ((${v.query}) EXCEPT ALL SELECT * FROM analytics.${v.name})) d`,
+      );
+      expect({ view: v.name, differing: rows[0]?.differing }).toEqual({ view: v.name, differing: 0 });
+    }
+  });
 });
