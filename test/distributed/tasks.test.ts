@@ -128,7 +128,7 @@ describe('tasks on Citus', () => {
         checks: {
           change_capture_lag: {
             status: string;
-            data: { nodes: Array<{ node: string; lagSeconds: number }> };
+            data: { nodes: Array<{ node: string; lagSeconds: number; pid: number | null }> };
           };
         };
       };
