@@ -62,6 +62,18 @@ BEGIN
   IF current_setting('aggjobs.retention', true) = 'on' THEN
     RETURN NULL;
   END IF;
+  -- A node added after aggjobs migrate has these functions (Citus copies a distributed table's
+  -- trigger functions to every node) but not this node's change log: created here, so that the
+  -- application's deletes and updates on shards moved there never fail.
+  IF to_regclass('aggjobs_node.change_log') IS NULL THEN
+    CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
+      id           bigserial PRIMARY KEY,
+      source_table text NOT NULL,
+      xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      old_row      jsonb NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);
+  END IF;
   SELECT string_agg(format('%L, o.%I', c, c), ', '), string_agg(format('o.%I IS DISTINCT FROM n.%I', c, c), ' OR ')
     INTO picked, moved
     FROM unnest(TG_ARGV) AS c;

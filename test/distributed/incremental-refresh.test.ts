@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/index.ts';
 import {
@@ -234,6 +235,36 @@ describe('shard moves between refreshes', () => {
     expect(moved?.shards).toBeGreaterThan(0);
     expect(moved?.shardsRecomputed).toBe(moved?.shards);
     expect(after?.nodes?.find((n) => n.node === `127.0.0.1:${first}`)?.shardsRecomputed).toBe(0);
+    expect(await oracleDiff([hourly])).toEqual([]);
+  });
+
+  it('a node without its change log (added after migrate) takes deletes and updates, and stays exact', async () => {
+    await resetData(db.pool);
+    for (const ws of [1, 2, 3, 4, 5, 6]) await apply(insert(ws, ws * 50, 3));
+    await refreshIncremental([hourly]);
+    // As on a worker added after aggjobs migrate: the trigger functions are there, the log is not.
+    const [worker] = db.ports.workerPorts as [number];
+    const direct = new pg.Client({
+      connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${worker}/`),
+    });
+    await direct.connect();
+    try {
+      await direct.query('DROP TABLE aggjobs_node.change_log');
+    } finally {
+      await direct.end();
+    }
+    for (const ws of [1, 2, 3, 4, 5, 6]) {
+      await db.pool.query(
+        'DELETE FROM public.execution_logs WHERE workspace_id = $1 AND id = (SELECT min(id) FROM public.execution_logs WHERE workspace_id = $1)',
+        [ws],
+      );
+      await db.pool.query(
+        `UPDATE public.execution_logs SET started_at = $2 WHERE workspace_id = $1
+           AND id = (SELECT max(id) FROM public.execution_logs WHERE workspace_id = $1)`,
+        [ws, new Date(BASE + 2 * 86_400_000 + ws * 3_600_000).toISOString()],
+      );
+    }
+    await refreshIncremental([hourly]);
     expect(await oracleDiff([hourly])).toEqual([]);
   });
 });
