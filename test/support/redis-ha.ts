@@ -47,8 +47,17 @@ async function command(port: number, ...args: string[]): Promise<unknown> {
   }
 }
 
+/** Servers started and not yet killed: killed too if the test process exits without its teardown. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 function start(server: Server): void {
-  server.process = spawn('redis-server', server.args, { stdio: 'ignore' });
+  const child = spawn('redis-server', server.args, { stdio: 'ignore' });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  server.process = child;
 }
 
 async function kill(server: Server): Promise<void> {
