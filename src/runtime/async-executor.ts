@@ -34,6 +34,8 @@ export class AsyncExecutor {
   private tasks: Promise<TaskSet> | undefined;
   private readonly idle: RunSessionPool[] = [];
   private readonly busy = new Set<RunSessionPool>();
+  /** Busy pools a pool restart came during: closed when their run ends. */
+  private readonly stale = new Set<RunSessionPool>();
   /** The lines each running run logged, by run id: one logger for all runs routes them by `runId`. */
   private readonly runLines = new Map<string, LogLine[]>();
   private readonly logger: Logger;
@@ -79,14 +81,19 @@ export class AsyncExecutor {
   /** Gives a run's pool back for the next run, or closes it (a killed run, a session still out). */
   private releasePool(pool: RunSessionPool, reuse: boolean): void {
     this.busy.delete(pool);
-    if (reuse && pool.settled) this.idle.push(pool);
+    const stale = this.stale.delete(pool);
+    if (reuse && pool.settled && !stale) this.idle.push(pool);
     else void pool.end().catch(() => undefined);
   }
 
-  /** Pool restart: the idle run sessions are closed (running runs keep theirs); returns how many pools. */
+  /**
+   * Pool restart: the idle run sessions are closed now, a running run's when it ends (they are not
+   * reused); returns how many pools were closed now.
+   */
   restart(): number {
     const idle = this.idle.splice(0);
     for (const pool of idle) void pool.end().catch(() => undefined);
+    for (const pool of this.busy) this.stale.add(pool);
     return idle.length;
   }
 

@@ -81,6 +81,25 @@ describe('async executor', () => {
     await expect.poll(() => sessionsOf('a-hard'), { timeout: 5000 }).toBe(0);
   });
 
+  it('pool restart during a run: that run keeps its sessions, and they close when it ends', async () => {
+    const running = pool.run(run('test_polite_sleep', { seconds: 0.5 }, 'a-restart'), {
+      softMs: 5000,
+      hardMs: 10_000,
+    });
+    const deadline = Date.now() + 5000;
+    while ((await sessionsOf('a-restart')) === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    pool.restart();
+    expect(await running).toMatchObject({ kind: 'done', outcome: { ok: true } });
+    // Not kept for the next run (an idle pool keeps its sessions 30 s): closed at the run's end.
+    const closedBy = Date.now() + 5000;
+    while ((await sessionsOf('a-restart')) > 0 && Date.now() < closedBy) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await sessionsOf('a-restart')).toBe(0);
+  });
+
   it('terminate: the handle kills the run and only its sessions', async () => {
     let handle: RunHandle | undefined;
     const other = pool.run(run('test_polite_sleep', { seconds: 3 }, 'a-other'), {
