@@ -197,6 +197,26 @@ describe('shard moves between refreshes', () => {
     expect(next?.nodes?.every((n) => n.shardsRecomputed === 0)).toBe(true);
     expect(next?.groupsRecomputed).toBe(1);
     expect(await oracleDiff([hourly])).toEqual([]);
+
+    // Moved away and back with no refresh between (a move keeps the placement id): the node it
+    // came back to must not take its old state for the shard. The delete made meanwhile is logged
+    // on the other node.
+    const move = async (fromPort: number, toNode: number): Promise<void> => {
+      await db.pool.query(
+        `SELECT citus_move_shard_placement($1::bigint, '127.0.0.1', $2, '127.0.0.1', $3, shard_transfer_mode => 'block_writes')`,
+        [from.shardid, fromPort, toNode],
+      );
+    };
+    await move(toPort ?? 0, from.port);
+    await db.pool.query(
+      'DELETE FROM public.execution_logs WHERE workspace_id = 1 AND id IN (SELECT min(id) FROM public.execution_logs WHERE workspace_id = 1)',
+    );
+    await move(from.port, toPort ?? 0);
+    const [back] = await refreshIncremental([hourly]);
+    expect(
+      new Map((back?.nodes ?? []).map((n) => [n.node, n])).get(`127.0.0.1:${toPort}`)?.shardsRecomputed,
+    ).toBe(1);
+    expect(await oracleDiff([hourly])).toEqual([]);
   });
 
   it('after citus_rebalance_start moved shards: recomputes them on their new node and stays exact', async () => {
