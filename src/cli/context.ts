@@ -1,7 +1,7 @@
 import { ConfigError, loadSettings, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
 import { createLogger, resolveLogFormat, type Logger } from '../log/index.ts';
-import { createRuntime, type Runtime } from '../runtime/index.ts';
+import { BrokerUnreachableError, createRuntime, type Runtime } from '../runtime/index.ts';
 import { taskNames } from '../tasks/index.ts';
 import { explainDatabaseError } from './explain-failure.ts';
 import { OperationalError } from './operational.error.ts';
@@ -73,9 +73,8 @@ export async function createRuntimeFor(ctx: CliContext): Promise<Runtime> {
       logger: ctx.logger,
     });
   } catch (error) {
-    // The broker throws a plain Error for an unreachable Redis (src/runtime/broker.ts); its message
-    // already names the URL (password hidden) and the variables.
-    if (error instanceof Error && error.message.startsWith('cannot reach the Redis broker')) {
+    // Its message already names the URL (password hidden) and the variables.
+    if (error instanceof BrokerUnreachableError) {
       throw new OperationalError(
         `${error.message}: start Redis, or set REDIS_URL to a server that runs (unset, PostgreSQL is the broker)`,
         { cause: error },

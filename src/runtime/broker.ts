@@ -98,6 +98,11 @@ export interface WorkerTuning {
 
 type SlottedJob = Job<JobData, unknown, string, never>;
 
+/** The broker's Redis did not answer at start; the message names it (password hidden) and the variables. */
+export class BrokerUnreachableError extends Error {
+  override readonly name = 'BrokerUnreachableError';
+}
+
 /**
  * A BullMQ Worker that fetches a job only into a free slot of its process. BullMQ's own loop holds
  * up to `concurrency` jobs per Worker, and a worker process has one Worker per queue: without this,
@@ -199,8 +204,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     ]);
     if (!reachable) {
       client.disconnect();
-      throw new Error(
-        // The CLI recognises this start (cli/context.ts) and adds what to do.
+      throw new BrokerUnreachableError(
         `cannot reach the Redis broker ${describeRedis(options.brokerUrl).replace(/^Redis at /, 'at ')} (REDIS_URL/CELERY_BROKER_URL)`,
       );
     }

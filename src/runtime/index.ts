@@ -1,5 +1,5 @@
 export { createRuntime, type Runtime, type RuntimeOptions, type EnqueueOptions } from './runtime.ts';
-export { createBroker, type Broker, type BrokerOptions } from './broker.ts';
+export { BrokerUnreachableError, createBroker, type Broker, type BrokerOptions } from './broker.ts';
 export { startWorker, type WorkerOptions, type WorkerHandle, type WorkerStats } from './worker.ts';
 export { startBeat, type BeatOptions, type BeatHandle } from './beat.ts';
 export {
