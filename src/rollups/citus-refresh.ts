@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { Pool, Queryable } from '../db/index.ts';
 import {
-  CitusNodeUnreachableError,
   connectPooledNode,
   nodeName,
   shardPairsByNode,
@@ -246,7 +245,6 @@ export async function refreshOnNodes(
         try {
           return await refreshNode(client(n), def, n, options);
         } catch (error) {
-          if (error instanceof CitusNodeUnreachableError) throw error;
           throw new Error(`${what} failed on Citus node ${nodeName(n.node)}: ${(error as Error).message}`, {
             cause: error,
           });
