@@ -120,7 +120,8 @@ export class AsyncExecutor {
       const finish = (outcome: ThreadOutcome, reusePool: boolean): void => {
         if (settled) return;
         settled = true;
-        this.runLines.delete(request.runId);
+        // A takeover by this process may have given the run id to a newer attempt's lines already.
+        if (this.runLines.get(request.runId) === lines) this.runLines.delete(request.runId);
         clearTimeout(softTimer);
         clearTimeout(hardTimer);
         this.releasePool(pool, reusePool);
@@ -136,7 +137,9 @@ export class AsyncExecutor {
         void (async () => {
           // The sessions go first: the statement stuck in PostgreSQL ends, its locks with it. The
           // pool is then closed (releasePool), so the abandoned task cannot take another session.
-          await this.killSessions(request.runId, request.attempt);
+          // A terminate that fails (the database unreachable) must not leave the run unsettled nor
+          // reject unhandled: the run ends killed; a later takeover kills its sessions by name.
+          await this.killSessions(request.runId, request.attempt).catch(() => 0);
           finish({ kind: 'killed', reason, softLimitHit }, false);
         })();
       };

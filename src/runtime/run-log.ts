@@ -118,15 +118,6 @@ export async function recordQueued(
   );
 }
 
-/** The arguments a run was recorded with; undefined when it has no row. */
-export async function recordedArgs(db: Queryable, id: string): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await db.query<{ args: Record<string, unknown> }>(
-    'SELECT args FROM aggjobs.task_runs WHERE id = $1',
-    [id],
-  );
-  return rows[0]?.args;
-}
-
 /**
  * A job that no enqueue path made (unknown task, arguments its schema refuses) ends as a failed run
  * with the reason, and never runs: a row is created when the job had none.

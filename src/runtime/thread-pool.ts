@@ -177,7 +177,8 @@ export class TaskThreadPool {
         killing = true;
         void (async () => {
           await worker.terminate().catch(() => undefined);
-          await this.killSessions(request.runId, request.attempt);
+          // A failed terminate must not leave the run unsettled (see async-executor.ts).
+          await this.killSessions(request.runId, request.attempt).catch(() => 0);
           finish({ kind: 'killed', reason, softLimitHit }, false);
         })();
       };

@@ -300,6 +300,14 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     `worker ${name} ready: queues ${queues.join(', ')}, concurrency ${concurrency}, pool ${executor}`,
   );
 
+  /** Every run here stops for the shutdown: now, or as soon as it starts (its handle to come). */
+  const stopActiveRuns = (): void => {
+    for (const run of active.values()) {
+      if (run.handle !== undefined) run.handle.kill('shutdown');
+      else run.pendingKill = 'shutdown';
+    }
+  };
+
   let closing: Promise<void> | undefined;
   const handle: WorkerHandle = {
     shutdownRequested,
@@ -324,10 +332,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     },
     async abortRunning(waitMs = 5000) {
       slots.close();
-      for (const run of active.values()) {
-        if (run.handle !== undefined) run.handle.kill('shutdown');
-        else run.pendingKill = 'shutdown';
-      }
+      stopActiveRuns();
       const deadline = Date.now() + waitMs;
       while (active.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     },
@@ -349,7 +354,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         clearTimeout(graceTimer);
         if (outcome === 'timeout') {
           logger.warn(`grace period over: aborting ${active.size} running task(s); they will run again`);
-          for (const run of active.values()) run.handle?.kill('shutdown');
+          stopActiveRuns();
           await closed;
         }
         clearInterval(leaseTimer);
