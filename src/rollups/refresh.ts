@@ -99,7 +99,7 @@ export async function refreshRollup(
           citus: boolean;
         } & IdentityStateColumns
       >(
-        // $1 rollup, $2 statement timeout, $3 work_mem. Frozen before the later of the source's
+        // $1 rollup, $2 statement timeout, $3 work_mem, $4 incremental. Frozen before the later of the source's
         // retention watermark and the rollup's own (an expired hourly rollup: cleanupOldData,
         // rollupWatermarkKey). The settings apply from the next statement on.
         //
@@ -108,8 +108,14 @@ export async function refreshRollup(
         // one: its rows and its horizon commit together, so the next run recomputes the same groups
         // from the older horizon. Anything that acts on a refresh (the change-log prune, the run's
         // and the backfill window's records) commits synchronously after it, which flushes it too.
+        //
+        // $4: jit off for an incremental run. Its estimates of the changed groups are guesses (a
+        // MATERIALIZED CTE of unknown size), and on a source partitioned by time its plan holds a
+        // scan per partition: above jit_above_cost PostgreSQL compiled 427 functions for a run that
+        // changed nothing (212 ms of 240 on 30 daily partitions, where the run takes 2 ms without).
         `SELECT set_config('statement_timeout', $2, true), set_config('work_mem', $3, true),
                 set_config('synchronous_commit', 'off', true),
+                set_config('jit', CASE WHEN $4 THEN 'off' ELSE current_setting('jit') END, true),
                 s.horizon::text AS horizon, s.snapshot::text AS snapshot,
                 (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
                  WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
@@ -118,7 +124,12 @@ export async function refreshRollup(
                 ${identityStateSelect}
          FROM aggjobs.rollup_state s
          WHERE s.rollup = $1`,
-        [def.name, String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
+        [
+          def.name,
+          String(options.statementTimeoutMs ?? 600_000),
+          options.workMem ?? '64MB',
+          options.mode.kind === 'incremental',
+        ],
       );
       const state = stateRows[0];
       if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
