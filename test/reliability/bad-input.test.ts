@@ -54,74 +54,140 @@ function deepJson(depth: number): unknown {
   return v;
 }
 
-/** The hostile argument sets of each built-in task: none may be enqueued. */
-const badArgs: Array<[string, { args?: unknown[]; kwargs?: Record<string, unknown> }]> = [
-  ['hourly_rollup', { args: ['99999-01-01T00:00:00'] }],
-  ['hourly_rollup', { args: [drop] }],
-  ['hourly_rollup', { kwargs: { target_hour: Number.NaN } }],
-  ['hourly_rollup', { kwargs: { target_hour: deepJson(500) } }],
-  ['hourly_rollup', { args: ['2025-01-01T00:00:00', 'extra'] }],
-  ['daily_rollup', { kwargs: { target_date: '2025-13-01' } }],
+/** A problem expected: the field it names and a phrase of its rule. */
+type Expected = ReadonlyArray<readonly [field: string, rule: RegExp]>;
+
+const iso = /must be an ISO date or date-time/;
+const years = /must be a date from year 2000 to 2100/;
+const days = /must be a whole number of days from 1 to 36500/;
+const tooDeep: Expected = [['(body)', /at most 32 levels of nested arrays and objects/]];
+
+/**
+ * The hostile argument sets of each built-in task: none may be enqueued. Each with the problems
+ * expected (field, rule), and where the API answers otherwise (a body nested too deep is refused
+ * before its arguments are read), the API's.
+ */
+const badArgs: Array<[string, { args?: unknown[]; kwargs?: Record<string, unknown> }, Expected, Expected?]> =
   [
-    'weekly_rollup',
-    { kwargs: { target_week: `2025-01-06'; DROP TABLE analytics.execution_metrics_weekly; --` } },
-  ],
-  ['monthly_rollup', { kwargs: { target_month: '0000-00' } }],
-  ['cleanup_old_data', { kwargs: { retention_days: -5 } }],
-  ['cleanup_old_data', { kwargs: { retention_days: Number.NaN } }],
-  ['cleanup_old_data', { kwargs: { retention_days: 1e12 } }],
-  ['cleanup_old_data', { kwargs: { retention_days: `90; DROP TABLE public.execution_logs` } }],
-  ['cleanup_old_data', { kwargs: { retention_days: 0 } }],
-  [
-    'backfill_aggregations',
-    {
-      kwargs: { start_date: '0001-01-01T00:00:00', end_date: '99999-12-31T00:00:00', granularity: 'hourly' },
-    },
-  ],
-  [
-    'backfill_aggregations',
-    { kwargs: { start_date: '2020-01-01T00:00:00', end_date: '2026-01-01T00:00:00', granularity: 'hourly' } },
-  ],
-  [
-    'backfill_aggregations',
-    { kwargs: { start_date: '2026-11-02T00:00:00', end_date: '2026-11-01T00:00:00', granularity: 'daily' } },
-  ],
-  [
-    'backfill_aggregations',
-    { kwargs: { start_date: '2026-11-01T00:00:00', end_date: '2026-11-02T00:00:00', granularity: drop } },
-  ],
-  ['backfill_aggregations', { kwargs: { start_date: 'NaN', end_date: 'NaN', granularity: 'hourly' } }],
-  ['backfill_aggregations', { kwargs: { start_date: deepJson(400) } }],
-  ['refresh_materialized_views', { args: [drop] }],
-  ['health_check', { kwargs: { [drop]: 1 } }],
-];
+    ['hourly_rollup', { args: ['99999-01-01T00:00:00'] }, [['target_hour', years]]],
+    ['hourly_rollup', { args: [drop] }, [['target_hour', iso]]],
+    ['hourly_rollup', { kwargs: { target_hour: Number.NaN } }, [['target_hour', iso]]],
+    ['hourly_rollup', { kwargs: { target_hour: deepJson(500) } }, [['target_hour', iso]], tooDeep],
+    [
+      'hourly_rollup',
+      { args: ['2025-01-01T00:00:00', 'extra'] },
+      [['args', /must have at most 1 value\(s\) \(target_hour\), got 2/]],
+    ],
+    ['daily_rollup', { kwargs: { target_date: '2025-13-01' } }, [['target_date', iso]]],
+    [
+      'weekly_rollup',
+      { kwargs: { target_week: `2025-01-06'; DROP TABLE analytics.execution_metrics_weekly; --` } },
+      [['target_week', iso]],
+    ],
+    ['monthly_rollup', { kwargs: { target_month: '0000-00' } }, [['target_month', iso]]],
+    ['cleanup_old_data', { kwargs: { retention_days: -5 } }, [['retention_days', days]]],
+    ['cleanup_old_data', { kwargs: { retention_days: Number.NaN } }, [['retention_days', days]]],
+    ['cleanup_old_data', { kwargs: { retention_days: 1e12 } }, [['retention_days', days]]],
+    [
+      'cleanup_old_data',
+      { kwargs: { retention_days: `90; DROP TABLE public.execution_logs` } },
+      [['retention_days', days]],
+    ],
+    ['cleanup_old_data', { kwargs: { retention_days: 0 } }, [['retention_days', days]]],
+    [
+      'backfill_aggregations',
+      {
+        kwargs: {
+          start_date: '0001-01-01T00:00:00',
+          end_date: '99999-12-31T00:00:00',
+          granularity: 'hourly',
+        },
+      },
+      [
+        ['start_date', years],
+        ['end_date', years],
+      ],
+    ],
+    [
+      'backfill_aggregations',
+      {
+        kwargs: { start_date: '2020-01-01T00:00:00', end_date: '2026-01-01T00:00:00', granularity: 'hourly' },
+      },
+      [['start_date', /must be within the retention period/]],
+    ],
+    [
+      'backfill_aggregations',
+      {
+        kwargs: { start_date: '2026-11-02T00:00:00', end_date: '2026-11-01T00:00:00', granularity: 'daily' },
+      },
+      [['end_date', /must be after start_date/]],
+    ],
+    [
+      'backfill_aggregations',
+      { kwargs: { start_date: '2026-11-01T00:00:00', end_date: '2026-11-02T00:00:00', granularity: drop } },
+      [['granularity', /must be one of hourly, daily, weekly, monthly/]],
+    ],
+    [
+      'backfill_aggregations',
+      { kwargs: { start_date: 'NaN', end_date: 'NaN', granularity: 'hourly' } },
+      [
+        ['start_date', iso],
+        ['end_date', iso],
+      ],
+    ],
+    [
+      'backfill_aggregations',
+      { kwargs: { start_date: deepJson(400) } },
+      [
+        ['start_date', iso],
+        ['end_date', /must be an ISO date or date-time .*, got nothing/],
+        ['granularity', /must be one of hourly, daily, weekly, monthly, got nothing/],
+      ],
+      tooDeep,
+    ],
+    ['refresh_materialized_views', { args: [drop] }, [['args', /must have at most 0 value\(s\)/]]],
+    [
+      'health_check',
+      { kwargs: { [drop]: 1 } },
+      [['(arguments)', /unknown argument\(s\).*takes no arguments/]],
+    ],
+  ];
+
+/** The problems as [field, rule] pairs, each rule tested against its expected phrase. */
+function expectProblems(problems: ReadonlyArray<{ field: string; rule: string }>, expected: Expected): void {
+  expect(problems.map((p) => p.field)).toEqual(expected.map(([field]) => field));
+  problems.forEach((p, i) => expect(p.rule).toMatch(expected[i]?.[1] ?? /^$/));
+}
 
 beforeAll(async () => {
   h = await webHarness('postgres');
 });
 
 describe('hostile task arguments', () => {
-  const cases = badArgs.map(([task, input], i) => ({
+  const cases = badArgs.map(([task, input, problems, apiProblems], i) => ({
     label: `#${i} ${task} ${JSON.stringify(input).slice(0, 60)}`,
     task,
     input,
+    problems,
+    apiProblems: apiProblems ?? problems,
   }));
 
   it.for(cases)(
-    '$label: refused by runtime.enqueue with the field, nothing written',
-    async ({ task, input }) => {
+    '$label: refused by runtime.enqueue naming the field and the rule, nothing written',
+    async ({ task, input, problems }) => {
       const before = await runCount();
       const error = await h.runtime.enqueue(task, input).then(
         () => undefined,
         (e: unknown) => e,
       );
       expect(error).toBeInstanceOf(InvalidTaskArgsError);
-      const problems = (error as InvalidTaskArgsError).problems;
-      expect(problems.length).toBeGreaterThan(0);
-      for (const p of problems) {
-        expect(p.field.length).toBeGreaterThan(0);
-        expect(p.message.length).toBeGreaterThan(0);
-      }
+      const got = (error as InvalidTaskArgsError).problems;
+      expectProblems(
+        got.map((p) => ({ field: p.field, rule: p.message })),
+        problems,
+      );
+      // The message says each rule too.
+      for (const p of got) expect((error as Error).message).toContain(p.message);
       expect(await runCount()).toBe(before);
     },
   );
@@ -131,16 +197,13 @@ describe('hostile task arguments', () => {
 
   it.for(jsonCases)(
     '$label: refused by the API with 400, field and rule, nothing written',
-    async ({ task, input }) => {
+    async ({ task, input, apiProblems }) => {
       const before = await runCount();
       const res = await h.app.request(`/api/tasks/${task}/apply`, post(input));
       expect(res.status).toBe(400);
       const body = (await res.json()) as { error: string; problems?: Array<{ field: string; rule: string }> };
-      expect(body.problems?.length ?? 0).toBeGreaterThan(0);
-      for (const p of body.problems ?? []) {
-        expect(typeof p.field).toBe('string');
-        expect(p.rule.length).toBeGreaterThan(0);
-      }
+      expectProblems(body.problems ?? [], apiProblems);
+      for (const [, rule] of apiProblems) expect(body.error).toMatch(rule);
       expect(await runCount()).toBe(before);
     },
   );
@@ -179,26 +242,38 @@ describe('hostile task arguments', () => {
 
   it('malformed bodies are 400: not JSON, too deep, wrong shape, unknown keys', async () => {
     const before = await runCount();
-    const bodies: unknown[] = [
-      '{"args": [',
-      'null',
-      '[]',
-      '"a string"',
-      `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`,
-      `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
-      { args: 'not an array' },
-      { args: Array.from({ length: 1000 }, () => 1) },
-      { kwargs: [] },
-      { countdown: -1 },
-      { countdown: 1e20 },
-      { countdown: 'soon' },
-      { unexpected: 1 },
+    const json = /must be valid JSON/;
+    const object = /expected object, received/;
+    const bodies: Array<[unknown, Expected]> = [
+      ['{"args": [', [['(body)', json]]],
+      ['null', [['(body)', object]]],
+      ['[]', [['(body)', object]]],
+      ['"a string"', [['(body)', object]]],
+      [`${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`, tooDeep],
+      [`${'['.repeat(100_000)}${']'.repeat(100_000)}`, tooDeep],
+      [{ args: 'not an array' }, [['args', /expected array, received string/]]],
+      [{ args: Array.from({ length: 1000 }, () => 1) }, [['args', /expected array to have <=20 items/]]],
+      [{ kwargs: [] }, [['kwargs', /expected record, received array/]]],
+      [{ countdown: -1 }, [['countdown', /expected number to be >=0/]]],
+      [
+        { countdown: 1e20 },
+        [
+          ['countdown', /Too big/],
+          ['countdown', /expected number to be <=604800/],
+        ],
+      ],
+      [{ countdown: 'soon' }, [['countdown', /expected number, received string/]]],
+      [{ unexpected: 1 }, [['(body)', /Unrecognized key: "unexpected"/]]],
     ];
-    for (const body of bodies) {
+    for (const [body, problems] of bodies) {
       const res = await h.app.request('/api/tasks/health_check/apply', post(body));
       expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
-      const json = (await res.json()) as { error: string };
-      expect(json.error.length).toBeGreaterThan(0);
+      const answer = (await res.json()) as {
+        error: string;
+        problems?: Array<{ field: string; rule: string }>;
+      };
+      expect(answer.error.length).toBeGreaterThan(0);
+      expectProblems(answer.problems ?? [], problems);
     }
     expect(await runCount()).toBe(before);
   });
@@ -334,27 +409,46 @@ describe('API bodies and query strings, fuzzed', () => {
  * task arguments (parseTaskArgs), with a 400 / InvalidTaskArgsError naming the field.
  */
 describe('NUL characters: refused with 400, never a 500', () => {
-  const nulRequests: Array<[string, RequestInit | undefined]> = [
-    ['/api/tasks?task=%00', undefined],
-    ['/api/tasks?q=%00', undefined],
-    ['/api/tasks?worker=%00', undefined],
-    ['/api/tasks/%00', undefined],
-    ['/tasks?q=%00', undefined],
-    ['/tasks/%00', undefined],
-    ['/api/tasks/%00/retry', post({})],
-    ['/api/tasks/web_flaky/apply', post({ args: ['a\u0000b'] })],
-    ['/api/tasks/web_flaky/apply', post({ args: ['k'], kwargs: { note: '\u0000' } })],
+  const nul = /must not contain the NUL character \(U\+0000\)/;
+  // Each with the field the answer must name: the query key, the path, the argument.
+  const nulRequests: Array<[string, RequestInit | undefined, string]> = [
+    ['/api/tasks?task=%00', undefined, 'task'],
+    ['/api/tasks?q=%00', undefined, 'q'],
+    ['/api/tasks?worker=%00', undefined, 'worker'],
+    ['/api/tasks/%00', undefined, 'path'],
+    ['/tasks?q=%00', undefined, 'q'],
+    ['/tasks/%00', undefined, 'path'],
+    ['/api/tasks/%00/retry', post({}), 'path'],
+    ['/api/tasks/web_flaky/apply', post({ args: ['a\u0000b'] }), 'key'],
+    ['/api/tasks/web_flaky/apply', post({ args: ['k'], kwargs: { note: '\u0000' } }), 'note'],
   ];
 
-  it.for(nulRequests)('%s %o: a 400, not a 500', async ([path, init]) => {
+  it.for(nulRequests)('%s %o: a 400 naming %s and the rule, not a 500', async ([path, init, field]) => {
+    const before = await runCount();
     const res = await h.app.request(path, init);
     expect(res.status).toBe(400);
+    if (path.startsWith('/api/')) {
+      const body = (await res.json()) as { error: string; problems?: Array<{ field: string; rule: string }> };
+      expectProblems(body.problems ?? [], [[field, nul]]);
+      expect(body.error).toContain(field);
+    } else {
+      // The dashboard's page says it in words.
+      const page = await res.text();
+      expect(page).toMatch(/<!doctype html>/i);
+      expect(page).toContain(`${field} must not contain the NUL character (U+0000)`);
+    }
+    expect(await runCount()).toBe(before);
   });
 
-  it('runtime.enqueue with a NUL in free-text args: InvalidTaskArgsError', async () => {
-    await expect(
-      h.runtime.enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } }),
-    ).rejects.toBeInstanceOf(InvalidTaskArgsError);
+  it('runtime.enqueue with a NUL in free-text args: InvalidTaskArgsError naming the argument', async () => {
+    const error = await h.runtime
+      .enqueue('web_flaky', { args: ['k'], kwargs: { note: 'a\u0000b' } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidTaskArgsError);
+    expectProblems(
+      (error as InvalidTaskArgsError).problems.map((p) => ({ field: p.field, rule: p.message })),
+      [['note', nul]],
+    );
   });
 
   it('meanwhile nothing is written and no table is harmed', async () => {
