@@ -40,6 +40,11 @@ export interface Settings {
   readonly lockTimeoutMs: number;
   /** Rows of one source table a retention batch deletes in one statement. */
   readonly cleanupBatchSize: number;
+  /**
+   * `PARTITION_LEAD_DAYS`: days ahead of now that a source table partitioned by its time column
+   * has partitions (created by `aggjobs migrate` and by cleanup_old_data).
+   */
+  readonly partitionLeadDays: number;
   /** Redis key prefix of every BullMQ key; a `{hash tag}` keeps one queue's keys in one Redis Cluster slot. */
   readonly brokerKeyPrefix: string;
   /** Seconds a task result is kept in CELERY_RESULT_BACKEND (Celery's `result_expires`). */
@@ -237,6 +242,7 @@ export function parseSettings(env: Env): Settings {
     statementTimeoutMs: read(env, 'ROLLUP_STATEMENT_TIMEOUT_MS', int(100, 86_400_000), 600_000),
     lockTimeoutMs: read(env, 'ROLLUP_LOCK_TIMEOUT_MS', int(10, 3_600_000), 30_000),
     cleanupBatchSize: read(env, 'CLEANUP_BATCH_SIZE', int(1, 10_000_000), 10_000),
+    partitionLeadDays: read(env, 'PARTITION_LEAD_DAYS', int(2, 366), 7),
     brokerKeyPrefix: read(env, 'BROKER_KEY_PREFIX', text) ?? '{aggjobs}',
     resultExpiresSeconds: read(env, 'CELERY_RESULT_EXPIRES', int(1, 31_536_000), 86_400),
     runHistoryDays: read(env, 'RUN_HISTORY_DAYS', int(1, 36500), 30),

@@ -32,6 +32,15 @@ export {
 } from './retention.ts';
 export { prepareDatabase } from './prepare-database.ts';
 export {
+  ensureFuturePartitions,
+  partitionCoverage,
+  timePartitionsOf,
+  type EnsuredPartitions,
+  type PartitionCoverage,
+  type TimePartitionedTable,
+  type TimePartition,
+} from './partitions.ts';
+export {
   definitionFingerprint,
   canonicalDefinition,
   RollupRebuildRequiredError,

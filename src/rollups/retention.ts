@@ -11,6 +11,14 @@ import type { Pool } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import { citusInstalled } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
+import {
+  defaultDdlLimits,
+  detachAndDrop,
+  expiredPartitions,
+  timePartitionsOf,
+  type DdlLimits,
+  type DroppedPartitions,
+} from './partitions.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
 export interface RetentionPolicy {
@@ -30,6 +38,8 @@ export interface RetentionPolicy {
    * 10 min by default). Past it the cleanup fails, having deleted none of that rollup's rows.
    */
   refreshWaitMs?: number;
+  /** Lock timeout and retries of each DETACH and DROP of a partitioned source. */
+  partitionDdl?: DdlLimits;
 }
 
 export const defaultSources = [
@@ -51,6 +61,12 @@ export interface CleanupResult {
   rollupCutoff: string;
   /** Rows deleted per table, by plain name (`public.execution_logs`, `analytics.execution_metrics_hourly`). */
   deleted: Record<string, number>;
+  /**
+   * Per source table partitioned by its time column: the partitions dropped whole instead of
+   * deleting rows, and its watermark (the start of the oldest partition kept, at or before
+   * sourceCutoff; null when no partition lies entirely before the cutoff: nothing dropped).
+   */
+  partitions: Record<string, { watermark: string | null; dropped: string[] }>;
   batches: number;
   durationMs: number;
 }
@@ -85,6 +101,7 @@ export async function cleanupOldData(
   const sourceCutoff = rows[0]?.source_cutoff ?? new Date(0);
   const rollupCutoff = rows[0]?.rollup_cutoff ?? new Date(0);
   const deleted: Record<string, number> = {};
+  const partitions: CleanupResult['partitions'] = {};
   let batches = 0;
 
   const deleteInBatches = async (
@@ -126,7 +143,48 @@ export async function cleanupOldData(
     );
   };
 
+  // A refresh of a rollup holds its advisory lock from before its snapshot until after its commit
+  // (refreshRollup): taking that lock once waits for every refresh that could have read the old
+  // watermark. $1 rollup name
+  const waitForRefreshes = async (names: readonly string[]): Promise<void> => {
+    for (const name of names)
+      await withTransaction(
+        pool,
+        (client) =>
+          client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.rollup'), hashtext($1))", [name]),
+        { settings: { lock_timeout: String(policy.refreshWaitMs ?? 900_000) } },
+      );
+  };
+
   for (const source of policy.sources) {
+    // Partitioned by its time column (and no DEFAULT partition, where PostgreSQL refuses DETACH …
+    // CONCURRENTLY): whole partitions are dropped, no row is deleted (docs/scaling.md). On Citus,
+    // and for any other table, rows are deleted in batches.
+    const info = citus ? undefined : await timePartitionsOf(pool, source.table);
+    if (info !== undefined && info.column === source.timeColumn && !info.hasDefault) {
+      deleted[source.table] = 0;
+      const expired = expiredPartitions(info, sourceCutoff);
+      if (expired === undefined) {
+        partitions[source.table] = { watermark: null, dropped: [] };
+        continue;
+      }
+      // The watermark first, at the start of the oldest partition kept; then no refresh that read
+      // the old one may still be running: a dropped partition, unlike deleted rows, is gone from
+      // every snapshot, so such a refresh would recompute a bucket from rows it no longer sees.
+      await moveWatermark(source.table, expired.watermark);
+      await waitForRefreshes(rollups.filter((r) => r.source === source.table).map((r) => r.name));
+      const result: DroppedPartitions = {
+        table: source.table,
+        watermark: expired.watermark.toISOString(),
+        dropped: await detachAndDrop(pool, source.table, expired.partitions, {
+          limits: policy.partitionDdl ?? defaultDdlLimits,
+          signal: options.signal,
+        }),
+      };
+      partitions[source.table] = { watermark: result.watermark, dropped: result.dropped };
+      options.onProgress?.(source.table, 0);
+      continue;
+    }
     await moveWatermark(source.table, sourceCutoff);
     await deleteInBatches(
       source.table,
@@ -145,16 +203,8 @@ export async function cleanupOldData(
     if (!fine) continue;
     await moveWatermark(rollupWatermarkKey(rollup.name), rollupCutoff);
     // A refresh that read the old watermark could still write an expired group after the deletes
-    // passed it. Such a refresh holds the rollup's advisory lock from before its snapshot until after
-    // its commit (refreshRollup), so taking that lock once waits for every one of them; a refresh
-    // that starts later sees the new watermark.
-    // $1 rollup name
-    await withTransaction(
-      pool,
-      (client) =>
-        client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup.name]),
-      { settings: { lock_timeout: String(policy.refreshWaitMs ?? 900_000) } },
-    );
+    // passed it: wait for every such refresh; a refresh that starts later sees the new watermark.
+    await waitForRefreshes([rollup.name]);
     await deleteInBatches(
       rollupWatermarkKey(rollup.name),
       `analytics.${ident(rollup.name)}`,
@@ -169,6 +219,7 @@ export async function cleanupOldData(
     sourceCutoff: sourceCutoff.toISOString(),
     rollupCutoff: rollupCutoff.toISOString(),
     deleted,
+    partitions,
     batches,
     durationMs: Math.round(performance.now() - started),
   };

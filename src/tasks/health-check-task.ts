@@ -16,7 +16,7 @@ export const healthCheckTask: TaskDefinition<Record<string, never>, Record<strin
   name: 'health_check',
   queue: 'maintenance',
   description:
-    'database, broker, recent activity, freshness, backlog, failures, change-capture lag, anomalies, rollup identity',
+    'database, broker, recent activity, freshness, backlog, failures, change-capture lag, anomalies, rollup identity, partitions ahead',
   positional: [],
   schema: noArgs,
   hardLimitSeconds: 300,
@@ -38,6 +38,10 @@ export const healthCheckTask: TaskDefinition<Record<string, never>, Record<strin
         .filter((t) => t.schedule?.enabled(ctx.settings) === true)
         .map((t) => ({ task: t.name, periodSeconds: t.schedule?.periodSeconds ?? 3600 })),
       definitions: builtinRollups,
+      partitions: {
+        tables: [...new Set(builtinRollups.map((r) => r.source))],
+        leadDays: ctx.settings.partitionLeadDays,
+      },
       rollups: builtinRollups
         .filter((r) => typeof r.grain === 'string' && enabledGrains.has(r.grain))
         .map((r) => ({ name: r.name, grain: String(r.grain) })),

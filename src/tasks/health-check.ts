@@ -1,6 +1,6 @@
 import type { Settings } from '../config/index.ts';
 import { oldestOpenTransaction, type Pool } from '../db/index.ts';
-import { rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
+import { partitionCoverage, rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
 import { citusCaptureLag } from '../rollups/citus-health.ts';
 import type { BrokerProbe } from './task-definition.ts';
 
@@ -369,6 +369,54 @@ async function checkRollupIdentity(
   };
 }
 
+/**
+ * Sources partitioned by their time column: how far ahead they have partitions. Degraded below half
+ * of PARTITION_LEAD_DAYS (cleanup_old_data, which creates them daily, has not run for days),
+ * unhealthy below one day (inserts of tomorrow would fail for a missing partition) or with no
+ * bounded partition at all. Undefined where no source is partitioned by time: no entry.
+ */
+async function checkPartitions(
+  pool: Pool,
+  tables: readonly string[],
+  leadDays: number,
+): Promise<HealthCheckResult | undefined> {
+  const coverage = await partitionCoverage(pool, tables);
+  if (coverage.length === 0) return undefined;
+  const problems: { status: HealthStatus; text: string }[] = [];
+  for (const c of coverage) {
+    if (c.coveredUntil === undefined)
+      problems.push({ status: 'unhealthy', text: `${c.table} has no partition with an upper bound` });
+    else if (c.daysAhead !== null && c.daysAhead < 1)
+      problems.push({
+        status: 'unhealthy',
+        text: `${c.table} has partitions only until ${c.coveredUntil} (${c.daysAhead} days ahead): inserts after it will fail`,
+      });
+    else if (c.daysAhead !== null && c.daysAhead < leadDays / 2)
+      problems.push({
+        status: 'degraded',
+        text: `${c.table} has partitions only ${c.daysAhead} days ahead (PARTITION_LEAD_DAYS=${leadDays}): cleanup_old_data, which creates them, is behind`,
+      });
+    if (c.detachPending.length > 0)
+      problems.push({
+        status: 'degraded',
+        text: `${c.table}: partition(s) ${c.detachPending.join(', ')} half-detached by an interrupted cleanup (the next cleanup finishes them)`,
+      });
+  }
+  if (problems.length === 0)
+    return {
+      status: 'healthy',
+      detail: coverage
+        .map((c) => `${c.table} ${c.daysAhead === null ? 'unbounded' : `${c.daysAhead} days ahead`}`)
+        .join(', '),
+      data: coverage,
+    };
+  return {
+    status: worst(problems.map((p) => p.status)),
+    detail: problems.map((p) => p.text).join('; '),
+    data: coverage,
+  };
+}
+
 /** Runs every check; a check that throws is reported unhealthy, never aborts the others. */
 export async function runHealthChecks(options: {
   pool: Pool;
@@ -379,6 +427,8 @@ export async function runHealthChecks(options: {
   rollups: ReadonlyArray<{ name: string; grain: string }>;
   /** Definitions whose build identity is checked (rollup_identity); none: not checked. */
   definitions?: readonly RollupDefinition[];
+  /** Source tables whose partitions ahead are checked (`partitions`, where any is partitioned by time). */
+  partitions?: { tables: readonly string[]; leadDays: number };
 }): Promise<HealthReport> {
   const guard = async (fn: () => Promise<HealthCheckResult>): Promise<HealthCheckResult> => {
     try {
@@ -405,6 +455,17 @@ export async function runHealthChecks(options: {
       checks.rollup_identity = await guard(() =>
         checkRollupIdentity(options.pool, definitions, options.settings.analyticsTimezone),
       );
+    const partitions = options.partitions;
+    if (partitions !== undefined) {
+      const check = await guard(
+        async () =>
+          (await checkPartitions(options.pool, partitions.tables, partitions.leadDays)) ?? {
+            status: 'healthy',
+            detail: '',
+          },
+      );
+      if (check.detail !== '') checks.partitions = check;
+    }
   }
   if (broker !== undefined) checks.queue_backlog = await guard(() => checkBacklog(broker));
   return {

@@ -2,7 +2,9 @@ import {
   builtinRollups,
   cleanupOldData,
   defaultSources,
+  ensureFuturePartitions,
   refreshMaterializedViews,
+  type EnsuredPartitions,
   type CleanupResult,
   type ViewRefreshResult,
 } from '../rollups/index.ts';
@@ -49,6 +51,8 @@ export const refreshMaterializedViewsTask: TaskDefinition<
 export interface CleanupTaskResult extends CleanupResult {
   /** Rows of aggjobs.task_runs (and the beat's slot ledger) older than RUN_HISTORY_DAYS removed. */
   runHistoryPruned: number;
+  /** Per source partitioned by time: the partitions created to reach PARTITION_LEAD_DAYS ahead. */
+  partitionsAhead: EnsuredPartitions[];
 }
 
 export const cleanupOldDataTask: TaskDefinition<
@@ -58,12 +62,20 @@ export const cleanupOldDataTask: TaskDefinition<
 > = {
   name: 'cleanup_old_data',
   queue: 'maintenance',
-  description: 'delete source rows past retention, expire hourly rollups, prune run history (daily at 03:00)',
+  description:
+    'create partitions ahead, drop partitions or delete source rows past retention, expire hourly rollups, prune run history (daily at 03:00)',
   positional: ['retention_days'],
   schema: cleanupArgs,
   hardLimitSeconds: 7200,
   schedule: { cron: '0 3 * * *', periodSeconds: 86_400, enabled: () => true },
   async run(ctx, args) {
+    // First the partitions ahead (a source partitioned by time; none otherwise), so that a failure
+    // of retention below never leaves inserts without a partition.
+    const partitionsAhead = await ensureFuturePartitions(
+      ctx.pool,
+      [...new Set(builtinRollups.map((r) => r.source))],
+      { leadDays: ctx.settings.partitionLeadDays, signal: ctx.signal },
+    );
     const result = await cleanupOldData(
       ctx.pool,
       builtinRollups,
@@ -93,6 +105,6 @@ export const cleanupOldDataTask: TaskDefinition<
       [days],
     );
     await ctx.pool.query(`DELETE FROM aggjobs.workers WHERE last_heartbeat < now() - interval '1 day'`);
-    return { ...result, runHistoryPruned: runs.rowCount ?? 0 };
+    return { ...result, runHistoryPruned: runs.rowCount ?? 0, partitionsAhead };
   },
 };

@@ -20,13 +20,21 @@ export function migrateCommand(): Command {
           }
           return;
         }
-        const { applied, viewsCreated } = await prepareDatabase(ctx.db.pool, ctx.settings, {
-          onApply: (m) => ctx.logger.info(`applying migration ${m.version} ${m.name}`),
-        });
+        const { applied, viewsCreated, partitionsCreated } = await prepareDatabase(
+          ctx.db.pool,
+          ctx.settings,
+          {
+            onApply: (m) => ctx.logger.info(`applying migration ${m.version} ${m.name}`),
+          },
+        );
         ctx.logger.info(
           applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
         );
         if (viewsCreated.length > 0) ctx.logger.info(`created materialized views ${viewsCreated.join(', ')}`);
+        if (partitionsCreated.length > 0)
+          ctx.logger.info(
+            `created ${partitionsCreated.length} partition(s) ahead of time (PARTITION_LEAD_DAYS=${ctx.settings.partitionLeadDays}): ${partitionsCreated.join(', ')}`,
+          );
       } finally {
         await ctx.close();
       }

@@ -1,0 +1,328 @@
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseSettings } from '../../src/config/index.ts';
+import {
+  builtinRollups,
+  cleanupOldData,
+  defaultSources,
+  ensureFuturePartitions,
+  prepareDatabase,
+} from '../../src/rollups/index.ts';
+import { runHealthChecks } from '../../src/tasks/index.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { createPartitionedTestDatabase, partitionedSourcesSql } from '../support/partitioned-database.ts';
+import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
+import { refreshAll } from '../support/rollup-helpers.ts';
+
+const ZONE = 'America/New_York';
+const DAY = 86_400_000;
+const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+const utcDay = (offsetDays: number): string => new Date(today + offsetDays * DAY).toISOString().slice(0, 10);
+const sources = [...new Set(builtinRollups.map((r) => r.source))];
+
+/** Partitions of a table, by name, with their bounds as PostgreSQL prints them (in UTC). */
+async function partitionsOf(db: TestDatabase, table: string): Promise<{ name: string; bound: string }[]> {
+  const client = await db.pool.connect();
+  try {
+    await client.query("SET TIME ZONE 'UTC'");
+    const { rows } = await client.query<{ name: string; bound: string }>(
+      `SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = $1::regclass ORDER BY c.relname`,
+      [table],
+    );
+    return rows;
+  } finally {
+    await client.query('RESET TIME ZONE');
+    client.release();
+  }
+}
+
+async function health(
+  db: TestDatabase,
+  leadDays: number,
+): Promise<{ status: string; detail: string } | undefined> {
+  const report = await runHealthChecks({
+    pool: db.pool,
+    settings: { analyticsTimezone: 'UTC' },
+    broker: undefined,
+    expected: [],
+    rollups: [],
+    partitions: { tables: sources, leadDays },
+  });
+  return report.checks.partitions;
+}
+
+describe('aggjobs migrate on source tables the application partitioned by day', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    // Partitions from 20 days ago to 3 days ahead, none beyond: migrate must create the rest.
+    db = await createPartitionedTestDatabase(partitionedSourcesSql({ from: utcDay(-20), to: utcDay(3) }));
+  });
+
+  it('installs change capture on the partitioned parent, and partitions up to the lead ahead', async () => {
+    const { rows: triggers } = await db.pool.query<{ table: string; name: string; clone: boolean }>(
+      `SELECT t.tgrelid::regclass::text AS table, t.tgname AS name, t.tgparentid <> 0 AS clone
+       FROM pg_trigger t WHERE t.tgrelid = 'public.execution_logs'::regclass AND t.tgname LIKE 'aggjobs%'
+       ORDER BY 2`,
+    );
+    expect(triggers.map((t) => t.name)).toEqual([
+      'aggjobs_log_deletes',
+      'aggjobs_log_moves',
+      'aggjobs_stamp_xid',
+    ]);
+    // The stamp trigger, and the aggjobs_xid index, exist on every partition (cloned from the parent).
+    const { rows: parts } = await db.pool.query<{ name: string; stamp: boolean; xid_index: boolean }>(
+      `SELECT c.relname AS name,
+              EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = 'aggjobs_stamp_xid') AS stamp,
+              EXISTS (SELECT FROM pg_index x JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]
+                      WHERE x.indrelid = c.oid AND a.attname = 'aggjobs_xid') AS xid_index
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = 'public.execution_logs'::regclass`,
+    );
+    expect(parts.length).toBeGreaterThan(23);
+    expect(parts.filter((p) => !p.stamp || !p.xid_index)).toEqual([]);
+    const { rows: index } = await db.pool.query<{ kind: string }>(
+      `SELECT relkind AS kind FROM pg_class WHERE relname = 'execution_logs_aggjobs_xid_idx'`,
+    );
+    expect(index[0]?.kind).toBe('I'); // a partitioned index
+    // Default lead: 7 days. Daily partitions continue from the newest bound to at least now + 7 days.
+    for (const table of ['execution_logs', 'user_activity_events', 'credit_transactions']) {
+      const names = (await partitionsOf(db, `public.${table}`)).map((p) => p.name);
+      for (let d = -20; d <= 7; d += 1) expect(names).toContain(`${table}_p${utcDay(d).replaceAll('-', '')}`);
+    }
+    const created = (await partitionsOf(db, 'public.execution_logs')).find(
+      (p) => p.name === `execution_logs_p${utcDay(5).replaceAll('-', '')}`,
+    );
+    expect(created?.bound).toBe(
+      `FOR VALUES FROM ('${utcDay(5)} 00:00:00+00') TO ('${utcDay(6)} 00:00:00+00')`,
+    );
+    // An insert 7 days ahead finds its partition; and a second run creates nothing.
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+       VALUES (1, 1, 1, 'running', now() + interval '7 days')`,
+    );
+    await db.pool.query('DELETE FROM public.execution_logs');
+    expect(
+      (await ensureFuturePartitions(db.pool, sources, { leadDays: 7 })).flatMap((e) => e.created),
+    ).toEqual([]);
+    const again = await prepareDatabase(db.pool, parseSettings({ PARTITION_LEAD_DAYS: '9' }));
+    expect(again.partitionsCreated.filter((n) => n.startsWith('public.execution_logs_'))).toEqual([
+      `public.execution_logs_p${utcDay(8).replaceAll('-', '')}`,
+      `public.execution_logs_p${utcDay(9).replaceAll('-', '')}`,
+    ]);
+  });
+
+  it('reports in health when partitions fall behind the lead', async () => {
+    expect((await health(db, 9))?.status).toBe('healthy');
+    // 10 days ahead exist; a lead of 30 wants at least 15.
+    const behind = await health(db, 30);
+    expect(behind?.status).toBe('degraded');
+    expect(behind?.detail).toMatch(
+      /public\.execution_logs has partitions only [\d.]+ days ahead \(PARTITION_LEAD_DAYS=30\)/,
+    );
+    // Partitions ending within a day (those migrate created ahead dropped again): unhealthy, naming
+    // the table.
+    const short = await createPartitionedTestDatabase(
+      partitionedSourcesSql({ from: utcDay(-3), to: utcDay(1) }),
+    );
+    for (let d = 1; d <= 8; d += 1)
+      await short.pool.query(
+        `DROP TABLE IF EXISTS public.credit_transactions_p${utcDay(d).replaceAll('-', '')}`,
+      );
+    const failing = await health(short, 7);
+    expect(failing?.status).toBe('unhealthy');
+    expect(failing?.detail).toMatch(
+      /public\.credit_transactions has partitions only until .* inserts after it will fail/,
+    );
+    // Plain source tables: no entry.
+    expect(await health(await createTestDatabase(), 7)).toBeUndefined();
+  });
+
+  it('the validated setting names the variable', () => {
+    expect(() => parseSettings({ PARTITION_LEAD_DAYS: '1' })).toThrow(
+      /PARTITION_LEAD_DAYS must be an integer from 2 to 366/,
+    );
+    expect(parseSettings({}).partitionLeadDays).toBe(7);
+  });
+
+  it('an update that moves a row to another partition logs its old group', async () => {
+    await refreshAll(db.pool, ZONE);
+    const { rows } = await db.pool.query<{ id: string; part: string }>(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms)
+       VALUES (1, 1, 1, 'success', now() - interval '3 days', 100), (1, 2, 1, 'failed', now() - interval '3 days', 50)
+       RETURNING id, tableoid::regclass::text AS part`,
+    );
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    const first = rows[0];
+    if (first === undefined) throw new Error('no row');
+    await db.pool.query(
+      `UPDATE public.execution_logs SET started_at = started_at - interval '2 days' WHERE id = $1`,
+      [first.id],
+    );
+    const { rows: moved } = await db.pool.query<{ part: string }>(
+      'SELECT tableoid::regclass::text AS part FROM public.execution_logs WHERE id = $1',
+      [first.id],
+    );
+    expect(moved[0]?.part).not.toBe(first.part);
+    const { rows: logged } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM aggjobs.change_log WHERE source_table = 'public.execution_logs'`,
+    );
+    expect(logged[0]?.n).toBeGreaterThan(0);
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+});
+
+describe('retention on source tables partitioned by day', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createPartitionedTestDatabase(partitionedSourcesSql({ from: utcDay(-40), to: utcDay(3) }));
+    // Every 6 hours over the last 38 days, 3 workspaces: all three sources.
+    await db.pool.query(`
+      INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+      SELECT ws, ws * 10 + (h % 3), h % 4, CASE WHEN h % 5 = 0 THEN 'failed' ELSE 'success' END,
+             date_trunc('hour', now()) - make_interval(hours => h * 6), 100 + h, 1.5
+      FROM generate_series(1, 152) h, generate_series(1, 3) ws;
+      INSERT INTO public.user_activity_events (workspace_id, user_id, event_type, occurred_at, session_id)
+      SELECT ws, ws * 10, 'login', date_trunc('hour', now()) - make_interval(hours => h * 6), 's' || h
+      FROM generate_series(1, 152) h, generate_series(1, 3) ws;
+      INSERT INTO public.credit_transactions (workspace_id, user_id, source, credits, created_at)
+      SELECT ws, ws * 10, 'api', 0.25 * h, date_trunc('hour', now()) - make_interval(hours => h * 6)
+      FROM generate_series(1, 152) h, generate_series(1, 3) ws;`);
+    await refreshAll(db.pool, ZONE);
+  });
+
+  it('drops whole partitions before the watermark, deletes no row, and keeps the rollups exact', async () => {
+    const dailyBefore = (
+      await db.pool.query(`SELECT * FROM analytics.execution_metrics_daily ORDER BY 1, 2`)
+    ).rows.map((r: Record<string, unknown>) => ({ ...r, updated_at: undefined }));
+    const result = await cleanupOldData(db.pool, builtinRollups, {
+      retentionDays: 10,
+      sources: defaultSources,
+      rollupRetentionFactor: 2,
+      batchSize: 50,
+    });
+    // The cutoff is now - 10 days; the watermark is the UTC midnight that starts its partition.
+    const cutoff = new Date(result.sourceCutoff);
+    const watermark = new Date(Math.floor(cutoff.getTime() / DAY) * DAY);
+    for (const table of ['public.execution_logs', 'public.user_activity_events']) {
+      expect(result.deleted[table]).toBe(0);
+      expect(result.partitions[table]?.watermark).toBe(watermark.toISOString());
+      // Partitions of days -40 … up to the watermark's day (excluded), oldest first.
+      const days = Math.round((watermark.getTime() - (today - 40 * DAY)) / DAY);
+      expect(result.partitions[table]?.dropped).toEqual(
+        Array.from(
+          { length: days },
+          (_, i) => `public.${table.slice(7)}_p${utcDay(-40 + i).replaceAll('-', '')}`,
+        ),
+      );
+      // Gone: not attached, and not left behind as tables.
+      const { rows } = await db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_class WHERE relname = ANY($1::text[])`,
+        [result.partitions[table]?.dropped.map((n) => n.split('.')[1])],
+      );
+      expect(rows[0]?.n).toBe(0);
+      const { rows: oldest } = await db.pool.query<{ oldest: Date; stored: Date }>(
+        `SELECT (SELECT min(${table === 'public.execution_logs' ? 'started_at' : 'occurred_at'}) FROM ${table}) AS oldest,
+                (SELECT cutoff FROM aggjobs.retention_watermarks WHERE source_table = $1) AS stored`,
+        [table],
+      );
+      expect(oldest[0]?.oldest.getTime()).toBeGreaterThanOrEqual(watermark.getTime());
+      expect(oldest[0]?.oldest.getTime()).toBeLessThan(cutoff.getTime()); // rows up to one partition longer
+      expect(oldest[0]?.stored.toISOString()).toBe(watermark.toISOString());
+    }
+    // Credit transactions are a ledger: not in the policy, nothing dropped.
+    expect(result.partitions['public.credit_transactions']).toBeUndefined();
+    // Frozen buckets are untouched by the drop (a DROP fires no trigger) and by later refreshes.
+    await refreshAll(db.pool, ZONE);
+    const dailyAfter = (
+      await db.pool.query(
+        `SELECT * FROM analytics.execution_metrics_daily WHERE bucket_start < $1 ORDER BY 1, 2`,
+        [watermark],
+      )
+    ).rows.map((r: Record<string, unknown>) => ({ ...r, updated_at: undefined }));
+    expect(dailyAfter.length).toBeGreaterThan(0);
+    expect(dailyAfter).toEqual(
+      dailyBefore.filter(
+        (r) => (r as unknown as { bucket_start: Date }).bucket_start.getTime() < watermark.getTime(),
+      ),
+    );
+    // Then late rows, updates that move rows across partitions, deletes: exact after the watermark.
+    await db.pool.query(`
+      INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+      VALUES (2, 7, 1, 'failed', now() - interval '8 days'), (3, 7, 1, 'success', now() - interval '1 day');
+      UPDATE public.execution_logs SET started_at = started_at - interval '1 day 3 hours'
+        WHERE id % 7 = 0 AND started_at > now() - interval '8 days';
+      UPDATE public.user_activity_events SET occurred_at = occurred_at + interval '2 days', workspace_id = 3
+        WHERE id % 5 = 0 AND occurred_at > now() - interval '8 days' AND occurred_at < now() - interval '3 days';
+      DELETE FROM public.execution_logs WHERE id % 11 = 0;`);
+    await refreshAll(db.pool, ZONE);
+    const frozen = frozenAfterCleanup({
+      sourceCutoff: watermark.toISOString(),
+      rollupCutoff: result.rollupCutoff,
+    });
+    expect(await compareWithOracle(db.pool, ZONE, { frozenBefore: frozen })).toEqual([]);
+  });
+
+  it('retries a detach that waits past its lock timeout, and writers never wait', async () => {
+    // Another session holds SHARE UPDATE EXCLUSIVE on the parent for 1.5 s (as a VACUUM or an index
+    // build would): the detach's 200 ms lock timeout expires, and a later attempt succeeds.
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE public.execution_logs IN SHARE UPDATE EXCLUSIVE MODE');
+    const released = new Promise<void>((resolve) => {
+      setTimeout(() => {
+        void holder.query('COMMIT').then(() => resolve());
+      }, 1500);
+    });
+    // Meanwhile an application writer inserts every 50 ms; none may take long.
+    let writing = true;
+    const waits: number[] = [];
+    const writer = (async () => {
+      while (writing) {
+        const started = performance.now();
+        await db.pool.query(
+          `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+           VALUES (1, 1, 1, 'running', now())`,
+        );
+        waits.push(performance.now() - started);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    const policy = {
+      retentionDays: 5,
+      sources: defaultSources.slice(0, 1),
+      rollupRetentionFactor: 2,
+      batchSize: 50,
+    };
+    // One attempt only: the lock timeout ends it, naming the partition; nothing was dropped.
+    await expect(
+      cleanupOldData(db.pool, builtinRollups, {
+        ...policy,
+        partitionDdl: { lockTimeoutMs: 200, attempts: 1, retryDelayMs: 0 },
+      }),
+    ).rejects.toThrow(
+      /detaching partition public\.execution_logs_p\d{8} of public\.execution_logs failed after 1 attempt\(s\): canceling statement due to lock timeout/,
+    );
+    const started = performance.now();
+    const result = await cleanupOldData(db.pool, builtinRollups, {
+      retentionDays: 5,
+      sources: defaultSources.slice(0, 1),
+      rollupRetentionFactor: 2,
+      batchSize: 50,
+      partitionDdl: { lockTimeoutMs: 200, attempts: 20, retryDelayMs: 200 },
+    });
+    writing = false;
+    await writer;
+    await released;
+    await holder.end();
+    // It could only finish after the holder let go, by a later attempt.
+    expect(performance.now() - started).toBeGreaterThan(1000);
+    expect(result.partitions['public.execution_logs']?.dropped.length).toBe(5);
+    expect(waits.length).toBeGreaterThan(5);
+    expect(Math.max(...waits)).toBeLessThan(1000);
+  });
+});
