@@ -131,6 +131,9 @@ export async function installRollups(pool: Pool, definitions: readonly RollupDef
       await checkPrimaryKey(client, source);
       if (citus) continue;
       for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
+      // A partitioned source: the statement triggers on every partition too, for statements that
+      // name a partition (migration 000012); none for a plain table.
+      await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [source]);
     }
     for (const def of definitions) {
       await client.query(rollupSql(def).createTable);

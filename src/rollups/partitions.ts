@@ -236,6 +236,9 @@ export async function ensureFuturePartitions(
                 [qualified(table), partition, next.from, next.to],
               );
               await client.query(rows[0]?.sql ?? '');
+              // The change-capture statement triggers on the new partition, for statements that
+              // name it (migration 000012); the parent's row trigger and indexes came with ATTACH.
+              await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [table]);
               await client.query('COMMIT');
             } catch (error) {
               await client.query('ROLLBACK').catch(() => undefined);

@@ -255,6 +255,21 @@ async function apply({ db, partitioned }: Target, op: Op): Promise<void> {
       );
       return;
     case 'finishExecution':
+      if (partitioned && op.pick % 2 === 1) {
+        // Through the row's partition, named in the statement (its time does not change).
+        const { rows } = await db.pool.query<{ part: string; id: string }>(
+          `SELECT tableoid::regclass::text AS part, id FROM public.execution_logs WHERE id = ${nth('execution_logs')}`,
+          [op.pick],
+        );
+        const row = rows[0];
+        if (row !== undefined)
+          await q(
+            `UPDATE ${row.part} SET status = $2, duration_ms = $3, credits_used = $4, completed_at = started_at,
+               workspace_id = workspace_id % 3 + 1 WHERE id = $1`,
+            [row.id, op.status, op.duration, op.credits],
+          );
+        return;
+      }
       await q(
         `UPDATE public.execution_logs SET status = $2, duration_ms = $3, credits_used = $4, completed_at = started_at
          WHERE id = ${nth('execution_logs')}`,
@@ -295,9 +310,19 @@ async function apply({ db, partitioned }: Target, op: Op): Promise<void> {
         [op.pick, op.at, op.ws, op.source],
       );
       return;
-    case 'delete':
-      await q(`DELETE FROM public.${op.table} WHERE id = ${nth(op.table)}`, [op.pick]);
+    case 'delete': {
+      // Partitioned, odd picks: through the row's partition, named in the statement (its own
+      // statement triggers fire, not the parent's).
+      const { rows } = await db.pool.query<{ part: string; id: string }>(
+        `SELECT tableoid::regclass::text AS part, id FROM public.${op.table} WHERE id = ${nth(op.table)}`,
+        [op.pick],
+      );
+      const row = rows[0];
+      if (partitioned && op.pick % 2 === 1 && row !== undefined)
+        await q(`DELETE FROM ${row.part} WHERE id = $1`, [row.id]);
+      else await q(`DELETE FROM public.${op.table} WHERE id = ${nth(op.table)}`, [op.pick]);
       return;
+    }
     case 'bulkUpdate':
       // One statement, many rows: some move to another workspace, the rest change status.
       await q(

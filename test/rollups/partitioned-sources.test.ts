@@ -173,6 +173,45 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     await refreshAll(db.pool, ZONE);
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
   });
+
+  it('logs under the parent a statement that names a partition, and a statement on the parent once', async () => {
+    // Every partition, those migrate created ahead included, carries the two statement triggers.
+    const { rows: missing } = await db.pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       WHERE i.inhparent = ANY ($1::regclass[])
+         AND (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid
+              AND t.tgname IN ('aggjobs_log_deletes', 'aggjobs_log_moves')) <> 2`,
+      [sources],
+    );
+    expect(missing).toEqual([]);
+    await refreshAll(db.pool, ZONE);
+    const { rows } = await db.pool.query<{ id: string; part: string }>(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+       VALUES (1, 1, 1, 'running', now() - interval '2 days'), (2, 1, 1, 'running', now() - interval '2 days'),
+              (3, 1, 1, 'running', now() - interval '2 days')
+       RETURNING id, tableoid::regclass::text AS part`,
+    );
+    await refreshAll(db.pool, ZONE);
+    const logged = async (): Promise<unknown[]> =>
+      (
+        await db.pool.query<{ source_table: string; ws: string }>(
+          `SELECT source_table, old_row->>'workspace_id' AS ws FROM aggjobs.change_log ORDER BY id`,
+        )
+      ).rows;
+    await db.pool.query('DELETE FROM aggjobs.change_log');
+    const [a, b, c] = rows;
+    if (a === undefined || b === undefined || c === undefined) throw new Error('rows missing');
+    await db.pool.query(`DELETE FROM ${a.part} WHERE id = $1`, [a.id]);
+    await db.pool.query(`UPDATE ${b.part} SET workspace_id = 3 WHERE id = $1`, [b.id]);
+    await db.pool.query(`DELETE FROM public.execution_logs WHERE id = $1`, [c.id]);
+    expect(await logged()).toEqual([
+      { source_table: 'public.execution_logs', ws: '1' },
+      { source_table: 'public.execution_logs', ws: '2' },
+      { source_table: 'public.execution_logs', ws: '3' },
+    ]);
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
 });
 
 describe('retention on source tables partitioned by day', () => {
