@@ -116,6 +116,19 @@ async function* throughputCases(
     },
   };
   yield {
+    name: `PostgreSQL's part alone: runs claimed and finished per second by 4 sessions, one run per statement (no broker, no task), ÷ plain BullMQ, same rounds`,
+    measured: summarize(t.ceiling),
+    reference: { name: 'plain BullMQ', summary: summarize(t.plain) },
+    ratio: summarize(perRound(t.ceiling, t.plain)).median,
+    note:
+      'no goal: the bound on the no-op ratio above for a runtime that records the claim and the ' +
+      'finish of every run durably, one run per statement, at concurrency 4',
+    text: {
+      measured: `claim + finish: ${spread(t.ceiling, rate)}`,
+      reference: `plain BullMQ: ${spread(t.plain, rate)}`,
+    },
+  };
+  yield {
     name: `one-statement task (SELECT 1) throughput ÷ the no-op task's, same worker, same rounds`,
     measured: summarize(t.statement),
     reference: { name: 'no-op', summary: summarize(t.noop) },

@@ -1,4 +1,5 @@
 import { Queue } from 'bullmq';
+import { claimRecordedRuns, finishAttempts } from '../src/runtime/run-ownership.ts';
 import { Redis } from 'ioredis';
 import {
   benchRedisUrl,
@@ -19,6 +20,12 @@ export interface ThroughputRounds {
   noop: number[];
   statement: number[];
   plain: number[];
+  /**
+   * PostgreSQL's part alone, no broker and no task: runs claimed and finished per second from 4
+   * sessions, one run per statement, as a worker's 4 slots do — the bound on the no-op rate of any
+   * runtime that records these two transitions of every run durably.
+   */
+  ceiling: number[];
   runs: number;
   plainRuns: number;
 }
@@ -26,7 +33,8 @@ export interface ThroughputRounds {
 /**
  * Throughput of one aggjobs worker process (built, concurrency 4, Redis) against a plain BullMQ worker
  * process (concurrency 4, no-op processor in its event loop) on the same Redis, in interleaved rounds:
- * each round measures the aggjobs no-op task, the plain worker and the aggjobs one-statement task, in
+ * each round measures the aggjobs no-op task, the plain worker, the aggjobs one-statement task and
+ * PostgreSQL's part alone (the claim and finish statements, from the bench process), in
  * an order that alternates between rounds, so that a change in the machine's load falls on all three.
  *
  * Each measurement: the queue paused, `runs` jobs added, the queue resumed; runs ÷ (the last one's
@@ -92,6 +100,32 @@ export async function throughputRounds(
       const [newest] = await plainQueue.getJobs(['completed'], 0, 0, false);
       return n / (((newest?.finishedOn ?? Date.now()) - released) / 1000);
     };
+    const ceiling = async (n: number, round: number): Promise<number> => {
+      const prefix = `bench-ceiling-${process.pid}-${round}`;
+      await db.pool.query(
+        `INSERT INTO aggjobs.task_runs (id, task, args, state, queue)
+         SELECT $1 || '-' || g, 'bench_noop', '{}', 'queued', 'maintenance' FROM generate_series(0, $2 - 1) g`,
+        [prefix, n],
+      );
+      ids.push(...Array.from({ length: n }, (_, i) => `${prefix}-${i}`));
+      let next = 0;
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (next < n) {
+            const id = `${prefix}-${next}`;
+            next += 1;
+            const [claimed] = await claimRecordedRuns(db.pool, [
+              { id, worker: name, maxAttempts: 1, leaseMs: 30_000 },
+            ]);
+            if (claimed?.claim?.kind !== 'run') throw new Error(`bench: ${id} was not claimed`);
+            const outcome = { state: 'succeeded' as const, result: { startedAt: 0 }, logs: [] };
+            await finishAttempts(db.pool, [{ lease: claimed.claim.lease, outcome }]);
+          }
+        }),
+      );
+      return n / ((performance.now() - started) / 1000);
+    };
     // Warm-up: the task threads start and load their modules, each pool opens its connections.
     await aggjobs('bench_noop', 40);
     await aggjobs('bench_statement', 40);
@@ -101,6 +135,7 @@ export async function throughputRounds(
       noop: [],
       statement: [],
       plain: [],
+      ceiling: [],
       runs: options.runs,
       plainRuns: options.plainRuns,
     };
@@ -109,6 +144,7 @@ export async function throughputRounds(
         async () => void result.noop.push(await aggjobs('bench_noop', options.runs)),
         async () => void result.plain.push(await plain(options.plainRuns)),
         async () => void result.statement.push(await aggjobs('bench_statement', options.runs)),
+        async () => void result.ceiling.push(await ceiling(options.runs, round)),
       ];
       if (round % 2 === 1) steps.reverse();
       for (const step of steps) {
@@ -117,7 +153,8 @@ export async function throughputRounds(
       }
       log(
         `  round ${round + 1}: aggjobs no-op ${result.noop.at(-1)?.toFixed(0)}/s, statement ` +
-          `${result.statement.at(-1)?.toFixed(0)}/s, plain BullMQ ${result.plain.at(-1)?.toFixed(0)}/s`,
+          `${result.statement.at(-1)?.toFixed(0)}/s, plain BullMQ ${result.plain.at(-1)?.toFixed(0)}/s, ` +
+          `PostgreSQL's part alone ${result.ceiling.at(-1)?.toFixed(0)}/s`,
       );
       await forgetRuns(db, ids.splice(0));
     }

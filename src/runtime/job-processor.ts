@@ -5,13 +5,15 @@ import type { JobData } from './broker.ts';
 import { backoffDelayMs } from './errors.ts';
 import { recordRejected } from './run-log.ts';
 import {
-  claimRecordedRun,
+  claimRecordedRuns,
   claimRun,
-  finishAttempt,
+  finishAttempts,
   type AttemptOutcome,
   type Lease,
+  type RecordedClaimRequest,
 } from './run-ownership.ts';
 import type { Runtime } from './runtime.ts';
+import { StatementBatcher } from './statement-batcher.ts';
 import type { RunHandle, TaskThreadPool, ThreadOutcome } from './thread-pool.ts';
 
 /** A run this process works on: its lease, and its thread once started. */
@@ -124,6 +126,16 @@ function outcomeOf(
 export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => Promise<unknown> {
   const { runtime, threads, logger, active, stats } = ctx;
   const { pool } = runtime;
+  // The slots' claims and finishes, batched: one statement for those that come while one is under
+  // way (statement-batcher.ts).
+  const claims = new StatementBatcher(
+    (runs: RecordedClaimRequest[]) => claimRecordedRuns(pool, runs),
+    (run) => run.id,
+  );
+  const finishes = new StatementBatcher(
+    (attempts: { lease: Lease; outcome: AttemptOutcome }[]) => finishAttempts(pool, attempts),
+    (attempt) => attempt.lease.runId,
+  );
 
   const reject = async (job: BrokerJob, task: string, queue: string, error: string): Promise<never> => {
     const runId = job.id ?? '';
@@ -142,7 +154,7 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
     // same statement. A job without a row was made by another tool: it is validated like
     // applyAsync, and refused when invalid.
     const maxAttempts = maxAttemptsOf(job, ctx);
-    const recorded = await claimRecordedRun(pool, {
+    const recorded = await claims.submit({
       id: runId,
       worker: ctx.workerName,
       maxAttempts,
@@ -221,7 +233,7 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
         throw new Error(message);
       }
       const { record, bullmq } = outcomeOf(ctx, task, lease.attempt, maxAttempts, outcome);
-      if (!(await finishAttempt(pool, lease, record))) {
+      if (!(await finishes.submit({ lease, outcome: record }))) {
         const message = `run ${runId} attempt ${lease.attempt} ended ${record.state}, but the run is no longer this worker's: outcome discarded`;
         logger.warn({ task: task.name, runId }, message);
         throw new Error(message);

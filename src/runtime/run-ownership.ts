@@ -112,65 +112,94 @@ export async function claimRun(
 }
 
 interface RecordedClaimRow extends ClaimedRow {
+  id: string;
   args: Record<string, unknown>;
   /** The run's attempts after the claim; null when the statement did not claim it. */
   claimed_attempts: number | null;
 }
 
+/** A run an enqueue path recorded, to be claimed by `worker` (claimRecordedRuns). */
+export interface RecordedClaimRequest {
+  id: string;
+  worker: string;
+  maxAttempts: number;
+  leaseMs: number;
+}
+
+/** What claimRecordedRuns found for one run: its claim (undefined: fall back to claimRun) and args. */
+export interface RecordedClaim {
+  claim: Claim | undefined;
+  args: Record<string, unknown> | undefined;
+}
+
 /**
- * `claimRun` in one statement for a run recorded by an enqueue path (the usual case): its row is
- * locked, read (its arguments are the authority on what runs) and, when it is queued, retrying or
- * running with attempts left, taken with a new lease — one round trip instead of a SELECT of the
- * arguments and a four-statement transaction. The same rules as `claimRun`: a finished or revoked
- * run is skipped, a running one with a lease is taken over. `claim` is undefined when the run has
- * no row (a job another tool made: validate its arguments, then `claimRun`) or has no attempt left
- * (`claimRun` fails it under its own lock): the caller falls back to `claimRun`.
+ * `claimRun` in one statement for runs recorded by an enqueue path (the usual case), several at once:
+ * each row is locked, read (its arguments are the authority on what runs) and, when it is queued,
+ * retrying or running with attempts left, taken with a new lease — one round trip for all of them
+ * instead of a SELECT of the arguments and a four-statement transaction each. The same rules as
+ * `claimRun`: a finished or revoked run is skipped, a running one with a lease is taken over. `claim`
+ * is undefined when the run has no row (a job another tool made: validate its arguments, then
+ * `claimRun`) or has no attempt left (`claimRun` fails it under its own lock): the caller falls back
+ * to `claimRun`. The ids must be distinct (one row cannot be claimed twice in one statement).
  */
-export async function claimRecordedRun(
+export async function claimRecordedRuns(
   db: Queryable,
-  run: { id: string; worker: string; maxAttempts: number; leaseMs: number },
-): Promise<{ claim: Claim | undefined; args: Record<string, unknown> | undefined }> {
-  const token = randomUUID();
-  // $1 run id, $2 worker, $3 lease token, $4 lease seconds, $5 max attempts. `prior` locks the row
-  // and keeps the values it had before this statement (every part of a statement sees the same
-  // snapshot); `claimed` reads `prior`, so the row is locked before it is updated, and its guard
-  // repeats claimRun's. A concurrent claim waits on the lock, then sees this one's lease.
-  const { rows } = await db.query<RecordedClaimRow>(
-    `WITH prior AS MATERIALIZED (
-       SELECT id, state, attempts, result, worker, lease_token, args
-       FROM aggjobs.task_runs WHERE id = $1 FOR UPDATE
+  runs: readonly RecordedClaimRequest[],
+): Promise<RecordedClaim[]> {
+  const tokens = runs.map(() => randomUUID());
+  // `prior` locks the rows (in id order, so two workers' batches cannot deadlock) and keeps the
+  // values they had before this statement (every part of a statement sees the same snapshot);
+  // `claimed` reads `prior`, so a row is locked before it is updated, and its guard repeats
+  // claimRun's. A concurrent claim waits on the lock, then sees this one's lease.
+  const { rows } = await db.query<RecordedClaimRow>({
+    name: 'aggjobs-claim-recorded-runs',
+    text: `WITH req AS (
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::integer[])
+                     AS q(id, worker, token, lease_secs, max_attempts)
+     ), prior AS MATERIALIZED (
+       SELECT r.id, r.state, r.attempts, r.result, r.worker, r.lease_token, r.args
+       FROM aggjobs.task_runs r WHERE r.id IN (SELECT id FROM req) ORDER BY r.id FOR UPDATE
      ), claimed AS (
        UPDATE aggjobs.task_runs r
-       SET state = 'running', worker = $2, attempts = r.attempts + 1, lease_token = $3,
-           terminate_requested_at = NULL, lease_expires_at = now() + make_interval(secs => $4),
+       SET state = 'running', worker = q.worker, attempts = r.attempts + 1, lease_token = q.token,
+           terminate_requested_at = NULL, lease_expires_at = now() + make_interval(secs => q.lease_secs),
            not_before = NULL,
            started_at = CASE WHEN r.state = 'running' AND r.lease_token IS NULL THEN coalesce(r.started_at, now())
                              ELSE now() END,
            state_changed_at = CASE WHEN r.state = 'running' THEN r.state_changed_at ELSE now() END,
            finished_at = NULL, duration_ms = NULL, error = NULL
-       FROM prior p
-       WHERE r.id = $1 AND r.id = p.id AND p.state IN ('queued', 'retrying', 'running') AND p.attempts < $5
-       RETURNING r.attempts
+       FROM prior p JOIN req q ON q.id = p.id
+       WHERE r.id = p.id AND p.state IN ('queued', 'retrying', 'running') AND p.attempts < q.max_attempts
+       RETURNING r.id, r.attempts
      )
-     SELECT p.state, p.attempts, p.result, p.worker, p.lease_token, p.args, c.attempts AS claimed_attempts
-     FROM prior p LEFT JOIN claimed c ON true`,
-    [run.id, run.worker, token, run.leaseMs / 1000, run.maxAttempts],
-  );
-  const prior = rows[0];
-  if (prior === undefined) return { claim: undefined, args: undefined };
-  if (!['queued', 'retrying', 'running'].includes(prior.state)) {
-    return { claim: { kind: 'skip', state: prior.state, result: prior.result }, args: prior.args };
-  }
-  if (prior.claimed_attempts === null) return { claim: undefined, args: prior.args };
-  const takenOver = prior.state === 'running' && prior.lease_token !== null;
-  return {
-    claim: {
-      kind: 'run',
-      lease: { runId: run.id, token, attempt: prior.claimed_attempts },
-      takenOverFrom: takenOver ? { worker: prior.worker, attempt: prior.attempts } : undefined,
-    },
-    args: prior.args,
-  };
+     SELECT p.id, p.state, p.attempts, p.result, p.worker, p.lease_token, p.args, c.attempts AS claimed_attempts
+     FROM prior p LEFT JOIN claimed c ON c.id = p.id`,
+    values: [
+      runs.map((r) => r.id),
+      runs.map((r) => r.worker),
+      tokens,
+      runs.map((r) => r.leaseMs / 1000),
+      runs.map((r) => r.maxAttempts),
+    ],
+  });
+  const found = new Map(rows.map((row) => [row.id, row]));
+  return runs.map((run, i): RecordedClaim => {
+    const prior = found.get(run.id);
+    if (prior === undefined) return { claim: undefined, args: undefined };
+    if (!['queued', 'retrying', 'running'].includes(prior.state)) {
+      return { claim: { kind: 'skip', state: prior.state, result: prior.result }, args: prior.args };
+    }
+    if (prior.claimed_attempts === null) return { claim: undefined, args: prior.args };
+    const takenOver = prior.state === 'running' && prior.lease_token !== null;
+    return {
+      claim: {
+        kind: 'run',
+        lease: { runId: run.id, token: tokens[i] ?? '', attempt: prior.claimed_attempts },
+        takenOverFrom: takenOver ? { worker: prior.worker, attempt: prior.attempts } : undefined,
+      },
+      args: prior.args,
+    };
+  });
 }
 
 /**
@@ -222,28 +251,46 @@ export type AttemptOutcome = {
  * worker took it over, the reaper settled it, an operator revoked it): the outcome is discarded.
  */
 export async function finishAttempt(db: Queryable, lease: Lease, outcome: AttemptOutcome): Promise<boolean> {
-  const { rowCount } = await db.query(
-    `UPDATE aggjobs.task_runs
-     SET state = $3, result = coalesce($4::jsonb, result), error = $5, error_stack = $6,
-         logs = coalesce($7::jsonb, logs), lease_token = NULL, lease_expires_at = NULL,
-         state_changed_at = now(),
-         not_before = CASE WHEN $3 = 'retrying' THEN now() + make_interval(secs => $8) END,
-         finished_at = CASE WHEN $3 = 'retrying' THEN NULL ELSE now() END,
-         duration_ms = CASE WHEN started_at IS NULL THEN NULL
-                            ELSE (extract(epoch FROM now() - started_at) * 1000)::integer END
-     WHERE id = $1 AND lease_token = $2 AND state = 'running'`,
-    [
-      lease.runId,
-      lease.token,
-      outcome.state,
-      outcome.result === undefined ? null : JSON.stringify(outcome.result),
-      outcome.error ?? null,
-      outcome.errorStack ?? null,
-      outcome.logs === undefined ? null : JSON.stringify(outcome.logs),
-      (outcome.retryInMs ?? 0) / 1000,
+  const [recorded] = await finishAttempts(db, [{ lease, outcome }]);
+  return recorded === true;
+}
+
+/**
+ * `finishAttempt` for several attempts in one statement; per attempt, whether its outcome was
+ * recorded. The runs must be distinct.
+ */
+export async function finishAttempts(
+  db: Queryable,
+  attempts: readonly { lease: Lease; outcome: AttemptOutcome }[],
+): Promise<boolean[]> {
+  const json = (value: unknown): string | null => (value === undefined ? null : JSON.stringify(value));
+  const { rows } = await db.query<{ id: string }>({
+    name: 'aggjobs-finish-attempts',
+    text: `UPDATE aggjobs.task_runs r
+     SET state = o.state, result = coalesce(o.result::jsonb, r.result), error = o.error,
+         error_stack = o.error_stack, logs = coalesce(o.logs::jsonb, r.logs), lease_token = NULL,
+         lease_expires_at = NULL, state_changed_at = now(),
+         not_before = CASE WHEN o.state = 'retrying' THEN now() + make_interval(secs => o.retry_secs) END,
+         finished_at = CASE WHEN o.state = 'retrying' THEN NULL ELSE now() END,
+         duration_ms = CASE WHEN r.started_at IS NULL THEN NULL
+                            ELSE (extract(epoch FROM now() - r.started_at) * 1000)::integer END
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::float8[])
+          AS o(id, token, state, result, error, error_stack, logs, retry_secs)
+     WHERE r.id = o.id AND r.lease_token = o.token AND r.state = 'running'
+     RETURNING r.id`,
+    values: [
+      attempts.map((a) => a.lease.runId),
+      attempts.map((a) => a.lease.token),
+      attempts.map((a) => a.outcome.state),
+      attempts.map((a) => json(a.outcome.result)),
+      attempts.map((a) => a.outcome.error ?? null),
+      attempts.map((a) => a.outcome.errorStack ?? null),
+      attempts.map((a) => json(a.outcome.logs)),
+      attempts.map((a) => (a.outcome.retryInMs ?? 0) / 1000),
     ],
-  );
-  return rowCount === 1;
+  });
+  const recorded = new Set(rows.map((row) => row.id));
+  return attempts.map((a) => recorded.has(a.lease.runId));
 }
 
 /**
