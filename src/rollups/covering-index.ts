@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool } from '../db/index.ts';
+import { withTransaction, type Pool } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -99,6 +99,57 @@ export async function planCoveringIndexes(
   });
 }
 
+async function isPartitioned(pool: Pool, table: string): Promise<boolean> {
+  // $1 table
+  const { rows } = await pool.query<{ partitioned: boolean }>(
+    `SELECT relkind = 'p' AS partitioned FROM pg_class WHERE oid = to_regclass($1)`,
+    [table],
+  );
+  return rows[0]?.partitioned === true;
+}
+
+/**
+ * A partitioned source: CREATE INDEX CONCURRENTLY is refused on a partitioned table, so the index is
+ * made on the parent alone (`ON ONLY`, invalid while partitions lack theirs), built concurrently on
+ * each leaf partition, and attached to it; once every partition's is attached the parent's is valid.
+ * Partitions attached later get theirs from the parent (ATTACH PARTITION builds it on the new,
+ * empty table). A partition's index left unattached (invalid) by a failed build is dropped and
+ * built again.
+ */
+async function buildOnPartitions(pool: Pool, plan: CoveringIndex, columns: string): Promise<void> {
+  const schema = plan.source.split('.')[0] ?? 'public';
+  const parent = `${ident(schema)}.${ident(plan.name)}`;
+  await pool.query(
+    `CREATE INDEX IF NOT EXISTS ${ident(plan.name)} ON ONLY ${qualified(plan.source)} ${columns}`,
+  );
+  // $1 source, $2 parent index: each leaf partition, its schema, and its index attached to the
+  // parent's (if any).
+  const { rows: partitions } = await pool.query<{
+    partition: string;
+    schema: string;
+    oid: number;
+    attached: string | null;
+  }>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS partition, n.nspname AS schema, c.oid::int AS oid,
+            (SELECT format('%I.%I', n.nspname, ic.relname) FROM pg_inherits ii
+               JOIN pg_class ic ON ic.oid = ii.inhrelid JOIN pg_index x ON x.indexrelid = ic.oid
+              WHERE ii.inhparent = to_regclass($2) AND x.indrelid = c.oid) AS attached
+     FROM pg_partition_tree(to_regclass($1)) t
+     JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.isleaf`,
+    [plan.source, `${schema}.${plan.name}`],
+  );
+  for (const p of partitions) {
+    if (p.attached !== null) continue;
+    // Named after the parent's index and the partition's oid: unique, and within 63 bytes.
+    const name = `${plan.name}_${p.oid}`;
+    const index = `${ident(p.schema)}.${ident(name)}`;
+    await pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
+    await pool.query(`CREATE INDEX CONCURRENTLY ${ident(name)} ON ${p.partition} ${columns}`);
+    await pool.query(`ALTER INDEX ${parent} ATTACH PARTITION ${index}`);
+  }
+}
+
 export interface CoveringIndexChanges {
   created: string[];
   dropped: string[];
@@ -129,12 +180,16 @@ export async function installCoveringIndexes(
     );
     const index = `${ident(schemaOf(plan.source))}.${ident(plan.name)}`;
     if (rows[0]?.valid === true) continue;
+    const columns = `(${plan.key.map(ident).join(', ')})${
+      plan.include.length > 0 ? ` INCLUDE (${plan.include.map(ident).join(', ')})` : ''
+    }`;
+    if (await isPartitioned(pool, plan.source)) {
+      await buildOnPartitions(pool, plan, columns);
+      created.push(plan.name);
+      continue;
+    }
     if (rows[0] !== undefined) await pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
-    await pool.query(
-      `CREATE INDEX CONCURRENTLY ${ident(plan.name)} ON ${qualified(plan.source)} (${plan.key
-        .map(ident)
-        .join(', ')})${plan.include.length > 0 ? ` INCLUDE (${plan.include.map(ident).join(', ')})` : ''}`,
-    );
+    await pool.query(`CREATE INDEX CONCURRENTLY ${ident(plan.name)} ON ${qualified(plan.source)} ${columns}`);
     created.push(plan.name);
   }
   for (const source of new Set(definitions.map((d) => d.source))) {
@@ -144,9 +199,18 @@ export async function installCoveringIndexes(
        WHERE i.indrelid = $1::regclass AND strpos(c.relname, $2) > 0`,
       [source, COVER_INFIX],
     );
+    const partitioned = await isPartitioned(pool, source);
     for (const { name } of rows) {
       if (wanted.has(name)) continue;
-      await pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(schemaOf(source))}.${ident(name)}`);
+      // PostgreSQL cannot drop a partitioned index concurrently: a plain DROP (ACCESS EXCLUSIVE on
+      // the parent for a catalog change), waiting at most 5 s for its lock.
+      if (partitioned)
+        await withTransaction(
+          pool,
+          (client) => client.query(`DROP INDEX IF EXISTS ${ident(schemaOf(source))}.${ident(name)}`),
+          { settings: { lock_timeout: '5s' } },
+        );
+      else await pool.query(`DROP INDEX CONCURRENTLY IF EXISTS ${ident(schemaOf(source))}.${ident(name)}`);
       dropped.push(name);
     }
   }

@@ -6,6 +6,7 @@ import {
   cleanupOldData,
   defaultSources,
   ensureFuturePartitions,
+  installRollups,
   prepareDatabase,
 } from '../../src/rollups/index.ts';
 import { runHealthChecks } from '../../src/tasks/index.ts';
@@ -211,6 +212,53 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     ]);
     await refreshAll(db.pool, ZONE);
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+});
+
+describe('a covering index on a partitioned source', () => {
+  it('is built on each partition concurrently, attached, valid, and comes with partitions created later', async () => {
+    const db = await createPartitionedTestDatabase(
+      partitionedSourcesSql({ from: utcDay(-5), to: utcDay(1) }),
+    );
+    const hourly = builtinRollups.find((d) => d.name === 'execution_metrics_hourly');
+    if (hourly === undefined) throw new Error('no hourly rollup');
+    const withCover = [...builtinRollups.filter((d) => d !== hourly), { ...hourly, coveringIndex: true }];
+    await installRollups(db.pool, withCover);
+    const state = async (): Promise<{ parentValid: boolean; partitions: number; covered: number }> => {
+      const { rows } = await db.pool.query<{ parent_valid: boolean; partitions: number; covered: number }>(
+        `SELECT (SELECT x.indisvalid FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                 WHERE x.indrelid = 'public.execution_logs'::regclass AND i.relname LIKE '%aggjobs\\_cover\\_%') AS parent_valid,
+                (SELECT count(*)::int FROM pg_partition_tree('public.execution_logs') WHERE isleaf) AS partitions,
+                (SELECT count(*)::int FROM pg_partition_tree('public.execution_logs') t
+                  WHERE t.isleaf AND EXISTS (
+                    -- a valid index of the partition attached to the parent's covering index
+                    SELECT FROM pg_index x JOIN pg_inherits h ON h.inhrelid = x.indexrelid
+                    JOIN pg_class pi ON pi.oid = h.inhparent
+                    WHERE x.indrelid = t.relid AND x.indisvalid AND pi.relname LIKE '%aggjobs\\_cover\\_%')) AS covered`,
+      );
+      const r = rows[0];
+      return {
+        parentValid: r?.parent_valid === true,
+        partitions: r?.partitions ?? 0,
+        covered: r?.covered ?? -1,
+      };
+    };
+    const built = await state();
+    expect(built.parentValid).toBe(true);
+    expect(built.covered).toBe(built.partitions);
+    await ensureFuturePartitions(db.pool, sources, { leadDays: 12 });
+    const later = await state();
+    expect(later.partitions).toBeGreaterThan(built.partitions);
+    expect(later.covered).toBe(later.partitions);
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms)
+       SELECT 1 + i % 3, i % 5, i % 2, 'success', now() - make_interval(hours => i), i FROM generate_series(1, 100) i`,
+    );
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    // No rollup asks for it any more: dropped (with the partitions' indexes).
+    await installRollups(db.pool, builtinRollups);
+    expect((await state()).covered).toBe(0);
   });
 });
 
