@@ -196,6 +196,17 @@ export async function ensureFuturePartitions(
   for (const table of tables) {
     const info = await timePartitionsOf(pool, table);
     if (info === undefined) continue;
+    // Partitions the application attached itself get the change-capture statement triggers here
+    // too (migration 000012; a no-op for partitions that have them).
+    await withRetries(
+      limits,
+      `installing change capture on the partitions of ${table}`,
+      () =>
+        onSession(pool, limits.lockTimeoutMs, (client) =>
+          client.query('SELECT aggjobs.capture_partitions($1::regclass)', [table]),
+        ),
+      options.signal,
+    );
     const now =
       options.now ?? (await pool.query<{ now: Date }>('SELECT now() AS now')).rows[0]?.now ?? new Date();
     const horizon = new Date(now.getTime() + options.leadDays * DAY_MS);

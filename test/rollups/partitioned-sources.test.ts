@@ -185,6 +185,22 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       [sources],
     );
     expect(missing).toEqual([]);
+    // A partition the application attaches itself lacks them until the next migrate or cleanup.
+    const own = `execution_logs_p${utcDay(40).replaceAll('-', '')}`;
+    await db.pool.query(
+      `CREATE TABLE public.${own} PARTITION OF public.execution_logs FOR VALUES FROM ('${utcDay(40)}T00:00:00Z') TO ('${utcDay(41)}T00:00:00Z')`,
+    );
+    const triggersOf = async (): Promise<number> =>
+      (
+        await db.pool.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'aggjobs_log_%'`,
+          [`public.${own}`],
+        )
+      ).rows[0]?.n ?? -1;
+    expect(await triggersOf()).toBe(0);
+    await ensureFuturePartitions(db.pool, sources, { leadDays: 7 });
+    expect(await triggersOf()).toBe(2);
+    await db.pool.query(`DROP TABLE public.${own}`);
     await refreshAll(db.pool, ZONE);
     const { rows } = await db.pool.query<{ id: string; part: string }>(
       `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
