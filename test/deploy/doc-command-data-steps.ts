@@ -134,10 +134,10 @@ export const demoTraffic: Step = async ({ pool, run }) => {
   );
   expect(said, result.stdout).not.toBeNull();
   const [writes, seconds, inserts, errors] = (said?.slice(1) ?? []).map((n) => Number(n.replaceAll(',', '')));
-  // About 50 writes a second for 3 s.
+  // About 50 writes a second for 3 s (150): at least half of that on a loaded machine, never far more.
   expect(seconds).toBeGreaterThanOrEqual(2.9);
   expect(result.elapsedMs).toBeGreaterThanOrEqual(2900);
-  expect(writes).toBeGreaterThanOrEqual(100);
+  expect(writes).toBeGreaterThanOrEqual(75);
   expect(writes).toBeLessThanOrEqual(200);
   expect(errors).toBe(0);
   expect(inserts).toBeGreaterThan(0);
