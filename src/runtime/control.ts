@@ -17,6 +17,7 @@ import {
   type RunQuery,
   type RunRecord,
   type RunRow,
+  type RunState,
   retryableStates,
   toRecord,
 } from './run-log.ts';
@@ -84,6 +85,25 @@ export interface PromoteOutcome {
 /** A worker is online while its heartbeat is younger than this (three missed heartbeats). */
 const ONLINE_SECONDS = 15;
 
+/** `retry` of a run aggjobs has no record of. */
+export class RunNotFoundError extends Error {
+  override readonly name = 'RunNotFoundError';
+  constructor(readonly runId: string) {
+    super(`no run ${runId}`);
+  }
+}
+
+/** `retry` of a run that is not failed, timed out or revoked. */
+export class RunNotRetryableError extends Error {
+  override readonly name = 'RunNotRetryableError';
+  constructor(
+    readonly runId: string,
+    readonly state: RunState,
+  ) {
+    super(`run ${runId} is ${state}: only failed, timed-out or revoked runs can be retried`);
+  }
+}
+
 /**
  * Operating the runtime from another process: the CLI's `aggjobs control` and the dashboard. Every
  * action goes through the database (run rows, LISTEN/NOTIFY) or the broker, so it works from any
@@ -92,6 +112,10 @@ const ONLINE_SECONDS = 15;
 export interface Control {
   revoke(runId: string, options?: { terminate?: boolean }): Promise<RevokeOutcome>;
   terminate(runId: string): Promise<RevokeOutcome>;
+  /**
+   * A new run of a failed, timed-out or revoked run's task with its arguments. Throws
+   * RunNotFoundError or RunNotRetryableError (the CLI and the API answer them).
+   */
   retry(runId: string): Promise<AsyncResult>;
   /** A delayed queued or retrying run (countdown, retry backoff) may start now; it keeps its id. */
   promote(runId: string): Promise<PromoteOutcome>;
@@ -212,16 +236,10 @@ export function createControl(runtime: Runtime): Control {
     terminate: (runId) => revoke(runId, { terminate: true }),
     async retry(runId) {
       const run = await getRun(pool, runId);
-      if (run === undefined) throw new Error(`no run ${runId}`);
-      if (!retryableStates.includes(run.state)) {
-        throw new Error(
-          `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
-        );
-      }
-      const result = await runtime.enqueue(run.task, { kwargs: run.args });
-      // The new run names the one it retried (the dashboard links both ways).
-      await pool.query('UPDATE aggjobs.task_runs SET retry_of = $1 WHERE id = $2', [runId, result.id]);
-      return result;
+      if (run === undefined) throw new RunNotFoundError(runId);
+      if (!retryableStates.includes(run.state)) throw new RunNotRetryableError(runId, run.state);
+      // The new run names the one it retried from its first row on (the dashboard links both ways).
+      return await runtime.enqueue(run.task, { kwargs: run.args }, { retryOf: runId });
     },
     async promote(runId) {
       const run = await getRun(pool, runId);

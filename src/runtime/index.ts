@@ -4,6 +4,8 @@ export { startWorker, type WorkerOptions, type WorkerHandle, type WorkerStats } 
 export { startBeat, type BeatOptions, type BeatHandle } from './beat.ts';
 export {
   createControl,
+  RunNotFoundError,
+  RunNotRetryableError,
   type Control,
   type QueueCounts,
   type WorkerInfo,

@@ -49,13 +49,13 @@ function maxAttemptsOf(job: BrokerJob, ctx: ProcessorContext): number {
 /** Maps a thread outcome to the attempt's outcome in aggjobs.task_runs and to what BullMQ should do. */
 function outcomeOf(
   ctx: ProcessorContext,
-  task: AnyTaskDefinition,
+  /** The limits the attempt ran with (a time_limit message during the run changes the next one's). */
+  limits: TimeLimits,
   attempt: number,
   maxAttempts: number,
   outcome: Exclude<ThreadOutcome, { kind: 'killed'; reason: 'lease_lost' }>,
 ): { record: AttemptOutcome; bullmq: Settled } {
   const { settings } = ctx.runtime;
-  const limits = ctx.timeLimits?.(task) ?? timeLimitsOf(task, settings);
   const retriesLeft = attempt < maxAttempts;
   const retryInMs = backoffDelayMs(attempt, settings.taskRetryBackoffMs, () => 0.5);
   const logs = outcome.kind === 'done' ? { logs: outcome.logs } : {};
@@ -232,7 +232,7 @@ export function createJobProcessor(ctx: ProcessorContext): (job: BrokerJob) => P
         logger.warn({ task: task.name, runId }, message);
         throw new Error(message);
       }
-      const { record, bullmq } = outcomeOf(ctx, task, lease.attempt, maxAttempts, outcome);
+      const { record, bullmq } = outcomeOf(ctx, limits, lease.attempt, maxAttempts, outcome);
       if (!(await finishes.submit({ lease, outcome: record }))) {
         const message = `run ${runId} attempt ${lease.attempt} ended ${record.state}, but the run is no longer this worker's: outcome discarded`;
         logger.warn({ task: task.name, runId }, message);

@@ -107,14 +107,24 @@ export async function recordQueued(
     args: Record<string, unknown>;
     queue: string;
     parentId?: string;
+    /** The run this one retries. */
+    retryOf?: string;
     /** Seconds before it may start (a countdown): a resend of a lost job keeps what is left of it. */
     delaySeconds?: number;
   },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, parent_id, not_before)
-     VALUES ($1, $2, $3, 'queued', $4, $5, now() + make_interval(secs => $6)) ON CONFLICT (id) DO NOTHING`,
-    [run.id, run.task, JSON.stringify(run.args), run.queue, run.parentId ?? null, run.delaySeconds ?? 0],
+    `INSERT INTO aggjobs.task_runs (id, task, args, state, queue, parent_id, retry_of, not_before)
+     VALUES ($1, $2, $3, 'queued', $4, $5, $6, now() + make_interval(secs => $7)) ON CONFLICT (id) DO NOTHING`,
+    [
+      run.id,
+      run.task,
+      JSON.stringify(run.args),
+      run.queue,
+      run.parentId ?? null,
+      run.retryOf ?? null,
+      run.delaySeconds ?? 0,
+    ],
   );
 }
 

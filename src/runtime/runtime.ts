@@ -42,6 +42,8 @@ export interface EnqueueOptions {
   parentId?: string;
   /** Seconds before the run may start (Celery's countdown). */
   countdown?: number;
+  /** The run this one retries (its retry_of): the dashboard links both ways. */
+  retryOf?: string;
 }
 
 /** Everything a process needs to enqueue and run tasks: settings, database, broker, tasks, clock. */
@@ -148,6 +150,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             args,
             queue: task.queue,
             parentId: enqueueOptions.parentId,
+            retryOf: enqueueOptions.retryOf,
             delaySeconds: enqueueOptions.countdown,
           });
           const childJobs = [];
@@ -182,6 +185,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             args,
             queue: task.queue,
             parentId: enqueueOptions.parentId,
+            retryOf: enqueueOptions.retryOf,
             delaySeconds: enqueueOptions.countdown,
           });
           await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions, ...delay, jobId: runId });

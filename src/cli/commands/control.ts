@@ -1,5 +1,11 @@
 import { Command } from 'commander';
-import { createControl, getRun, retryableStates, runStates, type Control } from '../../runtime/index.ts';
+import {
+  createControl,
+  RunNotFoundError,
+  RunNotRetryableError,
+  runStates,
+  type Control,
+} from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext, type CliContext } from '../context.ts';
 import { OperationalError } from '../operational.error.ts';
@@ -43,21 +49,25 @@ export function controlCommand(): Command {
     .command('retry <runId>')
     .description('run a failed, timed-out or revoked run again (a new run with the same arguments)')
     .action((runId: string) =>
-      withControl(async (c, ctx) => {
-        // Checked here too, so a run in the wrong state is an answer, not a stack.
-        const run = await getRun(ctx.db.pool, runId);
-        if (run === undefined) {
-          throw new OperationalError(`no run ${runId}: list runs with \`aggjobs control runs\``);
+      withControl(async (c) => {
+        try {
+          return { runId: (await c.retry(runId)).id };
+        } catch (error) {
+          // A run in the wrong state, or none, is an answer, not a stack.
+          if (error instanceof RunNotFoundError) {
+            throw new OperationalError(`${error.message}: list runs with \`aggjobs control runs\``);
+          }
+          if (error instanceof RunNotRetryableError) {
+            const open = ['running', 'queued', 'retrying'].includes(error.state);
+            throw new OperationalError(
+              error.message +
+                (open
+                  ? ` (wait for it to end, or stop it with \`aggjobs control revoke --terminate ${runId}\`)`
+                  : ''),
+            );
+          }
+          throw error;
         }
-        if (!retryableStates.includes(run.state)) {
-          throw new OperationalError(
-            `run ${runId} is ${run.state}: only failed, timed-out or revoked runs can be retried` +
-              (run.state === 'running' || run.state === 'queued' || run.state === 'retrying'
-                ? ` (wait for it to end, or stop it with \`aggjobs control revoke --terminate ${runId}\`)`
-                : ''),
-          );
-        }
-        return { runId: (await c.retry(runId)).id };
       }),
     );
   control

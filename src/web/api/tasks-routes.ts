@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { retryableStates } from '../../runtime/index.ts';
+import { RunNotFoundError, RunNotRetryableError } from '../../runtime/index.ts';
 import { findTask } from '../../tasks/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
@@ -76,17 +76,13 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
 
   app.post('/tasks/:id/retry', async (c) => {
     const id = boundedParam('id', c.req.param('id'));
-    const run = await ctx.control.run(id);
-    if (run === undefined) throw notFound(`run ${id}`);
-    if (!retryableStates.includes(run.state)) {
-      throw new HttpError(
-        409,
-        `run ${id} is ${run.state}: only failed, timed-out or revoked runs can be retried`,
-      );
-    }
-    const result = await ctx.control.retry(id);
+    const result = await ctx.control.retry(id).catch((error: unknown) => {
+      if (error instanceof RunNotFoundError) throw notFound(`run ${id}`);
+      if (error instanceof RunNotRetryableError) throw new HttpError(409, error.message);
+      throw error;
+    });
     ctx.logger.info({ runId: id, newRunId: result.id, user: c.get('auth').user }, `dashboard: retried ${id}`);
-    return c.json({ id: result.id, task: run.task, retryOf: id, state: 'queued' }, 202);
+    return c.json({ id: result.id, task: result.task, retryOf: id, state: 'queued' }, 202);
   });
 
   // A delayed run (countdown, retry backoff) may start now; it keeps its id.
