@@ -225,8 +225,11 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
     (options.lostJobCheckSeconds ?? 30) * 1000,
   );
 
+  // Set when close() begins: no consumer is added, and no autoscale started, from then on.
+  let stopping = false;
   let autoscaleTimer: NodeJS.Timeout | undefined;
   const autoscale = (min: number, max: number): void => {
+    if (stopping) return;
     clearInterval(autoscaleTimer);
     setConcurrency(min);
     autoscaleTimer = setInterval(
@@ -244,8 +247,9 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
   };
   if (options.autoscale !== undefined) autoscale(options.autoscale.min, options.autoscale.max);
 
-  // Set when close() begins: no consumer is added from then on.
-  let stopping = false;
+  // Consumers cancelled at run time whose running jobs have not ended yet: a shutdown waits for them
+  // as for the others (within its grace period), so their runs end as the shutdown decides.
+  const cancelling = new Set<Promise<void>>();
   let requestShutdown: () => void = () => undefined;
   const shutdownRequested = new Promise<void>((resolve) => {
     requestShutdown = resolve;
@@ -280,7 +284,12 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
           logger.info(`no longer consuming queue ${message.queue}: its running jobs finish`);
           consumers.delete(message.queue);
           queues.splice(queues.indexOf(message.queue), 1);
-          void consumer.close().then(() => heartbeat());
+          const closed = consumer
+            .close()
+            .catch((error: unknown) => logger.warn({ err: error }, `queue ${message.queue}: close failed`))
+            .then(() => heartbeat());
+          cancelling.add(closed);
+          void closed.finally(() => cancelling.delete(closed));
         }
       } else if (message.action === 'time_limit') {
         logger.info(`time limits of ${message.task}: soft ${message.soft} s, hard ${message.hard} s`);
@@ -345,7 +354,7 @@ export async function startWorker(runtime: Runtime, options: WorkerOptions): Pro
         // Nothing more starts from here: the slots refuse every fetch.
         slots.close();
         logger.info(`worker ${name} stopping: ${active.size} task(s) running`);
-        const closed = Promise.all([...consumers.values()].map((w) => w.close()));
+        const closed = Promise.all([...[...consumers.values()].map((w) => w.close()), ...cancelling]);
         let graceTimer: NodeJS.Timeout | undefined;
         const grace = new Promise<'timeout'>((r) => {
           graceTimer = setTimeout(() => r('timeout'), options.shutdownGraceSeconds * 1000);

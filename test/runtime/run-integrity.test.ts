@@ -375,6 +375,42 @@ describe.each(backends)('run integrity on %s', (backend) => {
     expect(tally).toHaveLength(12);
     expect(tally.every((r) => r.n === 1)).toBe(true);
   });
+
+  it('a shutdown waits for the running job of a queue cancelled at run time, then stops it to run again', async () => {
+    const db = await createTestDatabase();
+    await db.pool.query(TALLY_TABLE_SQL);
+    const runtime = await testRuntime(backend, db, { taskModules: tallyTasks });
+    const name = `w-${backend}-cancelled`;
+    const worker = await startWorker(
+      runtime,
+      workerOptions({ name, concurrency: 2, shutdownGraceSeconds: 1 }),
+    );
+    const long = await runtime.enqueue('test_tally_maintenance', { kwargs: { key: 'long', ms: 8000 } });
+    await eventually(async () => (await long.state()) === 'running', 15_000);
+    // The queue is cancelled while its job runs: the job goes on (Celery's cancel_consumer).
+    const control = createControl(runtime);
+    await control.cancelConsumer(name, 'maintenance');
+    await eventually(async () => !worker.stats().queues.includes('maintenance'), 10_000);
+    expect(await long.state()).toBe('running');
+    const closingAt = Date.now();
+    await worker.close();
+    // The close waited for that job through its grace period, then stopped it: it will run again.
+    expect(Date.now() - closingAt).toBeGreaterThanOrEqual(900);
+    const run = await control.run(long.id);
+    expect(run).toMatchObject({ state: 'retrying', attempts: 1, error: 'the worker shut down while it ran' });
+
+    const next = await startWorker(runtime, workerOptions({ name: `${name}-after`, concurrency: 1 }));
+    try {
+      await eventually(async () => (await long.state()) === 'succeeded', 40_000);
+    } finally {
+      await next.close();
+    }
+    expect(await control.run(long.id)).toMatchObject({ state: 'succeeded', attempts: 2 });
+    const { rows: tally } = await db.pool.query<{ key: string; n: number }>(
+      'SELECT key, n FROM public.test_tally',
+    );
+    expect(tally).toEqual([{ key: 'long', n: 1 }]);
+  });
 });
 
 describe('a worker given its own running job again, on Redis', () => {
