@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
+import type { Pool } from '../db/index.ts';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl, type Runtime } from '../runtime/index.ts';
 import { InvalidTaskArgsError, UnknownTaskError } from '../tasks/index.ts';
@@ -93,8 +94,7 @@ function clipErrorBody(body: { error: string; problems?: ReadonlyArray<{ field: 
  * (queues, workers, schedules, a run and its children) give up like every other dashboard query
  * instead of waiting on a lock (issue 15). Enqueueing keeps the runtime's own pool.
  */
-function withTimedPool(runtime: Runtime): Runtime {
-  const pool = timedPool(runtime.pool);
+function withTimedPool(runtime: Runtime, pool: Pool): Runtime {
   return new Proxy(runtime, {
     get: (target, prop, receiver) => (prop === 'pool' ? pool : Reflect.get(target, prop, receiver)),
   });
@@ -102,17 +102,19 @@ function withTimedPool(runtime: Runtime): Runtime {
 
 function buildContext(deps: DashboardDeps): DashboardContext {
   const { settings, runtime } = deps;
+  // One timed wrapper per pool (they are usually the same pool).
+  const runtimePool = timedPool(runtime.pool);
   return {
-    pool: timedPool(deps.pool),
+    pool: deps.pool === runtime.pool ? runtimePool : timedPool(deps.pool),
     settings,
     runtime,
-    control: deps.control ?? createControl(withTimedPool(runtime)),
+    control: deps.control ?? createControl(withTimedPool(runtime, runtimePool)),
     logger: deps.logger,
     scrub: createSecretScrubber({
       urls: [settings.databaseUrl, runtime.databaseUrl, settings.brokerUrl, settings.resultBackendUrl],
       secrets: [settings.dashboardPassword, settings.dashboardReadonlyPassword, settings.dashboardToken],
     }),
-    health: createHealthService(runtime, timedPool(runtime.pool)),
+    health: createHealthService(runtime, runtimePool),
     rollups: builtinRollups,
     views: materializedViewNames,
     authEnabled: authEnabled(credentialsFrom(settings)),
