@@ -1,5 +1,36 @@
 import type { Logger } from '../log/index.ts';
-import type { Services } from '../runtime/index.ts';
+import { waitForShutdownSignal, type Services } from '../runtime/index.ts';
+
+/**
+ * The stop of a process that runs a worker (`aggjobs worker`, `aggjobs start`): signals are heard
+ * from the start (a SIGTERM during start-up stops cleanly instead of killing); `current` gets the
+ * logger and the services as they come; `untilStop` waits for a signal or for a shutdown of the
+ * worker requested from another process, and says what stopping waits for.
+ */
+export function watchForStop(): {
+  current: { logger?: Logger; services?: Services };
+  untilStop(what: string, graceSeconds: number | undefined, remoteLine: string): Promise<void>;
+} {
+  const current: { logger?: Logger; services?: Services } = {};
+  const signal = waitForShutdownSignal(() =>
+    stopNow(
+      () => current.logger,
+      () => current.services,
+    ),
+  );
+  return {
+    current,
+    async untilStop(what, graceSeconds, remoteLine) {
+      const { logger, services } = current;
+      const remote = services?.worker?.shutdownRequested ?? new Promise<never>(() => undefined);
+      const stop = await Promise.race([signal, remote.then(() => 'remote' as const)]);
+      if (stop === 'remote') logger?.info(remoteLine);
+      else if (logger !== undefined && services !== undefined) {
+        logStopping(logger, stop, services, graceSeconds, what);
+      }
+    },
+  };
+}
 
 /**
  * What the first Ctrl-C (or SIGTERM) says: what stopping waits for. A worker gives its running

@@ -1,19 +1,12 @@
 import { Command } from 'commander';
 import { redact } from '../../config/index.ts';
 import { prepareDatabase } from '../../rollups/index.ts';
-import {
-  startServices,
-  waitForShutdownSignal,
-  type ExtraService,
-  type Runtime,
-  type Services,
-} from '../../runtime/index.ts';
+import { startServices, type ExtraService, type Runtime } from '../../runtime/index.ts';
 import { assertCredentialsForEnv, startDashboard } from '../../web/index.ts';
 import { currentHour, demoDefaults, isDemoSeeded, seedDemoData } from '../../workload/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
-import type { Logger } from '../../log/index.ts';
 import { listenHost } from '../listen-host.ts';
-import { logStopping, stopNow } from '../shutdown-notice.ts';
+import { watchForStop } from '../shutdown-notice.ts';
 import { assertPortFree } from '../port-check.ts';
 import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
@@ -71,16 +64,9 @@ export function startCommand(options: StartCommandOptions = {}): Command {
           loglevel?: string;
         },
       ) => {
-        // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-        const current: { logger?: Logger; services?: Services } = {};
-        const shutdown = waitForShutdownSignal(() =>
-          stopNow(
-            () => current.logger,
-            () => current.services,
-          ),
-        );
+        const stop = watchForStop();
         const ctx = await openContext({ name: 'start', logLevel: checkLogLevel(flags.loglevel) });
-        current.logger = ctx.logger;
+        stop.current.logger = ctx.logger;
         const { logger, settings, db } = ctx;
         // Its port changes on every start. The password stays out of the log (logs get pasted and
         // shipped); `aggjobs db url` prints the whole URL on demand.
@@ -132,7 +118,7 @@ export function startCommand(options: StartCommandOptions = {}): Command {
               ...(options.extraServices ?? []),
             ],
           });
-          current.services = services;
+          stop.current.services = services;
           if (flags.dashboard !== false) logger.info(`dashboard ${listen.describe}`);
           for (const task of warmUp) await runtime.enqueue(task, {});
           logger.info(`beat and worker running; first refresh of every rollup enqueued. Ctrl-C stops.`);
@@ -140,14 +126,11 @@ export function startCommand(options: StartCommandOptions = {}): Command {
           const what = `beat, worker${services.extra.length > 0 ? ', services' : ''} and database`;
           // A shutdown of its worker requested from the dashboard stops the whole process: a start
           // without its worker would look alive and run nothing.
-          const stop = await Promise.race([
-            shutdown,
-            (services.worker?.shutdownRequested ?? new Promise<never>(() => undefined)).then(
-              () => 'remote' as const,
-            ),
-          ]);
-          if (stop === 'remote') logger.info(`shutdown of its worker requested: stopping ${what}`);
-          else logStopping(logger, stop, services, workerOptions.shutdownGraceSeconds, what);
+          await stop.untilStop(
+            what,
+            workerOptions.shutdownGraceSeconds,
+            `shutdown of its worker requested: stopping ${what}`,
+          );
           await services.close();
           await runtime.close();
         } finally {

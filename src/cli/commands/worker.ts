@@ -1,15 +1,9 @@
 import { Command } from 'commander';
 import type { Settings } from '../../config/index.ts';
-import {
-  startServices,
-  waitForShutdownSignal,
-  type Services,
-  type WorkerOptions,
-} from '../../runtime/index.ts';
+import { startServices, type WorkerOptions } from '../../runtime/index.ts';
 import { queueNames, type QueueName } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
-import type { Logger } from '../../log/index.ts';
-import { logStopping, stopNow } from '../shutdown-notice.ts';
+import { watchForStop } from '../shutdown-notice.ts';
 import { UsageError } from '../usage.error.ts';
 
 export interface WorkerFlags {
@@ -124,30 +118,19 @@ export function workerCommand(): Command {
   return addWorkerFlags(new Command('worker').description('run tasks from the queues (Celery worker)'))
     .option('-l, --loglevel <level>', 'trace, debug, info, warn, error')
     .action(async (flags: WorkerFlags & { loglevel?: string }) => {
-      // Listening from the start: a SIGTERM during start-up stops cleanly instead of killing.
-      const current: { logger?: Logger; services?: Services } = {};
-      const shutdown = waitForShutdownSignal(() =>
-        stopNow(
-          () => current.logger,
-          () => current.services,
-        ),
-      );
+      const stop = watchForStop();
       const ctx = await openContext({ name: 'worker', logLevel: checkLogLevel(flags.loglevel) });
-      current.logger = ctx.logger;
+      stop.current.logger = ctx.logger;
       const options = workerOptionsFrom(flags, ctx.settings);
       const runtime = await createRuntimeFor(ctx);
       ctx.logger.info(`broker: ${runtime.broker.describe}`);
       const services = await startServices(runtime, { worker: options });
-      current.services = services;
-      const stop = await Promise.race([
-        shutdown,
-        (services.worker?.shutdownRequested ?? new Promise<never>(() => undefined)).then(
-          () => 'remote' as const,
-        ),
-      ]);
-      if (stop === 'remote')
-        ctx.logger.info('shutdown requested from another process: this worker process exits');
-      else logStopping(ctx.logger, stop, services, options.shutdownGraceSeconds, 'the worker');
+      stop.current.services = services;
+      await stop.untilStop(
+        'the worker',
+        options.shutdownGraceSeconds,
+        'shutdown requested from another process: this worker process exits',
+      );
       await services.close();
       await runtime.close();
       await ctx.close();
