@@ -187,3 +187,15 @@ export async function distributeForCitus(
     for (const statement of citusChangeCaptureSql(source, [...columns].sort())) await db.query(statement);
   }
 }
+
+/**
+ * A rollup table created anew outside migrate (a rebuild whose table's columns or key changed, or
+ * whose table was missing): on Citus, when `def`'s source is distributed, it is distributed by
+ * workspace_id co-located with its source, as migrate places it — a local table would hold rows no
+ * per-node refresh finds. Nothing elsewhere.
+ */
+export async function placeRecreatedRollup(db: Queryable, def: RollupDefinition): Promise<void> {
+  if (!(await citusInstalled(db))) return;
+  if ((await placementOf(db, def.source)).method === null) return;
+  await placeTable(db, `analytics.${def.name}`, def.source, false);
+}

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import type { IdentityChange } from './build-identity.ts';
+import { placeRecreatedRollup } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
 import {
   identityOf,
@@ -127,7 +128,12 @@ export async function rebuildRollup(
       const shape = await tableMatches(client, def);
       const tableRecreated = shape === false;
       if (tableRecreated) await client.query(`DROP TABLE ${target}`);
-      if (shape !== true) await client.query(sql.createTable);
+      if (shape !== true) {
+        await client.query(sql.createTable);
+        // On Citus: distributed and co-located with its source again (its shards are new placements,
+        // which each node's next incremental refresh recomputes whole).
+        await placeRecreatedRollup(client, def);
+      }
 
       const cutoff: Date | string = state.cutoff ?? '-infinity';
       const { rows: aligned } = await client.query<{ lo: string }>(

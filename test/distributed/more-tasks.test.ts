@@ -1,0 +1,362 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { compareWithOracle } from '../support/oracle.ts';
+import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { apply } from './citus-ops.ts';
+
+// More tasks on Citus, as an operator runs them (`aggjobs run <task> --eager`, `aggjobs rollups
+// rebuild`), each checked against the oracle (a plain GROUP BY over the source rows): the weekly and
+// monthly rollups, the backfill, the rebuild, and a refresh stopped by its soft time limit.
+// America/New_York: the history spans the 25-hour day of 2026-11-01 (whatever today is, 70 days back
+// from 2026-12 on holds a DST change; the weeks and months are those of the zone).
+
+const run = promisify(execFile);
+const ZONE = 'America/New_York';
+
+interface CliResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+async function cli(args: string[], url: string, env: Record<string, string> = {}): Promise<CliResult> {
+  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url, ANALYTICS_TIMEZONE: ZONE, ...env },
+  })
+    .then((r) => ({ ...r, code: 0 }))
+    .catch((e: { stdout: string; stderr: string; code: number }) => ({
+      stdout: e.stdout,
+      stderr: e.stderr,
+      code: e.code,
+    }));
+}
+
+let db: CitusTestDatabase;
+beforeAll(async () => {
+  db = await createCitusTestDatabase();
+  const migrated = await cli(['migrate'], db.url);
+  expect(migrated.stderr).toBe('');
+  expect(migrated.code).toBe(0);
+  // Executions every 3 hours over 70 days, activity events and credit transactions every 7 hours,
+  // in workspaces 1–6 (spread over both workers' shards).
+  await db.pool.query(
+    `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+     SELECT 1 + g % 6, g % 5, g % 3, (ARRAY['success','failed','timeout','running'])[1 + g % 4],
+            now() - interval '70 days' + g * interval '3 hours', 10 * g % 977, (g % 9) * 0.5
+     FROM generate_series(0, 70 * 8) g`,
+  );
+  await db.pool.query(
+    `INSERT INTO public.user_activity_events (workspace_id, user_id, event_type, session_id, occurred_at)
+     SELECT 1 + g % 6, g % 4, (ARRAY['view','click'])[1 + g % 2], 'session-' || (g % 7),
+            now() - interval '70 days' + g * interval '7 hours'
+     FROM generate_series(0, 240) g`,
+  );
+  await db.pool.query(
+    `INSERT INTO public.credit_transactions (workspace_id, user_id, credits, source, created_at)
+     SELECT 1 + g % 6, g % 4, 1 + g % 5, (ARRAY['workflow','api'])[1 + g % 2],
+            now() - interval '70 days' + g * interval '7 hours'
+     FROM generate_series(0, 240) g`,
+  );
+});
+
+async function runTask(task: string, ...args: string[]): Promise<unknown> {
+  const r = await cli(['run', task, '--eager', ...args.flatMap((a) => ['--arg', a])], db.url);
+  expect(r.stderr, `${task}: ${r.stderr}`).not.toMatch(/error/i);
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as unknown;
+}
+
+/** The time of the first or last row of a workspace, shifted by `ms`. */
+async function shifted(
+  table: string,
+  column: string,
+  workspace: number,
+  pick: 'min' | 'max',
+  ms: number,
+): Promise<Date> {
+  const { rows } = await db.pool.query<{ at: Date }>(
+    `SELECT ${column} AS at FROM public.${table}
+     WHERE workspace_id = $1 AND id = (SELECT ${pick}(id) FROM public.${table} WHERE workspace_id = $1)`,
+    [workspace],
+  );
+  const at = rows[0]?.at;
+  if (at === undefined) throw new Error(`no row of workspace ${workspace} in ${table}`);
+  return new Date(at.getTime() + ms);
+}
+
+/** Late, updated (across buckets, weeks and workspaces) and deleted rows, on both workers. */
+async function writeMore(): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+     VALUES (2, 9, 1, 'failed', now() - interval '40 days', 77, 1.5), (5, 9, 2, 'success', now(), 5, 0.5),
+            (3, 8, 1, 'timeout', now() - interval '60 days', 900, 2)`,
+  );
+  // A row moved 10 days back (another week, maybe another month), one moved to another workspace.
+  // (Citus refuses a STABLE function of a column in an UPDATE: the new times are computed first.)
+  await db.pool.query(
+    `UPDATE public.execution_logs SET started_at = $1, status = 'cancelled'
+     WHERE workspace_id = 1 AND id = (SELECT max(id) FROM public.execution_logs WHERE workspace_id = 1)`,
+    [await shifted('execution_logs', 'started_at', 1, 'max', -10 * 86_400_000)],
+  );
+  // A row moved to another workspace (another shard, maybe another node): a delete and an insert.
+  const { rows: ws4 } = await db.pool.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM public.execution_logs WHERE id < (SELECT min(id) + 7 FROM public.execution_logs WHERE workspace_id = 4)`,
+  );
+  await apply(db.pool, { op: 'moveWorkspace', table: 'execution_logs', pick: ws4[0]?.n ?? 0, ws: 6 });
+  await db.pool.query(
+    `DELETE FROM public.execution_logs WHERE workspace_id = 3
+       AND id = (SELECT min(id) FROM public.execution_logs WHERE workspace_id = 3)`,
+  );
+  await db.pool.query(
+    `UPDATE public.user_activity_events SET occurred_at = $1
+     WHERE workspace_id = 2 AND id = (SELECT max(id) FROM public.user_activity_events WHERE workspace_id = 2)`,
+    [await shifted('user_activity_events', 'occurred_at', 2, 'max', -2 * 86_400_000)],
+  );
+  await db.pool.query(
+    `DELETE FROM public.credit_transactions WHERE workspace_id = 5
+       AND id = (SELECT min(id) FROM public.credit_transactions WHERE workspace_id = 5)`,
+  );
+}
+
+/** A client on one node of the cluster (the test database there). */
+async function onNode(port: number): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${port}/`),
+  });
+  await client.connect();
+  return client;
+}
+
+const allGrains = ['hourly_rollup', 'daily_rollup', 'weekly_rollup', 'monthly_rollup'];
+
+describe('more tasks on Citus', () => {
+  it('weekly and monthly rollups run per node and stay exact after late, moved and deleted rows', async () => {
+    const weekly = (await runTask('weekly_rollup')) as { result: { rollups: Array<{ nodes?: unknown[] }> } };
+    // Per node: the incremental run on a distributed source reports each worker's part.
+    expect(weekly.result.rollups[0]?.nodes).toHaveLength(db.ports.workerPorts.length);
+    await runTask('monthly_rollup');
+    const tables = ['execution_metrics_weekly', 'execution_metrics_monthly'];
+    expect(await compareWithOracle(db.pool, ZONE, { tables })).toEqual([]);
+
+    await writeMore();
+    const again = JSON.stringify(await runTask('weekly_rollup'));
+    for (const port of db.ports.workerPorts) expect(again).toContain(`127.0.0.1:${port}`);
+    await runTask('monthly_rollup');
+    expect(await compareWithOracle(db.pool, ZONE, { tables })).toEqual([]);
+
+    // A window run of one week (through the coordinator), its rows damaged first.
+    const { rows } = await db.pool.query<{ week: string }>(
+      `SELECT to_char(date_trunc('week', now() - interval '21 days', $1), 'YYYY-MM-DD') AS week`,
+      [ZONE],
+    );
+    const week = rows[0]?.week ?? '';
+    await db.pool.query(
+      `UPDATE analytics.execution_metrics_weekly SET executions_total = executions_total + 5
+       WHERE bucket_start = ($1::date::timestamp AT TIME ZONE $2)`,
+      [week, ZONE],
+    );
+    expect(await compareWithOracle(db.pool, ZONE, { tables })).not.toEqual([]);
+    const windowed = (await runTask('weekly_rollup', `target_week=${week}`)) as { result: { mode: string } };
+    expect(windowed.result.mode).toBe('window');
+    expect(await compareWithOracle(db.pool, ZONE, { tables })).toEqual([]);
+  });
+
+  it('backfill_aggregations recomputes a damaged range, window by window, exactly', async () => {
+    for (const task of ['hourly_rollup', 'daily_rollup']) await runTask(task);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    // Rows deleted and damaged in 5 days of the daily and hourly rollups, on both workers' shards.
+    const { rows } = await db.pool.query<{ start: string; end: string; from: Date; to: Date }>(
+      `SELECT to_char(d, 'YYYY-MM-DD') AS start, to_char(d + 5, 'YYYY-MM-DD') AS end,
+              d::timestamp AT TIME ZONE $1 AS from, (d + 5)::timestamp AT TIME ZONE $1 AS to
+       FROM (SELECT (now() AT TIME ZONE $1)::date - 30 AS d) x`,
+      [ZONE],
+    );
+    const range = rows[0];
+    if (range === undefined) throw new Error('no range');
+    for (const table of ['execution_metrics_daily', 'user_activity_daily', 'credit_consumption_daily']) {
+      await db.pool.query(
+        `DELETE FROM analytics.${table} WHERE bucket_start >= $1 AND bucket_start < $2 AND workspace_id % 2 = 0`,
+        [range.from, range.to],
+      );
+    }
+    await db.pool.query(
+      `UPDATE analytics.execution_metrics_daily SET executions_total = executions_total * 3
+       WHERE bucket_start >= $1 AND bucket_start < $2`,
+      [range.from, range.to],
+    );
+    await db.pool.query(
+      `DELETE FROM analytics.execution_metrics_hourly WHERE bucket_start >= $1 AND bucket_start < $2`,
+      [range.from, range.to],
+    );
+    const damaged = await compareWithOracle(db.pool, ZONE);
+    expect(damaged.map((m) => m.table).sort()).toEqual([
+      'credit_consumption_daily',
+      'execution_metrics_daily',
+      'execution_metrics_hourly',
+      'user_activity_daily',
+    ]);
+
+    for (const granularity of ['daily', 'hourly']) {
+      const done = (await runTask(
+        'backfill_aggregations',
+        `start_date=${range.start}`,
+        `end_date=${range.end}`,
+        `granularity=${granularity}`,
+      )) as { runId: string; result: { status: string; total: number; done: number; failed: number } };
+      expect(done.result).toMatchObject({ status: 'completed', failed: 0 });
+      expect(done.result.done).toBe(done.result.total);
+      expect(done.result.total).toBeGreaterThan(0);
+      // Its windows ran as child runs, each succeeded.
+      const { rows: children } = await db.pool.query<{ state: string; n: number }>(
+        `SELECT state, count(*)::int AS n FROM aggjobs.task_runs WHERE parent_id = $1 GROUP BY state`,
+        [done.runId],
+      );
+      expect(children).toEqual([{ state: 'succeeded', n: done.result.total }]);
+    }
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+
+    // The incremental runs after a backfill stay exact.
+    await writeMore();
+    for (const task of allGrains) await runTask(task);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+
+  it('aggjobs rollups rebuild recomputes a damaged rollup, and a recreated table stays distributed', async () => {
+    const table = 'execution_metrics_daily';
+    await db.pool.query(`DELETE FROM analytics.${table} WHERE workspace_id % 2 = 0`);
+    await db.pool.query(`UPDATE analytics.${table} SET executions_total = executions_total + 7`);
+    const rebuilt = await cli(['rollups', 'rebuild', '--rollup', table], db.url);
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    const [result] = JSON.parse(rebuilt.stdout) as Array<{
+      rollup: string;
+      sourceRows: number;
+      rowsWritten: number;
+    }>;
+    expect(result?.rollup).toBe(table);
+    const { rows: n } = await db.pool.query<{ source: number; rollup: number }>(
+      `SELECT (SELECT count(*)::int FROM public.execution_logs) AS source,
+              (SELECT count(*)::int FROM analytics.${table}) AS rollup`,
+    );
+    expect(result?.sourceRows).toBe(n[0]?.source);
+    expect(result?.rowsWritten).toBe(n[0]?.rollup);
+    expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).toEqual([]);
+    // The per-node incremental runs continue from it.
+    await writeMore();
+    await runTask('daily_rollup');
+    expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).toEqual([]);
+
+    // A table whose columns no longer match the definition is created again: on Citus it must be
+    // distributed and co-located again, or the per-node refresh would find no shard of it.
+    await db.pool.query(`ALTER TABLE analytics.${table} ADD COLUMN stray integer`);
+    const recreated = await cli(['rollups', 'rebuild', '--rollup', table], db.url);
+    expect(recreated.code, recreated.stderr).toBe(0);
+    expect(recreated.stderr).toMatch(/created again/);
+    const { rows: placed } = await db.pool.query<{ same: boolean; column: string }>(
+      `SELECT t.colocationid = s.colocationid AS same, column_to_column_name(t.logicalrelid, t.partkey) AS column
+       FROM pg_dist_partition t, pg_dist_partition s
+       WHERE t.logicalrelid = $1::regclass AND s.logicalrelid = 'public.execution_logs'::regclass`,
+      [`analytics.${table}`],
+    );
+    expect(placed).toEqual([{ same: true, column: 'workspace_id' }]);
+    expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).toEqual([]);
+    await writeMore();
+    const after = (await runTask('daily_rollup')) as {
+      result: {
+        rollups: Array<{ rollup: string; nodes?: Array<{ shards: number; shardsRecomputed: number }> }>;
+      };
+    };
+    const nodes = after.result.rollups.find((r) => r.rollup === table)?.nodes ?? [];
+    expect(nodes).toHaveLength(db.ports.workerPorts.length);
+    // New shards (new placement ids): each node recomputes them whole.
+    for (const node of nodes) expect(node.shardsRecomputed).toBe(node.shards);
+    expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).toEqual([]);
+  });
+
+  it('a refresh stopped by its soft time limit writes nothing on any node, and the next run is exact', async () => {
+    const table = 'execution_metrics_hourly';
+    for (const task of allGrains) await runTask(task);
+    // Changes on both workers, not folded in yet.
+    await writeMore();
+    const snapshot = async (): Promise<unknown> => {
+      const { rows } = await db.pool.query(
+        `SELECT (SELECT json_agg(r ORDER BY r.bucket_start, r.workspace_id) FROM analytics.${table} r) AS rows,
+                (SELECT json_agg(s ORDER BY s.rollup) FROM aggjobs.rollup_state s) AS state`,
+      );
+      const nodes = [];
+      for (const port of db.ports.workerPorts) {
+        const c = await onNode(port);
+        const { rows: states } = await c.query(
+          'SELECT rollup, snapshot::text, horizon::text, placements::text, refreshed_at FROM aggjobs_node.rollup_state ORDER BY rollup',
+        );
+        nodes.push(states);
+        await c.end();
+      }
+      return { ...rows[0], nodes };
+    };
+    const before = await snapshot();
+
+    // The second worker's refresh waits for a lock on its state; the first does its work and waits
+    // for the others to commit. The soft limit (3 s) stops the run meanwhile.
+    const [first, second] = db.ports.workerPorts as [number, number];
+    const holder = await onNode(second);
+    await holder.query('BEGIN');
+    await holder.query('LOCK TABLE aggjobs_node.rollup_state IN SHARE ROW EXCLUSIVE MODE');
+    const watcherA = await onNode(first);
+    const watcherB = await onNode(second);
+    let sawFirstDone = false;
+    let sawSecondWaiting = false;
+    const running = cli(['run', 'hourly_rollup', '--eager'], db.url, {
+      TASK_TIME_LIMITS: 'hourly_rollup=600:3',
+      ROLLUP_LOCK_TIMEOUT_MS: '120000',
+    });
+    let settled = false;
+    void running.finally(() => (settled = true));
+    while (!settled) {
+      const a = await watcherA.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL`,
+      );
+      const b = await watcherB.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1`,
+        [(await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid],
+      );
+      if ((a.rows[0]?.n ?? 0) > 0) sawFirstDone = true;
+      if ((b.rows[0]?.n ?? 0) > 0) sawSecondWaiting = true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stopped = await running;
+    expect(stopped.code).not.toBe(0);
+    expect(`${stopped.stdout}${stopped.stderr}`).toMatch(/aborted: nothing was written/);
+    expect(sawFirstDone).toBe(true);
+    expect(sawSecondWaiting).toBe(true);
+    const { rows: runs } = await db.pool.query<{ state: string; error: string }>(
+      `SELECT state, error FROM aggjobs.task_runs WHERE task = 'hourly_rollup' ORDER BY enqueued_at DESC LIMIT 1`,
+    );
+    expect(runs[0]?.state).toBe('timed_out');
+
+    // The first worker rolled back when its connection closed; the second once the lock is gone
+    // (it finds its client gone). Nothing of the run is left on any node, nor on the coordinator.
+    await holder.query('ROLLBACK');
+    await holder.end();
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await watcherB.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`,
+      );
+      if (rows[0]?.n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await watcherA.end();
+    await watcherB.end();
+    expect(await snapshot()).toEqual(before);
+    expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).not.toEqual([]);
+
+    await runTask('hourly_rollup');
+    expect(await compareWithOracle(db.pool, ZONE)).not.toEqual([]); // daily and coarser not run yet
+    for (const task of allGrains.slice(1)) await runTask(task);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+});
