@@ -53,3 +53,77 @@ export async function citusCaptureLag(pool: Pool): Promise<NodeCaptureLag[] | un
     }),
   );
 }
+
+/** Each rollup's last refresh on one Citus node (aggjobs_node.rollup_state.refreshed_at there). */
+export interface NodeRefreshLag {
+  node: string;
+  /** Seconds since the rollup's last refresh on this node; null: never refreshed on it. */
+  lagSeconds: Record<string, number | null>;
+  /** The node could not be reached or read. */
+  error?: string;
+}
+
+/**
+ * Per node, on a Citus coordinator (undefined elsewhere, or when none of `rollups` is distributed):
+ * how long ago each distributed rollup of `rollups` was last refreshed on each node that holds
+ * shards. An incremental refresh commits on every node and then on the coordinator, so the
+ * coordinator's time is its last complete run; a node left behind (lost between two commits, or a
+ * worker added since) shows here, by its own time.
+ */
+export async function citusRefreshLag(
+  pool: Pool,
+  rollups: readonly string[],
+): Promise<NodeRefreshLag[] | undefined> {
+  if (rollups.length === 0 || !(await citusInstalled(pool))) return undefined;
+  // $1 rollup names: those whose table is distributed (refreshed per node).
+  const { rows } = await pool.query<{ rollup: string }>(
+    `SELECT r AS rollup FROM unnest($1::text[]) r
+     WHERE EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass('analytics.' || quote_ident(r)))
+     ORDER BY r`,
+    [rollups],
+  );
+  const distributed = rows.map((r) => r.rollup);
+  if (distributed.length === 0) return undefined;
+  const nodes = await nodesWithShards(pool);
+  return Promise.all(
+    nodes.map(async (node): Promise<NodeRefreshLag> => {
+      let client;
+      try {
+        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check');
+      } catch (error) {
+        return {
+          node: nodeName(node),
+          lagSeconds: {},
+          error: error instanceof Error ? error.message : String(error),
+        };
+      }
+      let broken: Error | undefined;
+      try {
+        // $1 rollup names. A node without the aggjobs_node schema (a worker added after migrate)
+        // has refreshed none of them.
+        const { rows: ready } = await client.query<{ ready: boolean }>(
+          "SELECT to_regclass('aggjobs_node.rollup_state') IS NOT NULL AS ready",
+        );
+        const lag: Record<string, number | null> = Object.fromEntries(distributed.map((r) => [r, null]));
+        if (ready[0]?.ready === true) {
+          const { rows: states } = await client.query<{ rollup: string; lag_s: number | null }>(
+            `SELECT rollup, extract(epoch FROM now() - refreshed_at)::float8 AS lag_s
+             FROM aggjobs_node.rollup_state WHERE rollup = ANY ($1::text[])`,
+            [distributed],
+          );
+          for (const s of states) lag[s.rollup] = s.lag_s === null ? null : Math.round(s.lag_s);
+        }
+        return { node: nodeName(node), lagSeconds: lag };
+      } catch (error) {
+        broken = error instanceof Error ? error : new Error(String(error));
+        return {
+          node: nodeName(node),
+          lagSeconds: {},
+          error: `Citus node ${nodeName(node)}: ${broken.message}`,
+        };
+      } finally {
+        client.release(broken);
+      }
+    }),
+  );
+}

@@ -1,7 +1,7 @@
 import type { Settings } from '../config/index.ts';
 import { oldestOpenTransaction, type Pool } from '../db/index.ts';
 import { partitionCoverage, rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
-import { citusCaptureLag } from '../rollups/citus-health.ts';
+import { citusCaptureLag, citusRefreshLag } from '../rollups/citus-health.ts';
 import type { BrokerProbe } from './task-definition.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -135,23 +135,47 @@ async function checkFreshness(
   );
   const stale: string[] = [];
   const data: Record<string, number | null> = {};
+  const limitOf = (rollup: string): number => {
+    const grain = rollups.find((r) => r.name === rollup)?.grain;
+    return (grain === undefined ? undefined : maxLagSeconds[grain]) ?? 2 * 3600;
+  };
   for (const row of rows) {
-    const grain = rollups.find((r) => r.name === row.rollup)?.grain;
-    if (grain === undefined) continue;
+    if (!rollups.some((r) => r.name === row.rollup)) continue;
     data[row.rollup] = row.lag_s === null ? null : Math.round(row.lag_s);
-    const limit = maxLagSeconds[grain] ?? 2 * 3600;
-    if (row.lag_s === null || row.lag_s > limit) stale.push(row.rollup);
+    if (row.lag_s === null || row.lag_s > limitOf(row.rollup)) stale.push(row.rollup);
   }
+  // On Citus each node commits its own part of a refresh: its own time, by the same limits, named
+  // (src/rollups/citus-health.ts). A node that cannot be reached is unhealthy, as for the lag.
+  const nodes = await citusRefreshLag(pool, Object.keys(data));
+  const down = (nodes ?? []).filter((n) => n.error !== undefined);
+  for (const n of nodes ?? []) {
+    for (const [rollup, lag] of Object.entries(n.lagSeconds)) {
+      if (lag === null || lag > limitOf(rollup)) stale.push(`${rollup} on Citus node ${n.node}`);
+    }
+  }
+  const result = { lagSeconds: data, ...(nodes === undefined ? {} : { nodes }) };
+  if (down.length > 0)
+    return {
+      status: 'unhealthy',
+      detail: [
+        ...down.map((n) => n.error ?? n.node),
+        ...(stale.length > 0 ? [`stale or never refreshed: ${stale.join(', ')}`] : []),
+      ].join('; '),
+      data: result,
+    };
   return stale.length === 0
     ? {
         status: 'healthy',
-        detail: 'every rollup refreshed within twice its interval',
-        data: { lagSeconds: data },
+        detail:
+          nodes === undefined
+            ? 'every rollup refreshed within twice its interval'
+            : 'every rollup refreshed within twice its interval, on every Citus node',
+        data: result,
       }
     : {
         status: 'degraded',
         detail: `stale or never refreshed: ${stale.join(', ')}`,
-        data: { lagSeconds: data },
+        data: result,
       };
 }
 

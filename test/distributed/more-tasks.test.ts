@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { builtinRollups } from '../../src/rollups/index.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
 import { apply } from './citus-ops.ts';
@@ -131,7 +132,8 @@ async function onNode(port: number): Promise<pg.Client> {
 
 const allGrains = ['hourly_rollup', 'daily_rollup', 'weekly_rollup', 'monthly_rollup'];
 
-describe('more tasks on Citus', () => {
+// Each test runs several CLI processes on a shared two-core machine: more time than the default.
+describe('more tasks on Citus', { timeout: 180_000 }, () => {
   it('weekly and monthly rollups run per node and stay exact after late, moved and deleted rows', async () => {
     const weekly = (await runTask('weekly_rollup')) as { result: { rollups: Array<{ nodes?: unknown[] }> } };
     // Per node: the incremental run on a distributed source reports each worker's part.
@@ -357,6 +359,81 @@ describe('more tasks on Citus', () => {
     await runTask('hourly_rollup');
     expect(await compareWithOracle(db.pool, ZONE)).not.toEqual([]); // daily and coarser not run yet
     for (const task of allGrains.slice(1)) await runTask(task);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+  it("health: data freshness reports each node's own last refresh, degraded naming the node, unhealthy when one cannot be reached", async () => {
+    for (const task of allGrains) await runTask(task);
+    type Freshness = {
+      status: string;
+      detail: string;
+      data: {
+        lagSeconds: Record<string, number | null>;
+        nodes: Array<{ node: string; lagSeconds: Record<string, number | null>; error?: string }>;
+      };
+    };
+    const freshness = async (): Promise<Freshness> => {
+      const { result } = (await runTask('health_check')) as {
+        result: { checks: { data_freshness: Freshness } };
+      };
+      return result.checks.data_freshness;
+    };
+    const [first, second] = db.ports.workerPorts as [number, number];
+    const nameOf = (port: number): string => `127.0.0.1:${port}`;
+    const rollups = builtinRollups.map((r) => r.name).sort();
+
+    const fresh = await freshness();
+    expect(fresh.status).toBe('healthy');
+    expect(fresh.data.nodes.map((n) => n.node).sort()).toEqual([nameOf(first), nameOf(second)].sort());
+    for (const n of fresh.data.nodes) {
+      expect(Object.keys(n.lagSeconds).sort()).toEqual(rollups);
+      for (const lag of Object.values(n.lagSeconds)) expect(lag).toBeLessThan(600);
+    }
+
+    // One node's daily rollup last refreshed 3 days ago (its limit is 2 days), another node that
+    // never refreshed an hourly rollup: the coordinator's times do not show either.
+    const a = await onNode(first);
+    await a.query(
+      `UPDATE aggjobs_node.rollup_state SET refreshed_at = now() - interval '3 days' WHERE rollup = 'execution_metrics_daily'`,
+    );
+    await a.end();
+    const b = await onNode(second);
+    await b.query(`DELETE FROM aggjobs_node.rollup_state WHERE rollup = 'user_activity_hourly'`);
+    const late = await freshness();
+    expect(late.status).toBe('degraded');
+    expect(late.detail).toContain(`execution_metrics_daily on Citus node ${nameOf(first)}`);
+    expect(late.detail).toContain(`user_activity_hourly on Citus node ${nameOf(second)}`);
+    expect(late.detail).not.toContain(`execution_metrics_daily on Citus node ${nameOf(second)}`);
+    expect(late.detail).not.toContain(`user_activity_hourly on Citus node ${nameOf(first)}`);
+    expect(late.data.lagSeconds.execution_metrics_daily).toBeLessThan(600);
+    const lagOn = (f: Freshness, port: number) =>
+      f.data.nodes.find((n) => n.node === nameOf(port))?.lagSeconds;
+    expect(lagOn(late, first)?.execution_metrics_daily).toBeGreaterThanOrEqual(3 * 86_400 - 60);
+    expect(lagOn(late, second)?.user_activity_hourly).toBeNull();
+
+    await b.end();
+    // A node that refuses connections to the database: unhealthy, naming it. (Set from another
+    // database of that node, with Citus's propagation off: only this worker refuses.)
+    const admin = new pg.Client({
+      connectionString: db.url
+        .replace(`:${db.ports.coordinatorPort}/`, `:${second}/`)
+        .replace(`/${db.name}`, '/postgres'),
+    });
+    await admin.connect();
+    await admin.query('SET citus.enable_ddl_propagation = off').catch(() => undefined);
+    await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS false`);
+    let down: Freshness;
+    try {
+      down = await freshness();
+    } finally {
+      await admin.query(`ALTER DATABASE ${db.name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    expect(down.status).toBe('unhealthy');
+    expect(down.detail).toContain(`Citus worker node ${nameOf(second)} is unreachable`);
+
+    // The next runs bring every node up to date (the node without a state recomputes its shards).
+    for (const task of allGrains) await runTask(task);
+    expect((await freshness()).status).toBe('healthy');
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
   });
 });
