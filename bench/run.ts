@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- --size small|full [--runs N] [--cases engine,runtime]` (or parts of either:
- * `--cases user-backfill,new-hour,updates,covering-index`): seeds (or reuses) data
+ * `--cases user-backfill,new-hour,updates,covering-index`; `--cases partitions`: retention by
+ * partition drop against batched deletes, bench/partitions.ts): seeds (or reuses) data
  * sets with the workload generator, runs each case several times, and writes a report of medians,
  * min/max and ratios measured in the same run (absolute times on a shared machine are not stable;
  * ratios are). The engine cases measure the rollup engine; the runtime cases the job system around
@@ -88,6 +89,15 @@ if (cases.has('distributed')) {
   // On a Citus cluster of its own, alone (bench/distributed.ts).
   const { runDistributedBench } = await import('./distributed.ts');
   await runDistributedBench({
+    size: values.size,
+    ...(values.runs === undefined ? {} : { runs: values.runs }),
+  });
+  process.exit(0);
+}
+if (cases.has('partitions')) {
+  // Retention of one day, partition drop against batched delete, on databases of its own (issue 17).
+  const { runPartitionsBench } = await import('./partitions.ts');
+  await runPartitionsBench({
     size: values.size,
     ...(values.runs === undefined ? {} : { runs: values.runs }),
   });

@@ -89,12 +89,19 @@ export async function cleanupOldData(
   pool: Pool,
   rollups: readonly RollupDefinition[],
   policy: RetentionPolicy,
-  options: { signal?: AbortSignal; onProgress?: (table: string, deleted: number) => void } = {},
+  options: {
+    signal?: AbortSignal;
+    onProgress?: (table: string, deleted: number) => void;
+    /** The time retention counts back from (default: now()); the benchmark aligns it to a day. */
+    asOf?: Date;
+  } = {},
 ): Promise<CleanupResult> {
   const started = performance.now();
+  // $1 days, $2 factor, $3 as of (NULL: now)
   const { rows } = await pool.query<{ source_cutoff: Date; rollup_cutoff: Date }>(
-    `SELECT now() - make_interval(days => $1) AS source_cutoff, now() - make_interval(days => $1 * $2) AS rollup_cutoff`,
-    [policy.retentionDays, policy.rollupRetentionFactor],
+    `SELECT coalesce($3::timestamptz, now()) - make_interval(days => $1) AS source_cutoff,
+            coalesce($3::timestamptz, now()) - make_interval(days => $1 * $2) AS rollup_cutoff`,
+    [policy.retentionDays, policy.rollupRetentionFactor, options.asOf ?? null],
   );
   // On Citus a ctid names a row of one shard only: there rollup rows are named by their key.
   const citus = await citusInstalled(pool);
