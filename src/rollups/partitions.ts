@@ -24,7 +24,7 @@ export interface TimePartition {
 export interface TimePartitionedTable {
   /** Schema-qualified name, as given. */
   table: string;
-  /** The partition key: one column of a time type. */
+  /** The partition key: one timestamptz column. */
   column: string;
   /** Ordered by lower bound (MINVALUE first). */
   partitions: TimePartition[];
@@ -33,8 +33,9 @@ export interface TimePartitionedTable {
 }
 
 /**
- * The table's range partitions when it is partitioned by RANGE on one column of type timestamptz,
- * timestamp or date; undefined for any other table (plain, partitioned otherwise, missing).
+ * The table's range partitions when it is partitioned by RANGE on one timestamptz column (the
+ * engine's time columns are timestamptz); undefined for any other table (plain, partitioned
+ * otherwise, missing), which keeps batched deletes and gets no partitions ahead.
  */
 export async function timePartitionsOf(
   db: Queryable,
@@ -46,7 +47,7 @@ export async function timePartitionsOf(
      FROM pg_partitioned_table p
      JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]
      WHERE p.partrelid = to_regclass($1) AND p.partstrat = 'r' AND p.partnatts = 1
-       AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)`,
+       AND a.atttypid = 'timestamptz'::regtype`,
     [table],
   );
   const column = keys[0]?.column;
@@ -115,7 +116,9 @@ export function partitionName(table: string, from: Date): string {
   const iso = from.toISOString();
   const day = iso.slice(0, 10).replaceAll('-', '');
   const time = iso.slice(11, 16).replace(':', '');
-  return `${bare}_p${day}${time === '0000' ? '' : `_${time}`}`;
+  const suffix = `_p${day}${time === '0000' ? '' : `_${time}`}`;
+  // PostgreSQL cuts names at 63 bytes: the table's part is shortened, never the date.
+  return `${bare.slice(0, 63 - suffix.length)}${suffix}`;
 }
 
 /** Each DDL statement of partition maintenance waits this long for its lock, then retries. */
@@ -239,7 +242,7 @@ export async function ensureFuturePartitions(
             await client.query('BEGIN');
             try {
               await client.query(
-                `CREATE TABLE ${partition} (LIKE ${qualified(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)`,
+                `CREATE TABLE ${partition} (LIKE ${qualified(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE)`,
               );
               // $1 from, $2 to: rendered as literals by format() (ATTACH takes no parameters).
               const { rows } = await client.query<{ sql: string }>(
