@@ -1,4 +1,4 @@
-import { oldestOpenTransaction, type Pool } from '../db/index.ts';
+import { oldestOpenTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { citusInstalled } from './citus-install.ts';
 import { connectPooledNode, nodeName, nodesWithShards } from './citus-nodes.ts';
 
@@ -126,4 +126,33 @@ export async function citusRefreshLag(
       }
     }),
   );
+}
+
+/**
+ * The statistics' live rows (n_live_tup) of each of `tables` (`schema.name`) that Citus distributes,
+ * summed over its shards on the workers: the coordinator's own table of a distributed table holds no
+ * rows, so its statistics say 0. One command per worker node. Undefined where Citus is not installed.
+ */
+export async function citusRowEstimates(
+  db: Queryable,
+  tables: readonly string[],
+): Promise<Map<string, number> | undefined> {
+  if (tables.length === 0 || !(await citusInstalled(db))) return undefined;
+  // $1 tables. Each worker answers with its shards' live rows by name; the coordinator's metadata
+  // says which table each shard belongs to.
+  const { rows } = await db.query<{ table_name: string; n: string | null }>(
+    `WITH counts AS (
+       SELECT e.key AS shard, e.value::bigint AS n
+       FROM run_command_on_workers($$SELECT coalesce(json_object_agg(schemaname || '.' || relname, n_live_tup), '{}')
+                                     FROM pg_stat_user_tables$$) w,
+            json_each_text(CASE WHEN w.success THEN w.result::json ELSE '{}'::json END) e
+     )
+     SELECT t AS table_name, sum(c.n)::text AS n
+     FROM unnest($1::text[]) t
+     JOIN pg_dist_shard s ON s.logicalrelid = to_regclass(t)
+     JOIN counts c ON c.shard = shard_name(s.logicalrelid, s.shardid)
+     GROUP BY t`,
+    [tables],
+  );
+  return new Map(rows.map((r) => [r.table_name, Number(r.n ?? 0)]));
 }

@@ -5,6 +5,7 @@ import {
   type RebuildNeeded,
   type RollupDefinition,
 } from '../../rollups/index.ts';
+import { citusRowEstimates } from '../../rollups/citus-health.ts';
 
 export interface RollupStatus {
   table: string;
@@ -16,7 +17,7 @@ export interface RollupStatus {
   lastRefreshAt: Date | null;
   /** Seconds since the state the rollup reflects (its horizon time, else its last refresh). */
   lagSeconds: number | null;
-  /** pg_stat_user_tables.n_live_tup: the statistics' row count, not an exact count. */
+  /** pg_stat_user_tables.n_live_tup: the statistics' row count, not an exact count (on Citus, summed over the shards). */
   rowsEstimate: number | null;
   lastResult: unknown;
   /** Built under another zone, definition or cluster: refreshes refuse until this is rebuilt. */
@@ -59,8 +60,14 @@ export async function rollupStatuses(
      LEFT JOIN pg_stat_user_tables st ON st.schemaname = 'analytics' AND st.relname = r.rollup`,
     [rollups.map((r) => r.name)],
   );
+  // On Citus the coordinator's table of a distributed rollup holds no rows: its shards' statistics.
+  const distributed = await citusRowEstimates(
+    db,
+    rollups.map((r) => `analytics.${r.name}`),
+  );
   return rollups.map((def) => {
     const row = rows.find((r) => r.rollup === def.name);
+    const shards = distributed?.get(`analytics.${def.name}`);
     return {
       table: def.name,
       source: def.source,
@@ -69,7 +76,7 @@ export async function rollupStatuses(
       horizonAt: row?.horizon_at ?? null,
       lastRefreshAt: row?.last_refresh_at ?? null,
       lagSeconds: row?.lag_s == null ? null : Math.round(row.lag_s),
-      rowsEstimate: row?.n_live_tup == null ? null : Number(row.n_live_tup),
+      rowsEstimate: shards ?? (row?.n_live_tup == null ? null : Number(row.n_live_tup)),
       lastResult: row?.last_result ?? null,
       rebuild: rebuilds.find((r) => r.rollup === def.name) ?? null,
     };
