@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/index.ts';
@@ -38,6 +38,33 @@ describe('embedded PostgreSQL', () => {
     started.push(second);
     expect(await selectOne(second.url)).toBe(2);
     await second.stop();
+  }, 60_000);
+
+  it("keeps its password private: only in pgpass (mode 0600); initdb's copy is gone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aggjobs-embedded-secret-'));
+    try {
+      const db = await startEmbeddedPostgres({ dataDir: dir });
+      started.push(db);
+      const password = decodeURIComponent(new URL(db.url).password);
+      expect(password.length).toBeGreaterThanOrEqual(20);
+      // As root the server's data may live elsewhere (embedded-layout.ts), recorded in
+      // pgdata-location: initdb's password file was made beside it.
+      const location = join(dir, 'pgdata-location');
+      const serverDir = existsSync(location) ? dirname(readFileSync(location, 'utf8').trim()) : dir;
+      // Every file the start left in either place (the server's own files included): the plain
+      // password is in pgpass alone, readable by its owner alone.
+      const holders = [...new Set([dir, serverDir])].flatMap((d) =>
+        (readdirSync(d, { recursive: true }) as string[])
+          .map((f) => join(d, f))
+          .filter((f) => statSync(f).isFile() && readFileSync(f).includes(password)),
+      );
+      expect(holders).toEqual([join(dir, 'pgpass')]);
+      expect(statSync(join(dir, 'pgpass')).mode & 0o777).toBe(0o600);
+      expect(readdirSync(serverDir).filter((f) => f.startsWith('.initdb-'))).toEqual([]);
+      await db.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('recovers after the owning process was killed with -9', async () => {
