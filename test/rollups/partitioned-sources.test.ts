@@ -9,7 +9,9 @@ import {
   installRollups,
   prepareDatabase,
 } from '../../src/rollups/index.ts';
-import { runHealthChecks } from '../../src/tasks/index.ts';
+import { createLogger } from '../../src/log/index.ts';
+import { runEagerly } from '../../src/runtime/index.ts';
+import { runHealthChecks, type CleanupTaskResult, type HealthReport } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createPartitionedTestDatabase, partitionedSourcesSql } from '../support/partitioned-database.ts';
 import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
@@ -427,5 +429,31 @@ describe('retention on source tables partitioned by day', () => {
     expect(result.partitions['public.execution_logs']?.dropped.length).toBe(5);
     expect(waits.length).toBeGreaterThan(5);
     expect(Math.max(...waits)).toBeLessThan(1000);
+  });
+});
+
+describe('the cleanup_old_data task on partitioned sources', () => {
+  it('creates the partitions of PARTITION_LEAD_DAYS ahead, drops the expired ones, and health is then healthy', async () => {
+    const db = await createPartitionedTestDatabase(
+      partitionedSourcesSql({ from: utcDay(-15), to: utcDay(2) }),
+    );
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+       SELECT 1, 1, 1, 'success', now() - make_interval(days => d) FROM generate_series(0, 14) d`,
+    );
+    const settings = parseSettings({ LOG_LEVEL: 'silent', PARTITION_LEAD_DAYS: '12' });
+    const context = { settings, pool: db.pool, logger: createLogger('silent') };
+    const { result } = await runEagerly(context, 'cleanup_old_data', { kwargs: { retention_days: 10 } });
+    const cleanup = result as CleanupTaskResult;
+    const ahead = cleanup.partitionsAhead.find((p) => p.table === 'public.execution_logs');
+    // migrate made them up to 7 days ahead; the task adds the rest up to 12.
+    expect(ahead?.created).toEqual(
+      [8, 9, 10, 11, 12].map((d) => `public.execution_logs_p${utcDay(d).replaceAll('-', '')}`),
+    );
+    expect(cleanup.partitions['public.execution_logs']?.dropped).toEqual(
+      [-15, -14, -13, -12, -11].map((d) => `public.execution_logs_p${utcDay(d).replaceAll('-', '')}`),
+    );
+    const { result: report } = await runEagerly(context, 'health_check', {});
+    expect((report as HealthReport).checks.partitions?.status).toBe('healthy');
   });
 });
