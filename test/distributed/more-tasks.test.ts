@@ -3,10 +3,12 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createSecretScrubber } from '../../src/config/index.ts';
+import { startWorker } from '../../src/runtime/index.ts';
 import { builtinRollups, materializedViewNames } from '../../src/rollups/index.ts';
 import type { DashboardContext } from '../../src/web/dashboard-context.ts';
 import { rollupsPage } from '../../src/web/pages/index.ts';
 import { rollupSeries, rollupStatuses, viewStatuses } from '../../src/web/queries/index.ts';
+import { testRuntime, workerOptions } from '../runtime/runtime-harness.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
 import { apply } from './citus-ops.ts';
@@ -545,5 +547,54 @@ describe('more tasks on Citus', { timeout: 180_000 }, () => {
     const html = String(page.live);
     for (const def of builtinRollups) expect(html).toContain(`data-rollup="${def.name}"`);
     expect(html).not.toMatch(/Not read/);
+  });
+  it('a backfill over the broker: its windows run in parallel on two workers, and the rollups equal the oracle', async () => {
+    // The PostgreSQL broker (no REDIS_URL): BullMQ's tables in a schema of their own, local on the
+    // coordinator. Two workers of two slots each.
+    for (const task of allGrains) await runTask(task);
+    const runtime = await testRuntime('postgres', db, { env: { ANALYTICS_TIMEZONE: ZONE } });
+    const workers = await Promise.all(
+      ['a', 'b'].map((n) => startWorker(runtime, workerOptions({ name: `citus-${n}`, concurrency: 2 }))),
+    );
+    try {
+      const { rows } = await db.pool.query<{ start: string; end: string; from: Date; to: Date }>(
+        `SELECT to_char(d, 'YYYY-MM-DD') AS start, to_char(d + 4, 'YYYY-MM-DD') AS end,
+                d::timestamp AT TIME ZONE $1 AS from, (d + 4)::timestamp AT TIME ZONE $1 AS to
+         FROM (SELECT (now() AT TIME ZONE $1)::date - 12 AS d) x`,
+        [ZONE],
+      );
+      const range = rows[0];
+      if (range === undefined) throw new Error('no range');
+      for (const table of ['execution_metrics_hourly', 'user_activity_hourly', 'credit_consumption_hourly']) {
+        await db.pool.query(`DELETE FROM analytics.${table} WHERE bucket_start >= $1 AND bucket_start < $2`, [
+          range.from,
+          range.to,
+        ]);
+      }
+      expect(await compareWithOracle(db.pool, ZONE)).not.toEqual([]);
+      const handle = await runtime.enqueue('backfill_aggregations', {
+        kwargs: { start_date: range.start, end_date: range.end, granularity: 'hourly' },
+      });
+      const result = (await handle.get({ timeout: 120 }).catch(async (error: unknown) => {
+        const { rows: failed } = await db.pool.query<{ error: string }>(
+          'SELECT DISTINCT error FROM aggjobs.backfill_windows WHERE error IS NOT NULL',
+        );
+        throw new Error(`${String(error)}: ${failed.map((f) => f.error).join('; ')}`);
+      })) as Record<string, unknown>;
+      expect(result).toMatchObject({ status: 'completed', total: 4, done: 4, failed: 0 });
+      const { rows: children } = await db.pool.query<{ state: string; started_at: Date; finished_at: Date }>(
+        'SELECT state, started_at, finished_at FROM aggjobs.task_runs WHERE parent_id = $1',
+        [handle.id],
+      );
+      expect(children.map((c) => c.state)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      // In parallel: some two windows' runs overlap in time.
+      const overlap = children.some((a, i) =>
+        children.some((b, j) => i !== j && a.started_at < b.finished_at && b.started_at < a.finished_at),
+      );
+      expect(overlap).toBe(true);
+      expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    } finally {
+      await Promise.all(workers.map((w) => w.close()));
+    }
   });
 });
