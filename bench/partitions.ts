@@ -6,7 +6,8 @@
  * (what a `VACUUM (VERBOSE)` right after reports removing, and its time; autovacuum off on the table,
  * so nothing is cleaned before it), and the p99 latency of an application
  * writer inserting one row at a time while the cleanup runs ÷ in a window of the same length without
- * it. Writes bench/results/<size>-partitions.{md,json}. Both databases are made anew every run.
+ * it. Writes bench/results/<size>-partitions.{md,json}. Both databases are made anew every run and
+ * dropped at its end.
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -301,5 +302,14 @@ export async function runPartitionsBench(options: { size: string; runs?: string 
   } finally {
     await plain.end();
     await daily.end();
+    // Made anew by every run: nothing to keep.
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    for (const name of [
+      `aggjobs_bench_retention_plain_${options.size}`,
+      `aggjobs_bench_retention_daily_${options.size}`,
+    ])
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
   }
 }
