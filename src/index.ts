@@ -7,7 +7,7 @@
  * (like Celery's app); `configureRuntime` sets one explicitly, `shutdown` closes it. `tasksFor`
  * binds the same typed objects to any runtime.
  */
-import { loadSettings } from './config/index.ts';
+import { loadSettings, settingsScrubber } from './config/index.ts';
 import { connectDatabase, type Database } from './db/index.ts';
 import { createLogger } from './log/index.ts';
 import { createRuntime, type AsyncResult, type Runtime } from './runtime/index.ts';
@@ -47,7 +47,10 @@ export function configureRuntime(runtime: Runtime): void {
 async function getDefaultRuntime(): Promise<Runtime> {
   defaultRuntime ??= (async () => {
     const settings = loadSettings();
-    const logger = createLogger(settings.logLevel, { name: 'aggjobs client' });
+    const logger = createLogger(settings.logLevel, {
+      name: 'aggjobs client',
+      scrub: settingsScrubber(settings),
+    });
     const db = await connectDatabase(settings, { applicationName: 'aggjobs client' });
     const runtime = await createRuntime({ settings, pool: db.pool, databaseUrl: db.url, logger });
     return { runtime, db };

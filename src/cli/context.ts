@@ -1,4 +1,4 @@
-import { ConfigError, loadSettings, type Settings } from '../config/index.ts';
+import { ConfigError, loadSettings, settingsScrubber, type Settings } from '../config/index.ts';
 import { connectDatabase, type Database } from '../db/index.ts';
 import { createLogger, resolveLogFormat, type Logger } from '../log/index.ts';
 import { BrokerUnreachableError, createRuntime, type Runtime } from '../runtime/index.ts';
@@ -38,7 +38,11 @@ export async function openContext(options: { name: string; logLevel?: string }):
   // Decided once here (stdout is this process's; a task thread's is not a terminal), and passed down.
   const settings: Settings = Object.freeze({ ...loaded, logFormat: resolveLogFormat(loaded.logFormat) });
   const logLevel = (options.logLevel ?? settings.logLevel) as Settings['logLevel'];
-  const logger = createLogger(logLevel, { name: options.name, format: settings.logFormat });
+  const logger = createLogger(logLevel, {
+    name: options.name,
+    format: settings.logFormat,
+    scrub: settingsScrubber(settings),
+  });
   const db = await connectDatabase(settings, {
     applicationName: `aggjobs ${options.name}`,
     onLog: (line) => logger.info(line),

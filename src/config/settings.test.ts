@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from './config.error.ts';
 import { parseRedisTarget } from './redis-target.ts';
-import { parseSettings, redact } from './settings.ts';
+import { redact } from './redact.ts';
+import { parseSettings } from './settings.ts';
 
 describe('parseSettings', () => {
   it('has the documented defaults with nothing set', () => {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseRedisTarget, redisUrlForms } from './redis-target.ts';
 import { ConfigError } from './config.error.ts';
+import { redact } from './redact.ts';
 
 export type AppEnv = 'development' | 'staging' | 'production';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -195,19 +196,6 @@ function read<T>(env: Env, name: string, variable: Variable<T>, fallback?: T): T
   const rule =
     typeof variable.rule === 'string' || issue === undefined ? String(variable.rule) : variable.rule(issue);
   throw new ConfigError(name, rule, variable.shown?.(value) ?? value);
-}
-
-/** Replaces the password of a URL with `***`, so a setting can be named in a message or a log line. */
-export function redact(value: string): string {
-  try {
-    const parsed = new URL(value);
-    if (parsed.password === '') return value;
-    parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    // Not a WHATWG URL (several hosts, or malformed): the password runs to the last @ of the authority.
-    return value.replace(/\/\/([^:/@]*):[^/]*@/, '//$1:***@');
-  }
 }
 
 /** Reads and validates every setting; throws `ConfigError` naming the first bad one. */

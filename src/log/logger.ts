@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import type { LogLevel, Settings } from '../config/index.ts';
+import { createSecretScrubber, type LogLevel, type SecretScrubber, type Settings } from '../config/index.ts';
 import { prettyStream } from './pretty-stream.ts';
 
 export type { Logger };
@@ -80,15 +80,22 @@ export function createLogger(
     name?: string;
     /** Each line at info or finer, with the `runId` field of the line (a run's logger has one). */
     onLine?: (line: LogLine, runId: string | undefined) => void;
+    /** Hides secrets in every line (message, fields, errors); settingsScrubber(settings) knows the most. */
+    scrub?: SecretScrubber;
   } = {},
 ): Logger {
-  const base = { level, name: options.name ?? 'aggjobs', redact: ['password', '*.password', 'url', '*.url'] };
+  const scrub = options.scrub ?? createSecretScrubber();
+  const base = {
+    level,
+    name: options.name ?? 'aggjobs',
+    hooks: { streamWrite: (json: string) => scrubLine(json, scrub) },
+  };
   const onLine = options.onLine;
   const stdout = options.format === 'pretty' ? prettyStream(process.stdout) : process.stdout;
   if (onLine !== undefined) {
     // Two destinations: stdout at the configured level, and `onLine` (a run's kept lines) at info
-    // or finer, so the run page has its lines even when the worker's log is quieter. Redaction
-    // happens before either sees the line.
+    // or finer, so the run page has its lines even when the worker's log is quieter. Both get the
+    // scrubbed line.
     const keep = Math.min(levelValues[level] ?? 30, 30);
     const streams: pino.StreamEntry[] = [
       { level: levelNames[keep] as pino.Level, stream: { write: (json: string) => void emit(json, onLine) } },
@@ -100,6 +107,18 @@ export function createLogger(
     );
   }
   return options.format === 'pretty' ? pino(base, stdout) : pino(base);
+}
+
+/** A JSON line with its secrets hidden; the very same text when it has none. */
+function scrubLine(json: string, scrub: SecretScrubber): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return scrub.text(json);
+  }
+  const scrubbed = JSON.stringify(scrub.value(parsed));
+  return scrubbed === JSON.stringify(parsed) ? json : `${scrubbed}\n`;
 }
 
 function emit(json: string, onLine: (line: LogLine, runId: string | undefined) => void): void {

@@ -1,3 +1,4 @@
+import { settingsScrubber } from '../config/index.ts';
 import type { Pool } from '../db/index.ts';
 import { createLogger, keepRunLine, type Logger, type LogLine } from '../log/index.ts';
 import {
@@ -52,6 +53,7 @@ export class AsyncExecutor {
       name: 'aggjobs worker',
       // As the CLI decided for this process (pretty in a terminal): not re-decided here.
       format: options.init.settings.logFormat,
+      scrub: settingsScrubber(options.init.settings),
       onLine: (line, runId) => {
         const lines = runId === undefined ? undefined : this.runLines.get(runId);
         if (lines !== undefined) keepRunLine(lines, line);

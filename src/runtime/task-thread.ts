@@ -10,6 +10,7 @@
  */
 import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
+import { settingsScrubber } from '../config/index.ts';
 import { createLogger, keepRunLine, type LogLine } from '../log/index.ts';
 import {
   builtinTaskSet,
@@ -39,6 +40,7 @@ const logger = createLogger(init.settings.logLevel, {
   name: 'aggjobs worker',
   // As the CLI decided for the worker's process: a thread's own stdout is never a terminal.
   format: init.settings.logFormat,
+  scrub: settingsScrubber(init.settings),
   onLine: (line) => {
     if (runLines !== undefined) keepRunLine(runLines, line);
   },

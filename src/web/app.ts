@@ -1,6 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { secureHeaders } from 'hono/secure-headers';
+import { settingsScrubber } from '../config/index.ts';
 import type { Pool } from '../db/index.ts';
 import { materializedViewNames, builtinRollups } from '../rollups/index.ts';
 import { createControl, type Runtime } from '../runtime/index.ts';
@@ -38,7 +39,7 @@ import {
   type PageRequest,
   type PageResult,
 } from './pages/index.ts';
-import { createHealthService, createSecretScrubber } from './services/index.ts';
+import { createHealthService } from './services/index.ts';
 
 type PageRender = (ctx: DashboardContext, req: PageRequest, c: Context<DashboardEnv>) => Promise<PageResult>;
 
@@ -110,10 +111,7 @@ function buildContext(deps: DashboardDeps): DashboardContext {
     runtime,
     control: deps.control ?? createControl(withTimedPool(runtime, runtimePool)),
     logger: deps.logger,
-    scrub: createSecretScrubber({
-      urls: [settings.databaseUrl, runtime.databaseUrl, settings.brokerUrl, settings.resultBackendUrl],
-      secrets: [settings.dashboardPassword, settings.dashboardReadonlyPassword, settings.dashboardToken],
-    }),
+    scrub: settingsScrubber(settings, [runtime.databaseUrl]),
     health: createHealthService(runtime, runtimePool),
     rollups: builtinRollups,
     views: materializedViewNames,
@@ -307,10 +305,8 @@ export function createDashboardApp(deps: DashboardDeps): Hono<DashboardEnv> {
       status = 503;
       body = { error: `could not read what this needs: ${readTimeoutReason(error)}; try again` };
     } else {
-      ctx.logger.error(
-        { err: { message: ctx.scrub.text(error.message) }, path: c.req.path },
-        'dashboard error',
-      );
+      // The logger hides the secrets of the error's message and stack (createLogger).
+      ctx.logger.error({ err: error, path: c.req.path }, 'dashboard error');
       body = { error: `internal error: ${error.message}` };
     }
     body = ctx.scrub.value(clipErrorBody(body));

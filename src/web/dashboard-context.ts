@@ -1,11 +1,10 @@
-import type { Settings } from '../config/index.ts';
+import type { SecretScrubber, Settings } from '../config/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { RollupDefinition } from '../rollups/index.ts';
 import type { Control, Runtime } from '../runtime/index.ts';
 import type { HealthReport } from '../tasks/index.ts';
 import type { DashboardAuthSettings } from './auth/index.ts';
-import type { SecretScrubber } from './services/index.ts';
 
 /** Everything a route or a page reads, built once by createDashboardApp. */
 export interface DashboardContext {

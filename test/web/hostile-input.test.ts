@@ -87,7 +87,7 @@ describe('request bodies are capped', () => {
 
 describe('every scan is linear', () => {
   it('a run whose argument is 40,000 characters is shown whole, its URL password scrubbed', async () => {
-    // The scrubber's work is measured in src/web/services/url-passwords.test.ts (characters looked
+    // The scrubber's work is measured in src/config/redact.test.ts (characters looked
     // at, not time); here the same input goes through the API.
     const note = `${'p'.repeat(40_000)} postgres://app:hunter2@db/x`;
     await h.db.pool.query(

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/config/index.ts';
-import { createLogger } from '../../src/log/index.ts';
+import { ConfigError, settingsScrubber } from '../../src/config/index.ts';
+import { createLogger, type LogLine } from '../../src/log/index.ts';
+import type { Control } from '../../src/runtime/index.ts';
 import { createDashboardApp } from '../../src/web/index.ts';
 import { basic, webHarness, webSettings, type WebHarness } from './web-harness.ts';
 
@@ -256,5 +257,40 @@ describe('task data is escaped and secrets never leave', () => {
     };
     expect(run.run.error).toContain('***');
     expect(run.run.args.note).toBe('postgres://app:***@db.internal/x');
+  });
+  it('an internal error hides its passwords in the answer and in the log line', async () => {
+    const settings = webSettings('postgres', {
+      DATABASE_URL: `postgres://app:${DB_SECRET}@db.internal:5432/product`,
+      REDIS_URL: `redis+sentinel://:${REDIS_SECRET}@s1:26379/m?sentinel_password=sentinel-pw-9`,
+    });
+    const cause = `could not connect to postgres://user:sec@retPW@[bad/db with ${DB_SECRET}, then ${settings.brokerUrl ?? ''}`;
+    const lines: LogLine[] = [];
+    const app = createDashboardApp({
+      pool: h.db.pool,
+      runtime: h.runtime,
+      settings,
+      logger: createLogger('silent', {
+        onLine: (line) => lines.push(line),
+        scrub: settingsScrubber(settings),
+      }),
+      control: new Proxy({} as Control, {
+        get: () => () => Promise.reject(new Error(cause)),
+      }),
+    });
+    const res = await app.request('/api/schedules');
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({
+      error:
+        'internal error: could not connect to postgres://user:***@[bad/db with ***, then redis+sentinel://:***@s1:26379/m?sentinel_password=***',
+    });
+    expect(lines).toHaveLength(1);
+    const err = lines[0]?.data?.err as { message: string; stack: string };
+    expect(err.message).toBe(
+      'could not connect to postgres://user:***@[bad/db with ***, then redis+sentinel://:***@s1:26379/m?sentinel_password=***',
+    );
+    expect(err.stack).toContain(err.message);
+    for (const secret of [DB_SECRET, REDIS_SECRET, 'sentinel-pw-9', 'sec@', 'retPW']) {
+      expect(JSON.stringify(lines), secret).not.toContain(secret);
+    }
   });
 });

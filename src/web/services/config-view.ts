@@ -1,8 +1,6 @@
+import { isSecretName } from '../../config/index.ts';
 import { timeLimitsOf } from '../../tasks/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-
-/** A setting whose name says it is a credential: shown as set or not, never its value. */
-const SECRET_NAME = /password|token|secret/i;
 
 export interface ConfigView {
   settings: Array<{ name: string; value: unknown }>;
@@ -27,7 +25,7 @@ export function configView(ctx: DashboardContext): ConfigView {
     .filter(([, value]) => typeof value !== 'function')
     .map(([name, value]: [string, unknown]) => ({
       name,
-      value: SECRET_NAME.test(name)
+      value: isSecretName(name)
         ? value === undefined || value === null
           ? null
           : '(hidden)'

@@ -1,4 +1,3 @@
-export { createSecretScrubber, type SecretScrubber } from './secret-scrubber.ts';
 export { runJson, type RunJson } from './run-view.ts';
 export { createHealthService } from './health-service.ts';
 export { configView, type ConfigView } from './config-view.ts';

@@ -1,5 +1,5 @@
+import type { SecretScrubber } from '../../config/index.ts';
 import type { RunRecord } from '../../runtime/index.ts';
-import type { SecretScrubber } from './secret-scrubber.ts';
 
 /** A run as the API returns it: ISO times, secrets scrubbed from args, result and error. */
 export interface RunJson {
