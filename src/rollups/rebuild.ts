@@ -9,7 +9,7 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { openRollupSession, RefreshAbortedError } from './refresh.ts';
+import { inRollupTransaction } from './refresh.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -99,145 +99,128 @@ export async function rebuildRollup(
   const sql = rollupSql(def);
   const target = `analytics.${ident(def.name)}`;
   const started = performance.now();
-  const session = await openRollupSession(pool, def, 'rebuild', options);
-  const { client } = session;
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    try {
-      await client.query(
-        `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`,
-        [String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
-      );
-      // The transaction's snapshot is taken here: every source row this rebuild reads is visible in
-      // it, every later write is not, so the next incremental refresh takes exactly those.
-      const { rows: stateRows } = await client.query<
-        { cutoff: Date | null; next: string; nextSnapshot: string } & IdentityStateColumns
-      >(
-        // $1 rollup. Frozen before the later of the source's retention watermark and the rollup's own.
-        `SELECT (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
-                 WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
-                pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
-                ${identityStateSelect}
-         FROM aggjobs.rollup_state s WHERE s.rollup = $1`,
-        [def.name],
-      );
-      const state = stateRows[0];
-      if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
-      const identity = identityOf(def, options.timezone, state);
+  return await inRollupTransaction(pool, def, 'rebuild', options, async (client) => {
+    await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`, [
+      String(options.statementTimeoutMs ?? 600_000),
+      options.workMem ?? '64MB',
+    ]);
+    // The transaction's snapshot is taken here: every source row this rebuild reads is visible in
+    // it, every later write is not, so the next incremental refresh takes exactly those.
+    const { rows: stateRows } = await client.query<
+      { cutoff: Date | null; next: string; nextSnapshot: string } & IdentityStateColumns
+    >(
+      // $1 rollup. Frozen before the later of the source's retention watermark and the rollup's own.
+      `SELECT (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
+               WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
+              pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+              ${identityStateSelect}
+       FROM aggjobs.rollup_state s WHERE s.rollup = $1`,
+      [def.name],
+    );
+    const state = stateRows[0];
+    if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
+    const identity = identityOf(def, options.timezone, state);
 
-      const shape = await tableMatches(client, def);
-      const tableRecreated = shape === false;
-      if (tableRecreated) await client.query(`DROP TABLE ${target}`);
-      if (shape !== true) {
-        await client.query(sql.createTable);
-        // On Citus: distributed and co-located with its source again (its shards are new placements,
-        // which each node's next incremental refresh recomputes whole).
-        await placeRecreatedRollup(client, def);
-      }
+    const shape = await tableMatches(client, def);
+    const tableRecreated = shape === false;
+    if (tableRecreated) await client.query(`DROP TABLE ${target}`);
+    if (shape !== true) {
+      await client.query(sql.createTable);
+      // On Citus: distributed and co-located with its source again (its shards are new placements,
+      // which each node's next incremental refresh recomputes whole).
+      await placeRecreatedRollup(client, def);
+    }
 
-      const cutoff: Date | string = state.cutoff ?? '-infinity';
-      const { rows: aligned } = await client.query<{ lo: string }>(
-        `SELECT to_json(lo) #>> '{}' AS lo FROM (${sql.alignWindow}) w`,
-        ['-infinity', 'infinity', options.timezone, cutoff],
-      );
-      const lo = aligned[0]?.lo ?? '-infinity';
-      const frozenBefore = state.cutoff === null ? null : lo;
-      const { rows: frozen } = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM ${target} WHERE bucket_start < $1::timestamptz`,
-        [lo],
-      );
-      const frozenRows = Number(frozen[0]?.n ?? 0);
+    const cutoff: Date | string = state.cutoff ?? '-infinity';
+    const { rows: aligned } = await client.query<{ lo: string }>(
+      `SELECT to_json(lo) #>> '{}' AS lo FROM (${sql.alignWindow}) w`,
+      ['-infinity', 'infinity', options.timezone, cutoff],
+    );
+    const lo = aligned[0]?.lo ?? '-infinity';
+    const frozenBefore = state.cutoff === null ? null : lo;
+    const { rows: frozen } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${target} WHERE bucket_start < $1::timestamptz`,
+      [lo],
+    );
+    const frozenRows = Number(frozen[0]?.n ?? 0);
 
-      // Source rows per month from the first unfrozen bucket on: the cost, and the chunks.
-      const { rows: months } = await client.query<{ month: string; n: string }>(
-        `SELECT to_json(date_trunc('month', ${ident(def.timeColumn)}, 'UTC')) #>> '{}' AS month, count(*) AS n
-         FROM ${qualified(def.source)} WHERE ${ident(def.timeColumn)} >= $1::timestamptz GROUP BY 1 ORDER BY 1`,
-        [lo],
-      );
-      const plan: RebuildPlan = {
-        rollup: def.name,
-        changes: identity.changes,
-        sourceRows: months.reduce((s, m) => s + Number(m.n), 0),
-        chunks: months.length,
-        frozenBefore,
-        frozenRows,
-        tableRecreated,
-      };
-      options.onPlan?.(plan);
+    // Source rows per month from the first unfrozen bucket on: the cost, and the chunks.
+    const { rows: months } = await client.query<{ month: string; n: string }>(
+      `SELECT to_json(date_trunc('month', ${ident(def.timeColumn)}, 'UTC')) #>> '{}' AS month, count(*) AS n
+       FROM ${qualified(def.source)} WHERE ${ident(def.timeColumn)} >= $1::timestamptz GROUP BY 1 ORDER BY 1`,
+      [lo],
+    );
+    const plan: RebuildPlan = {
+      rollup: def.name,
+      changes: identity.changes,
+      sourceRows: months.reduce((s, m) => s + Number(m.n), 0),
+      chunks: months.length,
+      frozenBefore,
+      frozenRows,
+      tableRecreated,
+    };
+    options.onPlan?.(plan);
 
-      let frozenRowsDropped = 0;
-      if (options.dropFrozen === true && frozenRows > 0) {
-        const { rowCount } = await client.query(
-          `DELETE FROM ${target} WHERE bucket_start < $1::timestamptz`,
-          [lo],
+    let frozenRowsDropped = 0;
+    if (options.dropFrozen === true && frozenRows > 0) {
+      const { rowCount } = await client.query(`DELETE FROM ${target} WHERE bucket_start < $1::timestamptz`, [
+        lo,
+      ]);
+      frozenRowsDropped = rowCount ?? 0;
+    }
+    const { rowCount: deleted } = await client.query(
+      `DELETE FROM ${target} WHERE bucket_start >= $1::timestamptz`,
+      [lo],
+    );
+
+    // Chunks end on bucket boundaries (a month's end rounded up to the end of its bucket), so
+    // every bucket is computed whole, once.
+    let from = lo;
+    let done = 0;
+    let written = 0;
+    for (const [i, month] of months.entries()) {
+      const next = months[i + 1];
+      let to = 'infinity';
+      if (next !== undefined) {
+        const { rows } = await client.query<{ hi: string }>(
+          `SELECT to_json(hi) #>> '{}' AS hi FROM (${sql.alignWindow}) w`,
+          [from, next.month, options.timezone, cutoff],
         );
-        frozenRowsDropped = rowCount ?? 0;
+        to = rows[0]?.hi ?? 'infinity';
       }
-      const { rowCount: deleted } = await client.query(
-        `DELETE FROM ${target} WHERE bucket_start >= $1::timestamptz`,
-        [lo],
-      );
-
-      // Chunks end on bucket boundaries (a month's end rounded up to the end of its bucket), so
-      // every bucket is computed whole, once.
-      let from = lo;
-      let done = 0;
-      let written = 0;
-      for (const [i, month] of months.entries()) {
-        const next = months[i + 1];
-        let to = 'infinity';
-        if (next !== undefined) {
-          const { rows } = await client.query<{ hi: string }>(
-            `SELECT to_json(hi) #>> '{}' AS hi FROM (${sql.alignWindow}) w`,
-            [from, next.month, options.timezone, cutoff],
-          );
-          to = rows[0]?.hi ?? 'infinity';
-        }
-        const later = to === 'infinity' || from === '-infinity' || Date.parse(to) > Date.parse(from);
-        if (later) {
-          const { rows } = await client.query<{ written: string }>(sql.refreshWindow, [
-            from,
-            to,
-            options.timezone,
-          ]);
-          written += Number(rows[0]?.written ?? 0);
-          from = to;
-        }
-        done += Number(month.n);
-        options.onProgress?.(done);
+      const later = to === 'infinity' || from === '-infinity' || Date.parse(to) > Date.parse(from);
+      if (later) {
+        const { rows } = await client.query<{ written: string }>(sql.refreshWindow, [
+          from,
+          to,
+          options.timezone,
+        ]);
+        written += Number(rows[0]?.written ?? 0);
+        from = to;
       }
+      done += Number(month.n);
+      options.onProgress?.(done);
+    }
 
-      const durationMs = Math.round(performance.now() - started);
-      const result: RebuildResult = {
-        ...plan,
-        rowsWritten: written,
-        rowsDeleted: deleted ?? 0,
-        frozenRowsKept: tableRecreated ? 0 : frozenRows - frozenRowsDropped,
-        frozenRowsDropped,
-        horizon: state.next,
-        durationMs,
-      };
-      // $1 rollup, $2 horizon, $3 snapshot, $4 result
-      await client.query(
-        `UPDATE aggjobs.rollup_state
-         SET horizon = $2::xid8, snapshot = $3::pg_snapshot, horizon_at = now(), last_refresh_at = now(),
-             last_result = $4::jsonb
-         WHERE rollup = $1`,
-        [def.name, state.next, state.nextSnapshot, JSON.stringify({ mode: 'rebuild', ...result })],
-      );
-      await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    }
-  } catch (error) {
-    if (options.signal?.aborted === true) {
-      throw new RefreshAbortedError(`rebuild of ${def.name} aborted: nothing was written`, { cause: error });
-    }
-    throw error;
-  } finally {
-    await session.release();
-  }
+    const durationMs = Math.round(performance.now() - started);
+    const result: RebuildResult = {
+      ...plan,
+      rowsWritten: written,
+      rowsDeleted: deleted ?? 0,
+      frozenRowsKept: tableRecreated ? 0 : frozenRows - frozenRowsDropped,
+      frozenRowsDropped,
+      horizon: state.next,
+      durationMs,
+    };
+    // $1 rollup, $2 horizon, $3 snapshot, $4 result
+    await client.query(
+      `UPDATE aggjobs.rollup_state
+       SET horizon = $2::xid8, snapshot = $3::pg_snapshot, horizon_at = now(), last_refresh_at = now(),
+           last_result = $4::jsonb
+       WHERE rollup = $1`,
+      [def.name, state.next, state.nextSnapshot, JSON.stringify({ mode: 'rebuild', ...result })],
+    );
+    await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
+    return result;
+  });
 }

@@ -1,4 +1,4 @@
-import { releaseClient, type Pool, type PoolClient } from '../db/index.ts';
+import { inTransaction, releaseClient, type Pool, type PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { RollupRebuildRequiredError } from './build-identity.ts';
 import { isDistributed, refreshOnNodes, type NodeRefreshResult } from './citus-refresh.ts';
@@ -83,168 +83,177 @@ export async function refreshRollup(
 ): Promise<RefreshResult> {
   const sql = rollupSql(def);
   const started = performance.now();
-  const session = await openRollupSession(pool, def, 'refresh', options);
-  const { client } = session;
-  try {
-    // One round trip for the settings with the state (and one for the lock, openRollupSession).
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    try {
-      const { rows: stateRows } = await client.query<
-        {
-          horizon: string | null;
-          snapshot: string | null;
-          cutoff: Date | null;
-          next: string;
-          nextSnapshot: string;
-          citus: boolean;
-        } & IdentityStateColumns
-      >(
-        // $1 rollup, $2 statement timeout, $3 work_mem, $4 incremental. Frozen before the later of the source's
-        // retention watermark and the rollup's own (an expired hourly rollup: cleanupOldData,
-        // rollupWatermarkKey). The settings apply from the next statement on.
-        //
-        // synchronous_commit off: the commit does not wait for the WAL flush (on a new hour that
-        // wait was a quarter of the run). What a crash can lose is a whole refresh, never part of
-        // one: its rows and its horizon commit together, so the next run recomputes the same groups
-        // from the older horizon. Anything that acts on a refresh (the change-log prune, the run's
-        // and the backfill window's records) commits synchronously after it, which flushes it too.
-        //
-        // $4: jit off for an incremental run. Its estimates of the changed groups are guesses (a
-        // MATERIALIZED CTE of unknown size), and on a source partitioned by time its plan holds a
-        // scan per partition: above jit_above_cost PostgreSQL compiled 427 functions for a run that
-        // changed nothing (212 ms of 240 on 30 daily partitions, where the run takes 2 ms without).
-        `SELECT set_config('statement_timeout', $2, true), set_config('work_mem', $3, true),
-                set_config('synchronous_commit', 'off', true),
-                set_config('jit', CASE WHEN $4 THEN 'off' ELSE current_setting('jit') END, true),
-                s.horizon::text AS horizon, s.snapshot::text AS snapshot,
-                (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
-                 WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
-                pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
-                EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
-                ${identityStateSelect}
-         FROM aggjobs.rollup_state s
-         WHERE s.rollup = $1`,
-        [
-          def.name,
-          String(options.statementTimeoutMs ?? 600_000),
-          options.workMem ?? '64MB',
-          options.mode.kind === 'incremental',
-        ],
-      );
-      const state = stateRows[0];
-      if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
-      // A distributed source is refreshed per node (citus-refresh.ts); its catalog query only where
-      // Citus is installed.
-      const onNodes =
-        options.mode.kind === 'incremental' && state.citus && (await isDistributed(client, def.source));
-      // Before anything is written: were the rows built by this zone, definition and cluster?
-      // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
-      // a rebuild, and records what it runs with.
-      const initialRun = options.mode.kind === 'incremental' && state.snapshot === null;
-      const identity = identityOf(def, options.timezone, state);
-      if (!initialRun && identity.changes.length > 0)
-        throw new RollupRebuildRequiredError(def.name, identity.changes);
-      const cutoff: Date | string = state.cutoff ?? '-infinity';
-      let result: Omit<RefreshResult, 'durationMs'>;
+  // One round trip for the settings with the state (and one for the lock, openRollupSession).
+  return await inRollupTransaction(pool, def, 'refresh', options, async (client) => {
+    const { rows: stateRows } = await client.query<
+      {
+        horizon: string | null;
+        snapshot: string | null;
+        cutoff: Date | null;
+        next: string;
+        nextSnapshot: string;
+        citus: boolean;
+      } & IdentityStateColumns
+    >(
+      // $1 rollup, $2 statement timeout, $3 work_mem, $4 incremental. Frozen before the later of the source's
+      // retention watermark and the rollup's own (an expired hourly rollup: cleanupOldData,
+      // rollupWatermarkKey). The settings apply from the next statement on.
+      //
+      // synchronous_commit off: the commit does not wait for the WAL flush (on a new hour that
+      // wait was a quarter of the run). What a crash can lose is a whole refresh, never part of
+      // one: its rows and its horizon commit together, so the next run recomputes the same groups
+      // from the older horizon. Anything that acts on a refresh (the change-log prune, the run's
+      // and the backfill window's records) commits synchronously after it, which flushes it too.
+      //
+      // $4: jit off for an incremental run. Its estimates of the changed groups are guesses (a
+      // MATERIALIZED CTE of unknown size), and on a source partitioned by time its plan holds a
+      // scan per partition: above jit_above_cost PostgreSQL compiled 427 functions for a run that
+      // changed nothing (212 ms of 240 on 30 daily partitions, where the run takes 2 ms without).
+      `SELECT set_config('statement_timeout', $2, true), set_config('work_mem', $3, true),
+              set_config('synchronous_commit', 'off', true),
+              set_config('jit', CASE WHEN $4 THEN 'off' ELSE current_setting('jit') END, true),
+              s.horizon::text AS horizon, s.snapshot::text AS snapshot,
+              (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
+               WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
+              pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+              EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
+              ${identityStateSelect}
+       FROM aggjobs.rollup_state s
+       WHERE s.rollup = $1`,
+      [
+        def.name,
+        String(options.statementTimeoutMs ?? 600_000),
+        options.workMem ?? '64MB',
+        options.mode.kind === 'incremental',
+      ],
+    );
+    const state = stateRows[0];
+    if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
+    // A distributed source is refreshed per node (citus-refresh.ts); its catalog query only where
+    // Citus is installed.
+    const onNodes =
+      options.mode.kind === 'incremental' && state.citus && (await isDistributed(client, def.source));
+    // Before anything is written: were the rows built by this zone, definition and cluster?
+    // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
+    // a rebuild, and records what it runs with.
+    const initialRun = options.mode.kind === 'incremental' && state.snapshot === null;
+    const identity = identityOf(def, options.timezone, state);
+    if (!initialRun && identity.changes.length > 0)
+      throw new RollupRebuildRequiredError(def.name, identity.changes);
+    const cutoff: Date | string = state.cutoff ?? '-infinity';
+    let result: Omit<RefreshResult, 'durationMs'>;
 
-      if (onNodes) {
-        const done = await refreshOnNodes(pool, client, def, {
-          timezone: options.timezone,
-          cutoff,
-          initial: initialRun,
-          statementTimeoutMs: options.statementTimeoutMs ?? 600_000,
-          lockTimeoutMs: options.lockTimeoutMs ?? 30_000,
-          workMem: options.workMem ?? '64MB',
-          signal: options.signal,
-        });
-        result = {
-          rollup: def.name,
-          mode: initialRun ? 'initial' : 'incremental',
-          groupsRecomputed: done.groupsRecomputed,
-          rowsWritten: done.rowsWritten,
-          rowsDeleted: done.rowsDeleted,
-          horizon: state.next,
-          nodes: done.nodes,
-        };
-      } else if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
-        const { rows } = await client.query(sql.refreshChanged, [
-          state.horizon,
-          options.timezone,
-          def.source,
-          cutoff,
-          state.snapshot,
-        ]);
-        result = {
-          rollup: def.name,
-          mode: 'incremental',
-          groupsRecomputed: count(rows, 'groups'),
-          rowsWritten: count(rows, 'written'),
-          rowsDeleted: count(rows, 'deleted'),
-          horizon: state.next,
-        };
-      } else {
-        const mode = options.mode;
-        const initial = mode.kind === 'incremental';
-        const [start, end] = mode.kind === 'window' ? [mode.start, mode.end] : ['-infinity', 'infinity'];
-        const { rows } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
-          `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
-          [start, end, options.timezone, cutoff],
-        );
-        const lo = rows[0]?.lo ?? '-infinity';
-        const hi = rows[0]?.hi ?? 'infinity';
-        let groups = 0;
-        let written = 0;
-        let deleted = 0;
-        if (rows[0]?.nonempty === true) {
-          const { rows: counts } = await client.query(sql.refreshWindow, [lo, hi, options.timezone]);
-          groups = count(counts, 'groups');
-          written = count(counts, 'written');
-          deleted = count(counts, 'deleted');
-        }
-        result = {
-          rollup: def.name,
-          mode: initial ? 'initial' : 'window',
-          groupsRecomputed: groups,
-          rowsWritten: written,
-          rowsDeleted: deleted,
-          ...(initial ? { horizon: state.next } : { window: { start: lo, end: hi } }),
-        };
-      }
-      const durationMs = Math.round(performance.now() - started);
-      await client.query(
-        `UPDATE aggjobs.rollup_state
-         SET horizon = coalesce($2::xid8, horizon),
-             snapshot = CASE WHEN $2::xid8 IS NULL THEN snapshot ELSE $4::pg_snapshot END,
-             horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
-             last_refresh_at = now(), last_result = $3
-         WHERE rollup = $1`,
-        [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs }), state.nextSnapshot],
+    if (onNodes) {
+      const done = await refreshOnNodes(pool, client, def, {
+        timezone: options.timezone,
+        cutoff,
+        initial: initialRun,
+        statementTimeoutMs: options.statementTimeoutMs ?? 600_000,
+        lockTimeoutMs: options.lockTimeoutMs ?? 30_000,
+        workMem: options.workMem ?? '64MB',
+        signal: options.signal,
+      });
+      result = {
+        rollup: def.name,
+        mode: initialRun ? 'initial' : 'incremental',
+        groupsRecomputed: done.groupsRecomputed,
+        rowsWritten: done.rowsWritten,
+        rowsDeleted: done.rowsDeleted,
+        horizon: state.next,
+        nodes: done.nodes,
+      };
+    } else if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
+      const { rows } = await client.query(sql.refreshChanged, [
+        state.horizon,
+        options.timezone,
+        def.source,
+        cutoff,
+        state.snapshot,
+      ]);
+      result = {
+        rollup: def.name,
+        mode: 'incremental',
+        groupsRecomputed: count(rows, 'groups'),
+        rowsWritten: count(rows, 'written'),
+        rowsDeleted: count(rows, 'deleted'),
+        horizon: state.next,
+      };
+    } else {
+      const mode = options.mode;
+      const initial = mode.kind === 'incremental';
+      const [start, end] = mode.kind === 'window' ? [mode.start, mode.end] : ['-infinity', 'infinity'];
+      const { rows } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
+        `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
+        [start, end, options.timezone, cutoff],
       );
-      // Recorded by a run that read the sources from a snapshot on (incremental, initial) when the
-      // state lacks it, or after an initial run (which recomputed every unfrozen bucket): the first
-      // run, and the first after an upgrade to migration 000009 (README "What built a rollup's rows").
-      if (result.horizon !== undefined && (identity.unrecorded || initialRun))
-        await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
-      await client.query('COMMIT');
-      return { ...result, durationMs };
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
+      const lo = rows[0]?.lo ?? '-infinity';
+      const hi = rows[0]?.hi ?? 'infinity';
+      let groups = 0;
+      let written = 0;
+      let deleted = 0;
+      if (rows[0]?.nonempty === true) {
+        const { rows: counts } = await client.query(sql.refreshWindow, [lo, hi, options.timezone]);
+        groups = count(counts, 'groups');
+        written = count(counts, 'written');
+        deleted = count(counts, 'deleted');
+      }
+      result = {
+        rollup: def.name,
+        mode: initial ? 'initial' : 'window',
+        groupsRecomputed: groups,
+        rowsWritten: written,
+        rowsDeleted: deleted,
+        ...(initial ? { horizon: state.next } : { window: { start: lo, end: hi } }),
+      };
     }
+    const durationMs = Math.round(performance.now() - started);
+    await client.query(
+      `UPDATE aggjobs.rollup_state
+       SET horizon = coalesce($2::xid8, horizon),
+           snapshot = CASE WHEN $2::xid8 IS NULL THEN snapshot ELSE $4::pg_snapshot END,
+           horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
+           last_refresh_at = now(), last_result = $3
+       WHERE rollup = $1`,
+      [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs }), state.nextSnapshot],
+    );
+    // Recorded by a run that read the sources from a snapshot on (incremental, initial) when the
+    // state lacks it, or after an initial run (which recomputed every unfrozen bucket): the first
+    // run, and the first after an upgrade to migration 000009 (README "What built a rollup's rows").
+    if (result.horizon !== undefined && (identity.unrecorded || initialRun))
+      await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
+    return { ...result, durationMs };
+  });
+}
+
+interface RollupSession {
+  readonly client: PoolClient;
+  /** Stops cancelling on the signal and gives the session back (releaseRollupSession). */
+  release(): Promise<void>;
+}
+
+/**
+ * Runs `fn` in a REPEATABLE READ transaction on the session of a refresh or rebuild of `def`
+ * (openRollupSession): committed when `fn` returns, rolled back when it throws. A throw after
+ * `signal` aborted is a RefreshAbortedError saying nothing was written.
+ */
+export async function inRollupTransaction<T>(
+  pool: Pool,
+  def: RollupDefinition,
+  what: 'refresh' | 'rebuild',
+  options: { signal?: AbortSignal; lockTimeoutMs?: number },
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const session = await openRollupSession(pool, def, what, options);
+  try {
+    return await inTransaction(session.client, fn, { isolation: 'repeatable read' });
   } catch (error) {
     if (options.signal?.aborted === true) {
-      throw new RefreshAbortedError(`refresh of ${def.name} aborted: nothing was written`, { cause: error });
+      throw new RefreshAbortedError(`${what} of ${def.name} aborted: nothing was written`, { cause: error });
     }
     throw error;
   } finally {
     await session.release();
   }
-}
-
-export interface RollupSession {
-  readonly client: PoolClient;
-  /** Stops cancelling on the signal and gives the session back (releaseRollupSession). */
-  release(): Promise<void>;
 }
 
 /**
@@ -253,7 +262,7 @@ export interface RollupSession {
  * timeout take one round trip: on a new hour the statements around a refresh cost as much as the
  * refresh itself (bench/report.md, Engine). On failure the session is given back before the throw.
  */
-export async function openRollupSession(
+async function openRollupSession(
   pool: Pool,
   def: RollupDefinition,
   what: 'refresh' | 'rebuild',
