@@ -14,10 +14,13 @@ import { createCitusTestDatabase, type CitusTestDatabase } from './citus-databas
 import { apply } from './citus-ops.ts';
 
 // More tasks on Citus, as an operator runs them (`aggjobs run <task> --eager`, `aggjobs rollups
-// rebuild`), each checked against the oracle (a plain GROUP BY over the source rows): the weekly and
-// monthly rollups, the backfill, the rebuild, and a refresh stopped by its soft time limit.
-// America/New_York: the history spans the 25-hour day of 2026-11-01 (whatever today is, 70 days back
-// from 2026-12 on holds a DST change; the weeks and months are those of the zone).
+// rebuild`, a backfill over the broker with two workers), each checked against the oracle (a plain
+// GROUP BY over the source rows): the weekly and monthly rollups, the backfill, the rebuild, a
+// refresh stopped by its soft time limit, a shard moved during a refresh; and what reads the nodes'
+// state: the health check's freshness per node, the dashboard's rollup page.
+// America/New_York: weeks and months are the zone's. The 70 days of history hold a DST change only
+// in some seasons (run in December 2026 they hold the 25-hour day of 2026-11-01);
+// incremental-refresh.test.ts covers that day on fixed dates.
 
 const run = promisify(execFile);
 const ZONE = 'America/New_York';
