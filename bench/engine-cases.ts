@@ -1,4 +1,5 @@
 import type { Pool } from '../src/db/index.ts';
+import { runHistory } from '../src/runtime/index.ts';
 import { runHealthChecks } from '../src/tasks/index.ts';
 import {
   builtinRollups,
@@ -524,6 +525,7 @@ export async function seedTargets(pool: Pool, runs: number, dataEnd: Date): Prom
           pool,
           settings: { analyticsTimezone: 'UTC' },
           broker: undefined,
+          runs: runHistory(pool),
           expected: [],
           rollups: builtinRollups.map((d) => ({ name: d.name, grain: String(d.grain) })),
         }),

@@ -29,6 +29,7 @@ export {
 export { listSchedules, nextRunTimes, schedulesOf, slotRunId, type ScheduleInfo } from './schedules.ts';
 export { parseCron, nextSlot, latestSlot, slotsBetween, CronSyntaxError, type Cron } from './cron.ts';
 export { runEagerly } from './eager.ts';
+export { runHistory } from './run-history.ts';
 export { isTransient, backoffDelayMs } from './errors.ts';
 export { sendControl, type ControlMessage } from './control-channel.ts';
 export { startServices, waitForShutdownSignal, type Services, type ExtraService } from './services.ts';

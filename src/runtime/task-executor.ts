@@ -3,6 +3,7 @@ import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { AnyTaskDefinition, BrokerProbe } from '../tasks/index.ts';
 import { toErrorInfo, type ErrorInfo } from './errors.ts';
+import { runHistory } from './run-history.ts';
 
 export type ExecutionOutcome = { ok: true; result: unknown } | { ok: false; error: ErrorInfo };
 
@@ -36,6 +37,7 @@ export async function executeTask(options: {
         runId: options.runId,
         attempt: options.attempt,
         broker: options.broker,
+        runs: runHistory(options.pool),
         now: options.now ?? (() => new Date()),
       },
       options.args,

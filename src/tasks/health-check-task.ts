@@ -34,6 +34,7 @@ export const healthCheckTask: TaskDefinition<Record<string, never>, Record<strin
       pool: ctx.pool,
       settings: ctx.settings,
       broker: ctx.broker,
+      runs: ctx.runs,
       expected: scheduled
         .filter((t) => t.schedule?.enabled(ctx.settings) === true)
         .map((t) => ({ task: t.name, periodSeconds: t.schedule?.periodSeconds ?? 3600 })),

@@ -2,7 +2,7 @@ import type { Settings } from '../config/index.ts';
 import { oldestOpenTransaction, type Pool } from '../db/index.ts';
 import { partitionCoverage, rollupsNeedingRebuild, type RollupDefinition } from '../rollups/index.ts';
 import { citusCaptureLag, citusRefreshLag } from '../rollups/citus-health.ts';
-import type { BrokerProbe } from './task-definition.ts';
+import type { BrokerProbe, RunHistory } from './task-definition.ts';
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
@@ -92,33 +92,19 @@ async function checkBroker(broker: BrokerProbe): Promise<HealthCheckResult> {
 }
 
 async function checkRecentActivity(
-  pool: Pool,
+  runs: RunHistory,
   expected: readonly ExpectedSchedule[],
 ): Promise<HealthCheckResult> {
-  const { rows } = await pool.query<{
-    task: string;
-    last_success: Date | null;
-    first_run: Date | null;
-    now: Date;
-  }>(
-    `SELECT t.task, s.last_success, f.first_run, now() AS now
-     FROM unnest($1::text[]) AS t(task)
-     LEFT JOIN LATERAL (SELECT max(finished_at) AS last_success FROM aggjobs.task_runs r
-                        WHERE r.task = t.task AND r.state = 'succeeded') s ON true
-     CROSS JOIN LATERAL (SELECT min(enqueued_at) AS first_run FROM aggjobs.task_runs) f`,
-    [expected.map((e) => e.task)],
-  );
+  const history = await runs.lastSuccesses(expected.map((e) => e.task));
   const late: string[] = [];
   const data: Record<string, { lastSuccess: string | null; dueWithinSeconds: number }> = {};
   for (const e of expected) {
-    const row = rows.find((r) => r.task === e.task);
-    const now = row?.now.getTime() ?? Date.now();
     const allowed = 2 * e.periodSeconds * 1000;
-    const last = row?.last_success ?? null;
+    const last = history.last.get(e.task) ?? null;
     data[e.task] = { lastSuccess: last?.toISOString() ?? null, dueWithinSeconds: 2 * e.periodSeconds };
     // Never succeeded: late only once the system has been running for longer than the allowance.
-    const since = last ?? row?.first_run ?? null;
-    if (since !== null && now - since.getTime() > allowed) late.push(e.task);
+    const since = last ?? history.firstRun;
+    if (since !== null && history.now.getTime() - since.getTime() > allowed) late.push(e.task);
   }
   return late.length === 0
     ? { status: 'healthy', detail: 'every enabled schedule succeeded within twice its interval', data }
@@ -196,15 +182,8 @@ async function checkBacklog(broker: BrokerProbe): Promise<HealthCheckResult> {
 }
 
 /** Failures of the last hour that no later run of the same task and arguments has made good. */
-async function checkFailures(pool: Pool): Promise<HealthCheckResult> {
-  const { rows } = await pool.query<{ task: string; n: number }>(
-    `SELECT f.task, count(*) AS n FROM aggjobs.task_runs f
-     WHERE f.state IN ('failed', 'timed_out') AND f.finished_at > now() - interval '1 hour'
-       AND NOT EXISTS (SELECT 1 FROM aggjobs.task_runs s
-                       WHERE s.task = f.task AND s.args = f.args AND s.state = 'succeeded'
-                         AND s.finished_at > f.finished_at)
-     GROUP BY f.task ORDER BY f.task`,
-  );
+async function checkFailures(runs: RunHistory): Promise<HealthCheckResult> {
+  const rows = await runs.unfixedFailures();
   const total = rows.reduce((s, r) => s + r.n, 0);
   return total === 0
     ? { status: 'healthy', detail: 'no failed runs in the last hour that a later run did not fix', data: {} }
@@ -227,27 +206,16 @@ const STUCK_AFTER_SECONDS = 300;
  * runs whose worker stopped renewing their lease long ago (degraded: the reaper of a live worker
  * settles them).
  */
-async function checkRunOwnership(pool: Pool): Promise<HealthCheckResult> {
-  const { rows } = await pool.query<{ queue: string; due: number; stuck: number; live_workers: number }>(
-    `WITH live AS (
-       SELECT unnest(queues) AS queue, count(*) AS n FROM aggjobs.workers
-       WHERE stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) GROUP BY 1
-     ), open AS (
-       SELECT queue,
-              count(*) FILTER (WHERE state IN ('queued', 'retrying')
-                                 AND coalesce(not_before, state_changed_at) < now() - make_interval(secs => $2)) AS due,
-              count(*) FILTER (WHERE state = 'running'
-                                 AND lease_expires_at < now() - make_interval(secs => $3)) AS stuck
-       FROM aggjobs.task_runs WHERE state IN ('queued', 'retrying', 'running') GROUP BY queue
-     )
-     SELECT open.queue, open.due, open.stuck, coalesce(live.n, 0) AS live_workers
-     FROM open LEFT JOIN live USING (queue) ORDER BY open.queue`,
-    [WORKER_LIVE_SECONDS, UNSERVED_AFTER_SECONDS, STUCK_AFTER_SECONDS],
-  );
-  const unserved = rows.filter((r) => r.due > 0 && r.live_workers === 0);
+async function checkRunOwnership(runs: RunHistory): Promise<HealthCheckResult> {
+  const rows = await runs.queueService({
+    liveSeconds: WORKER_LIVE_SECONDS,
+    dueSeconds: UNSERVED_AFTER_SECONDS,
+    stuckSeconds: STUCK_AFTER_SECONDS,
+  });
+  const unserved = rows.filter((r) => r.due > 0 && r.liveWorkers === 0);
   const stuck = rows.filter((r) => r.stuck > 0);
   const data = Object.fromEntries(
-    rows.map((r) => [r.queue, { due: r.due, stuck: r.stuck, liveWorkers: r.live_workers }]),
+    rows.map((r) => [r.queue, { due: r.due, stuck: r.stuck, liveWorkers: r.liveWorkers }]),
   );
   if (unserved.length > 0) {
     return {
@@ -446,6 +414,8 @@ export async function runHealthChecks(options: {
   pool: Pool;
   settings: Pick<Settings, 'analyticsTimezone'>;
   broker: BrokerProbe | undefined;
+  /** The run history (runtime/run-history.ts): recent successes, failures, run ownership. */
+  runs: RunHistory;
   expected: readonly ExpectedSchedule[];
   /** The rollups whose freshness matters: those of enabled grains. */
   rollups: ReadonlyArray<{ name: string; grain: string }>;
@@ -468,10 +438,10 @@ export async function runHealthChecks(options: {
   const broker = options.broker;
   if (broker !== undefined) checks.broker = await guard(() => checkBroker(broker));
   if (database.status !== 'unhealthy') {
-    checks.recent_activity = await guard(() => checkRecentActivity(options.pool, options.expected));
+    checks.recent_activity = await guard(() => checkRecentActivity(options.runs, options.expected));
     checks.data_freshness = await guard(() => checkFreshness(options.pool, options.rollups));
-    checks.failures = await guard(() => checkFailures(options.pool));
-    checks.run_ownership = await guard(() => checkRunOwnership(options.pool));
+    checks.failures = await guard(() => checkFailures(options.runs));
+    checks.run_ownership = await guard(() => checkRunOwnership(options.runs));
     checks.change_capture_lag = await guard(() => checkChangeCaptureLag(options.pool));
     checks.anomalies = await guard(() => checkAnomalies(options.pool, options.settings.analyticsTimezone));
     const definitions = options.definitions;

@@ -5,6 +5,7 @@ export type {
   ArgsEnvironment,
   BrokerProbe,
   BrokerServing,
+  RunHistory,
   QueueName,
 } from './task-definition.ts';
 export { queueNames } from './task-definition.ts';

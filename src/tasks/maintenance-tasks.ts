@@ -90,21 +90,12 @@ export const cleanupOldDataTask: TaskDefinition<
       },
       { signal: ctx.signal },
     );
-    const days = ctx.settings.runHistoryDays;
-    const runs = await ctx.pool.query(
-      `DELETE FROM aggjobs.task_runs
-         WHERE enqueued_at < now() - make_interval(days => $1)
-           AND state NOT IN ('queued', 'running', 'retrying')`,
-      [days],
-    );
-    await ctx.pool.query(`DELETE FROM aggjobs.beat_slots WHERE slot < now() - make_interval(days => $1)`, [
-      days,
-    ]);
+    const runHistoryPruned = await ctx.runs.prune(ctx.settings.runHistoryDays);
+    // The backfill's own table (backfill-tasks.ts) ages with the run history.
     await ctx.pool.query(
-      `DELETE FROM aggjobs.backfill_windows w WHERE updated_at < now() - make_interval(days => $1)`,
-      [days],
+      `DELETE FROM aggjobs.backfill_windows WHERE updated_at < now() - make_interval(days => $1)`,
+      [ctx.settings.runHistoryDays],
     );
-    await ctx.pool.query(`DELETE FROM aggjobs.workers WHERE last_heartbeat < now() - interval '1 day'`);
-    return { ...result, runHistoryPruned: runs.rowCount ?? 0, partitionsAhead };
+    return { ...result, runHistoryPruned, partitionsAhead };
   },
 };

@@ -25,6 +25,30 @@ export interface BrokerServing {
   failovers: Array<{ from: string; to: string; seenAt: Date }>;
 }
 
+/**
+ * What tasks read and remove of the runtime's tables (aggjobs.task_runs, beat_slots, workers),
+ * through the module that owns them (src/runtime/run-history.ts; tasks sit below the runtime).
+ */
+export interface RunHistory {
+  /** Removes finished runs and claimed beat slots older than `days`, and workers silent for a day; the runs removed. */
+  prune(days: number): Promise<number>;
+  /** The last success of each of `tasks` (absent: never), the first run ever enqueued, and the database's clock. */
+  lastSuccesses(
+    tasks: readonly string[],
+  ): Promise<{ last: Map<string, Date>; firstRun: Date | null; now: Date }>;
+  /** Per task: failures of the last hour that no later run of the same task and arguments made good. */
+  unfixedFailures(): Promise<Array<{ task: string; n: number }>>;
+  /**
+   * Per queue with open runs: runs due for over `dueSeconds`, running runs whose lease expired over
+   * `stuckSeconds` ago, and workers on it with a heartbeat in the last `liveSeconds`.
+   */
+  queueService(limits: {
+    liveSeconds: number;
+    dueSeconds: number;
+    stuckSeconds: number;
+  }): Promise<Array<{ queue: string; due: number; stuck: number; liveWorkers: number }>>;
+}
+
 /** What a running task gets: its database, settings, a logger bound to the run, and its abort signal. */
 export interface TaskContext {
   readonly pool: Pool;
@@ -35,6 +59,7 @@ export interface TaskContext {
   readonly runId: string;
   readonly attempt: number;
   readonly broker: BrokerProbe | undefined;
+  readonly runs: RunHistory;
   /** The clock (a seam for tests). */
   now(): Date;
 }

@@ -13,6 +13,7 @@ import {
   RollupRebuildRequiredError,
   type RollupDefinition,
 } from '../../src/rollups/index.ts';
+import { runHistory } from '../../src/runtime/index.ts';
 import { runHealthChecks } from '../../src/tasks/health-check.ts';
 import { rollupStatuses } from '../../src/web/queries/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -118,6 +119,7 @@ describe('ANALYTICS_TIMEZONE changed between refreshes', () => {
       pool: db.pool,
       settings: { analyticsTimezone: KATHMANDU },
       broker: undefined,
+      runs: runHistory(db.pool),
       expected: [],
       rollups: [],
       definitions: builtinRollups,
@@ -336,6 +338,7 @@ describe('another cluster, a restore, an upgrade', () => {
       pool: db.pool,
       settings: { analyticsTimezone: NEW_YORK },
       broker: undefined,
+      runs: runHistory(db.pool),
       expected: [],
       rollups: [],
       definitions: builtinRollups,

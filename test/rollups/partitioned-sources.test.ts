@@ -10,7 +10,7 @@ import {
   prepareDatabase,
 } from '../../src/rollups/index.ts';
 import { createLogger } from '../../src/log/index.ts';
-import { runEagerly } from '../../src/runtime/index.ts';
+import { runEagerly, runHistory } from '../../src/runtime/index.ts';
 import { runHealthChecks, type CleanupTaskResult, type HealthReport } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createPartitionedTestDatabase, partitionedSourcesSql } from '../support/partitioned-database.ts';
@@ -49,6 +49,7 @@ async function health(
     pool: db.pool,
     settings: { analyticsTimezone: 'UTC' },
     broker: undefined,
+    runs: runHistory(db.pool),
     expected: [],
     rollups: [],
     partitions: { tables: sources, leadDays },

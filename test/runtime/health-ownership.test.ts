@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { runHistory } from '../../src/runtime/index.ts';
 import { runHealthChecks } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -12,6 +13,7 @@ async function report(db: TestDatabase): Promise<Awaited<ReturnType<typeof runHe
     pool: db.pool,
     settings: { analyticsTimezone: 'UTC' },
     broker: undefined,
+    runs: runHistory(db.pool),
     expected: [],
     rollups: [],
   });

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { runHistory } from '../../runtime/index.ts';
 import { taskRegistry, type HealthReport } from '../../tasks/index.ts';
 import { createRuntimeFor, openContext } from '../context.ts';
 
@@ -28,6 +29,7 @@ export function healthCommand(): Command {
               ping: () => Promise.reject(new Error('cannot connect to the broker')),
               counts: () => Promise.reject(new Error('cannot connect to the broker')),
             },
+            runs: runHistory(ctx.db.pool),
             now: () => new Date(),
           },
           {},

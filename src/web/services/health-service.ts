@@ -1,5 +1,5 @@
 import type { Pool } from '../../db/index.ts';
-import type { Runtime } from '../../runtime/index.ts';
+import { runHistory, type Runtime } from '../../runtime/index.ts';
 import type { HealthReport, TaskContext } from '../../tasks/index.ts';
 
 /** How long a health report is reused: the checks run several queries, and pages poll. */
@@ -26,6 +26,7 @@ export function createHealthService(
       runId: 'dashboard',
       attempt: 1,
       broker: runtime.broker,
+      runs: runHistory(pool),
       now: () => runtime.now(),
     };
     return (await task.run(ctx, runtime.validate('health_check', {}))) as HealthReport;
