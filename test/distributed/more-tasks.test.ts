@@ -139,6 +139,24 @@ async function onNode(port: number): Promise<pg.Client> {
   return client;
 }
 
+/** A rollup's rows, the coordinator's rollup state and each worker's node states, as JSON. */
+async function snapshot(table: string): Promise<unknown> {
+  const { rows } = await db.pool.query(
+    `SELECT (SELECT json_agg(r ORDER BY r.bucket_start, r.workspace_id) FROM analytics.${table} r) AS rows,
+            (SELECT json_agg(s ORDER BY s.rollup) FROM aggjobs.rollup_state s) AS state`,
+  );
+  const nodes = [];
+  for (const port of db.ports.workerPorts) {
+    const c = await onNode(port);
+    const { rows: states } = await c.query(
+      'SELECT rollup, snapshot::text, horizon::text, placements::text, refreshed_at FROM aggjobs_node.rollup_state ORDER BY rollup',
+    );
+    nodes.push(states);
+    await c.end();
+  }
+  return { ...rows[0], nodes };
+}
+
 /** Executions per bucket of `grain`, of all workspaces ($2 null) or one: the charts' oracle. */
 function executionsOracle(grain: string): string {
   return `SELECT date_trunc('${grain}', started_at, $1) AS bucket, count(*)::float8 AS value
@@ -296,23 +314,7 @@ describe('more tasks on Citus', { timeout: 180_000 }, () => {
     for (const task of allGrains) await runTask(task);
     // Changes on both workers, not folded in yet.
     await writeMore();
-    const snapshot = async (): Promise<unknown> => {
-      const { rows } = await db.pool.query(
-        `SELECT (SELECT json_agg(r ORDER BY r.bucket_start, r.workspace_id) FROM analytics.${table} r) AS rows,
-                (SELECT json_agg(s ORDER BY s.rollup) FROM aggjobs.rollup_state s) AS state`,
-      );
-      const nodes = [];
-      for (const port of db.ports.workerPorts) {
-        const c = await onNode(port);
-        const { rows: states } = await c.query(
-          'SELECT rollup, snapshot::text, horizon::text, placements::text, refreshed_at FROM aggjobs_node.rollup_state ORDER BY rollup',
-        );
-        nodes.push(states);
-        await c.end();
-      }
-      return { ...rows[0], nodes };
-    };
-    const before = await snapshot();
+    const before = await snapshot(table);
 
     // The second worker's refresh waits for a lock on its state; the first does its work and waits
     // for the others to commit. The soft limit (5 s: time for the first worker's part on a loaded
@@ -369,7 +371,7 @@ describe('more tasks on Citus', { timeout: 180_000 }, () => {
     }
     await watcherA.end();
     await watcherB.end();
-    expect(await snapshot()).toEqual(before);
+    expect(await snapshot(table)).toEqual(before);
     expect(await compareWithOracle(db.pool, ZONE, { tables: [table] })).not.toEqual([]);
 
     await runTask('hourly_rollup');
@@ -684,5 +686,51 @@ describe('more tasks on Citus', { timeout: 180_000 }, () => {
     console.info(
       `shard move during a refresh: the refresh ${outcome}; move done ${movedAt - releasedAt} ms after the lock was released, refresh ${refreshedAt - releasedAt} ms`,
     );
+  });
+  it('a refresh killed at its hard time limit by a worker writes nothing on any node, and the next run is exact', async () => {
+    const table = 'execution_metrics_hourly';
+    for (const task of allGrains) await runTask(task);
+    await writeMore();
+    const before = await snapshot(table);
+    // hard = soft = 4 s: the worker aborts the task's signal and terminates its sessions.
+    const runtime = await testRuntime('postgres', db, {
+      env: {
+        ANALYTICS_TIMEZONE: ZONE,
+        TASK_TIME_LIMITS: 'hourly_rollup=4:4',
+        ROLLUP_LOCK_TIMEOUT_MS: '120000',
+      },
+    });
+    const worker = await startWorker(runtime, workerOptions({ name: 'citus-hard', concurrency: 1 }));
+    const [, second] = db.ports.workerPorts as [number, number];
+    const holder = await onNode(second);
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE aggjobs_node.rollup_state IN SHARE ROW EXCLUSIVE MODE');
+      const handle = await runtime.enqueue('hourly_rollup', {});
+      const failure = await handle.get({ timeout: 60 }).then(
+        () => undefined,
+        (error: unknown) => error as { run?: { state: string; error: string | null } },
+      );
+      expect(failure?.run?.state).toBe('timed_out');
+      expect(failure?.run?.error).toMatch(/exceeded the hard time limit of 4 s: the task was killed/);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      await worker.close();
+    }
+    // The waiting node's session rolls back once the lock is gone (its client is gone).
+    const watcher = await onNode(second);
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await watcher.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+         WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`,
+      );
+      if (rows[0]?.n === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await watcher.end();
+    expect(await snapshot(table)).toEqual(before);
+    for (const task of allGrains) await runTask(task);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
   });
 });
