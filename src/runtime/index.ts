@@ -14,8 +14,10 @@ export {
 } from './control.ts';
 export { AsyncResult, TaskFailedError, ResultTimeoutError } from './async-result.ts';
 export {
+  childCounts,
   getRun,
   listRuns,
+  recentFailures,
   runStats,
   finalStates,
   retryableStates,

@@ -172,28 +172,75 @@ export async function getRun(db: Queryable, id: string): Promise<RunRecord | und
 }
 
 export interface RunQuery {
-  task?: string;
-  state?: RunState;
-  parentId?: string;
+  task?: string | undefined;
+  state?: RunState | undefined;
+  worker?: string | undefined;
+  parentId?: string | undefined;
+  /** Only runs without a parent: a backfill's window runs are left out (and counted on their parent). */
+  topLevel?: boolean | undefined;
+  /** Runs enqueued at or after this time. */
+  from?: Date | undefined;
   /** Runs enqueued before this time (paging backwards). */
-  before?: Date;
-  limit?: number;
+  before?: Date | undefined;
+  /** Text searched (case-insensitive) in the id, args, result and error. */
+  q?: string | undefined;
+  /** At most 1000 (default 100), after skipping `offset`. */
+  limit?: number | undefined;
+  offset?: number | undefined;
 }
 
-/** Run history, newest first: what the dashboard lists. */
+/** `%text%` for ILIKE, with the pattern characters of the text escaped. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** Run history, newest first: what the dashboard lists and searches, and `aggjobs control runs`. */
 export async function listRuns(db: Queryable, query: RunQuery = {}): Promise<RunRecord[]> {
+  // $1 task, $2 state, $3 worker, $4 parent, $5 top-level only, $6 from, $7 before, $8 ILIKE
+  // pattern, $9 limit, $10 offset
   const { rows } = await db.query<RunRow>(
     `SELECT * FROM aggjobs.task_runs
      WHERE ($1::text IS NULL OR task = $1) AND ($2::text IS NULL OR state = $2)
-       AND ($3::text IS NULL OR parent_id = $3) AND ($4::timestamptz IS NULL OR enqueued_at < $4)
-     ORDER BY enqueued_at DESC, id LIMIT $5`,
+       AND ($3::text IS NULL OR worker = $3) AND ($4::text IS NULL OR parent_id = $4)
+       AND (NOT $5::boolean OR parent_id IS NULL)
+       AND ($6::timestamptz IS NULL OR enqueued_at >= $6) AND ($7::timestamptz IS NULL OR enqueued_at < $7)
+       AND ($8::text IS NULL OR id ILIKE $8 OR args::text ILIKE $8 OR result::text ILIKE $8 OR error ILIKE $8)
+     ORDER BY enqueued_at DESC, id DESC LIMIT $9 OFFSET $10`,
     [
       query.task ?? null,
       query.state ?? null,
+      query.worker ?? null,
       query.parentId ?? null,
+      query.topLevel === true,
+      query.from ?? null,
       query.before ?? null,
+      query.q === undefined || query.q === '' ? null : likePattern(query.q),
       Math.min(query.limit ?? 100, 1000),
+      query.offset ?? 0,
     ],
+  );
+  return rows.map(toRecord);
+}
+
+/** How many child runs each of these runs has (a backfill's windows); runs without any are absent. */
+export async function childCounts(db: Queryable, parentIds: readonly string[]): Promise<Map<string, number>> {
+  if (parentIds.length === 0) return new Map();
+  // $1 parent run ids
+  const { rows } = await db.query<{ parent_id: string; n: number }>(
+    `SELECT parent_id, count(*)::int AS n FROM aggjobs.task_runs WHERE parent_id = ANY($1::text[]) GROUP BY parent_id`,
+    [parentIds],
+  );
+  return new Map(rows.map((r) => [r.parent_id, r.n]));
+}
+
+/** Failed and timed-out runs that finished in the last `hours`, newest first. */
+export async function recentFailures(db: Queryable, hours: number, limit = 20): Promise<RunRecord[]> {
+  // $1 hours, $2 limit
+  const { rows } = await db.query<RunRow>(
+    `SELECT * FROM aggjobs.task_runs
+     WHERE state IN ('failed', 'timed_out') AND finished_at > now() - make_interval(hours => $1)
+     ORDER BY finished_at DESC LIMIT $2`,
+    [hours, limit],
   );
   return rows.map(toRecord);
 }

@@ -1,7 +1,8 @@
+import { recentFailures } from '../../runtime/index.ts';
 import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, html } from '../html/index.ts';
-import { DASHBOARD_STATEMENT_TIMEOUT_MS, recentFailures, rollupStatuses, settle } from '../queries/index.ts';
+import { DASHBOARD_STATEMENT_TIMEOUT_MS, rollupStatuses, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import {
   actionButton,

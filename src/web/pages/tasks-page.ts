@@ -1,7 +1,8 @@
+import { childCounts } from '../../runtime/index.ts';
 import { parseInput, runListQuery } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
-import { childCounts, knownWorkers, searchRuns, settle } from '../queries/index.ts';
+import { knownWorkers, searchRuns, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import { readFailures, runsTable } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';

@@ -1,4 +1,4 @@
-export { searchRuns, recentFailures, knownWorkers, childCounts, type RunFilter } from './task-runs.ts';
+export { searchRuns, knownWorkers, type RunFilter } from './task-runs.ts';
 export {
   runSeries,
   taskSummaries,
