@@ -1,4 +1,4 @@
-import type { Pool, PoolClient, Queryable } from '../db/index.ts';
+import { inTransaction, type Pool, type PoolClient, type Queryable } from '../db/index.ts';
 import { checkSeedOptions, type SeedOptions } from './seed-options.ts';
 import {
   completeDayExecutions,
@@ -61,18 +61,6 @@ async function openSession(pool: Pool): Promise<PoolClient> {
     return client;
   } catch (error) {
     client.release(true);
-    throw error;
-  }
-}
-
-async function inTransaction<T>(client: PoolClient, fn: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
-  try {
-    const result = await fn();
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
 }
