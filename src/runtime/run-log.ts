@@ -69,6 +69,8 @@ export interface RunRow {
   parent_id: string | null;
   lease_token: string | null;
   lease_expires_at: Date | null;
+  /** An operator asked to terminate the running attempt (run-ownership.ts). */
+  terminate_requested_at: Date | null;
   not_before: Date | null;
   state_changed_at: Date;
   retry_of: string | null;
