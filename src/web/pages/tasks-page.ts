@@ -1,4 +1,4 @@
-import { childCounts } from '../../runtime/index.ts';
+import { childCounts, runStates } from '../../runtime/index.ts';
 import { parseInput, runListQuery } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
@@ -6,8 +6,6 @@ import { knownWorkers, searchRuns, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import { readFailures, runsTable } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
-
-const states = ['queued', 'running', 'succeeded', 'failed', 'timed_out', 'revoked', 'retrying'];
 
 /** A link to the task list with these filters: empty parameters are left out. */
 export function tasksHref(query: Record<string, string>): string {
@@ -57,7 +55,7 @@ export async function tasksPage(ctx: DashboardContext, req: PageRequest): Promis
       >
       <label
         >State<select name="state">
-          ${option('', v('state'), 'any')}${states.map((s) => option(s, v('state')))}
+          ${option('', v('state'), 'any')}${runStates.map((s) => option(s, v('state')))}
         </select></label
       >
       <label
