@@ -99,20 +99,27 @@ export async function citusRefreshLag(
       }
       let broken: Error | undefined;
       try {
-        // $1 rollup names. A node without the aggjobs_node schema (a worker added after migrate)
-        // has refreshed none of them.
+        // A node without the aggjobs_node schema (a worker added after migrate) fails every
+        // refresh that reaches it: said as the node's error, as the refresh says it.
         const { rows: ready } = await client.query<{ ready: boolean }>(
           "SELECT to_regclass('aggjobs_node.rollup_state') IS NOT NULL AS ready",
         );
+        if (ready[0]?.ready !== true)
+          return {
+            node: nodeName(node),
+            lagSeconds: {},
+            error:
+              `Citus node ${nodeName(node)} has no aggjobs_node schema (a worker added after aggjobs ` +
+              'migrate): run aggjobs migrate again',
+          };
+        // $1 rollup names. Null: no state of its own on this node (no incremental refresh yet).
         const lag: Record<string, number | null> = Object.fromEntries(distributed.map((r) => [r, null]));
-        if (ready[0]?.ready === true) {
-          const { rows: states } = await client.query<{ rollup: string; lag_s: number | null }>(
-            `SELECT rollup, extract(epoch FROM now() - refreshed_at)::float8 AS lag_s
-             FROM aggjobs_node.rollup_state WHERE rollup = ANY ($1::text[])`,
-            [distributed],
-          );
-          for (const s of states) lag[s.rollup] = s.lag_s === null ? null : Math.round(s.lag_s);
-        }
+        const { rows: states } = await client.query<{ rollup: string; lag_s: number | null }>(
+          `SELECT rollup, extract(epoch FROM now() - refreshed_at)::float8 AS lag_s
+           FROM aggjobs_node.rollup_state WHERE rollup = ANY ($1::text[])`,
+          [distributed],
+        );
+        for (const s of states) lag[s.rollup] = s.lag_s === null ? null : Math.round(s.lag_s);
         return { node: nodeName(node), lagSeconds: lag };
       } catch (error) {
         broken = error instanceof Error ? error : new Error(String(error));

@@ -135,7 +135,11 @@ async function checkFreshness(
   const nodes = await citusRefreshLag(pool, Object.keys(data));
   const down = (nodes ?? []).filter((n) => n.error !== undefined);
   for (const n of nodes ?? []) {
-    for (const [rollup, lag] of Object.entries(n.lagSeconds)) {
+    for (const [rollup, own] of Object.entries(n.lagSeconds)) {
+      // A node with no state of its own for a rollup has had only refreshes through the coordinator
+      // (window refreshes, a rebuild), which covered its shards: the coordinator's time counts, as
+      // on one server.
+      const lag = own ?? data[rollup] ?? null;
       if (lag === null || lag > limitOf(rollup)) stale.push(`${rollup} on Citus node ${n.node}`);
     }
   }

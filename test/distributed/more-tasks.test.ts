@@ -407,26 +407,48 @@ describe('more tasks on Citus', { timeout: 180_000 }, () => {
       for (const lag of Object.values(n.lagSeconds)) expect(lag).toBeLessThan(600);
     }
 
-    // One node's daily rollup last refreshed 3 days ago (its limit is 2 days), another node that
-    // never refreshed an hourly rollup: the coordinator's times do not show either.
+    // One node's daily rollup last refreshed 3 days ago (its limit is 2 days), the other node's
+    // hourly activity rollup 5 hours ago (limit 2 hours): the coordinator's times show neither. A
+    // node without a state of its own for a rollup (as after only window refreshes) counts by the
+    // coordinator's time: not stale.
     const a = await onNode(first);
     await a.query(
       `UPDATE aggjobs_node.rollup_state SET refreshed_at = now() - interval '3 days' WHERE rollup = 'execution_metrics_daily'`,
     );
+    await a.query(`DELETE FROM aggjobs_node.rollup_state WHERE rollup = 'credit_consumption_daily'`);
     await a.end();
     const b = await onNode(second);
-    await b.query(`DELETE FROM aggjobs_node.rollup_state WHERE rollup = 'user_activity_hourly'`);
+    await b.query(
+      `UPDATE aggjobs_node.rollup_state SET refreshed_at = now() - interval '5 hours' WHERE rollup = 'user_activity_hourly'`,
+    );
     const late = await freshness();
     expect(late.status).toBe('degraded');
     expect(late.detail).toContain(`execution_metrics_daily on Citus node ${nameOf(first)}`);
     expect(late.detail).toContain(`user_activity_hourly on Citus node ${nameOf(second)}`);
     expect(late.detail).not.toContain(`execution_metrics_daily on Citus node ${nameOf(second)}`);
     expect(late.detail).not.toContain(`user_activity_hourly on Citus node ${nameOf(first)}`);
+    expect(late.detail).not.toContain('credit_consumption_daily');
     expect(late.data.lagSeconds.execution_metrics_daily).toBeLessThan(600);
+    expect(late.data.lagSeconds.user_activity_hourly).toBeLessThan(600);
     const lagOn = (f: Freshness, port: number) =>
       f.data.nodes.find((n) => n.node === nameOf(port))?.lagSeconds;
     expect(lagOn(late, first)?.execution_metrics_daily).toBeGreaterThanOrEqual(3 * 86_400 - 60);
-    expect(lagOn(late, second)?.user_activity_hourly).toBeNull();
+    expect(lagOn(late, second)?.user_activity_hourly).toBeGreaterThanOrEqual(5 * 3600 - 60);
+    expect(lagOn(late, first)?.credit_consumption_daily).toBeNull();
+
+    // A node without the aggjobs_node schema's state table (as a worker added after migrate):
+    // unhealthy, naming it and the fix.
+    await b.query('SET citus.enable_ddl_propagation = off');
+    await b.query('ALTER TABLE aggjobs_node.rollup_state RENAME TO rollup_state_away');
+    let bare: Freshness;
+    try {
+      bare = await freshness();
+    } finally {
+      await b.query('ALTER TABLE aggjobs_node.rollup_state_away RENAME TO rollup_state');
+    }
+    expect(bare.status).toBe('unhealthy');
+    expect(bare.detail).toContain(`Citus node ${nameOf(second)} has no aggjobs_node schema`);
+    expect(bare.detail).toContain('run aggjobs migrate again');
 
     await b.end();
     // A node that refuses connections to the database: unhealthy, naming it. (Set from another
