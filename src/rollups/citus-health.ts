@@ -25,7 +25,7 @@ export async function citusCaptureLag(pool: Pool): Promise<NodeCaptureLag[] | un
     nodes.map(async (node): Promise<NodeCaptureLag> => {
       let client;
       try {
-        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check');
+        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check', '');
       } catch (error) {
         return {
           node: nodeName(node),
@@ -89,7 +89,7 @@ export async function citusRefreshLag(
     nodes.map(async (node): Promise<NodeRefreshLag> => {
       let client;
       try {
-        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check');
+        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check', '');
       } catch (error) {
         return {
           node: nodeName(node),

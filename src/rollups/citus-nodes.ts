@@ -25,10 +25,12 @@ export class CitusNodeUnreachableError extends Error {
     readonly node: string,
     what: string,
     cause: unknown,
+    /** What follows for the caller (a refresh's by default); empty: nothing said. */
+    consequence = 'nothing was written, and the next run catches up once the node is back',
   ) {
     super(
-      `${what}: Citus worker node ${node} is unreachable (${cause instanceof Error ? cause.message : String(cause)}); ` +
-        'nothing was written, and the next run catches up once the node is back',
+      `${what}: Citus worker node ${node} is unreachable (${cause instanceof Error ? cause.message : String(cause)})` +
+        (consequence === '' ? '' : `; ${consequence}`),
       { cause },
     );
   }
@@ -130,11 +132,12 @@ export async function connectPooledNode(
   node: CitusNodeAddress,
   applicationName: string,
   what: string,
+  consequence?: string,
 ): Promise<pg.PoolClient> {
   try {
     return await nodePool(pool, node, applicationName).connect();
   } catch (error) {
-    throw new CitusNodeUnreachableError(nodeName(node), what, error);
+    throw new CitusNodeUnreachableError(nodeName(node), what, error, consequence);
   }
 }
 
