@@ -27,9 +27,11 @@ let runtime: Runtime | undefined;
 const namespace = `{p${randomBytes(4).toString('hex')}}`;
 
 afterAll(async () => {
+  // The server first: a failed test may leave the runtime waiting on it, and a hook that times out
+  // must not leave the server running.
+  await server?.stop();
   await runtime?.close();
   await pool?.end().catch(() => undefined);
-  await server?.stop();
   await dropRedisNamespaces([namespace]);
   rmSync(dataDir, { recursive: true, force: true });
 });
