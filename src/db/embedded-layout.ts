@@ -82,30 +82,30 @@ async function loadBinaries(): Promise<Binaries> {
   }
 }
 
-function idOf(flag: '-u' | '-g'): number {
-  return Number(execFileSync('id', [flag, 'postgres'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
+function idOf(flag: '-u' | '-g', name: string): number {
+  return Number(execFileSync('id', [flag, name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString());
 }
 
-/** As root, the `postgres` system user (created, and said so, when absent); else this process's own. */
-function serverUser(onLog: (line: string) => void): RunAs {
+/** As root, the system user `name` (created, and said so, when absent); else this process's own. */
+function serverUser(name: string, onLog: (line: string) => void): RunAs {
   if (process.getuid?.() !== 0) return {};
   try {
-    return { uid: idOf('-u'), gid: idOf('-g') };
+    return { uid: idOf('-u', name), gid: idOf('-g', name) };
   } catch {
     // no such user yet
   }
   onLog(
-    'creating the OS user `postgres` (a system user without login or home) to run the embedded PostgreSQL: PostgreSQL refuses to run as root',
+    `creating the OS user \`${name}\` (a system user without login or home) to run the embedded PostgreSQL: PostgreSQL refuses to run as root`,
   );
   try {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'], {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', name], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    return { uid: idOf('-u'), gid: idOf('-g') };
+    return { uid: idOf('-u', name), gid: idOf('-g', name) };
   } catch (error) {
     const reason = (error as { stderr?: Buffer }).stderr?.toString().trim() || (error as Error).message;
     throw new EmbeddedPostgresError(
-      `PostgreSQL refuses to run as root and the OS user \`postgres\` to run it as could not be created (${reason}): create it (\`useradd --system postgres\`), ${insteadHint}`,
+      `PostgreSQL refuses to run as root and the OS user \`${name}\` to run it as could not be created (${reason}): create it (\`useradd --system ${name}\`), ${insteadHint}`,
       { cause: error },
     );
   }
@@ -125,20 +125,25 @@ export function userCan(user: RunAs, flag: '-x' | '-w' | '-r', path: string): bo
   }
 }
 
-function makeServerRoot(why: string): void {
+function makeServerRoot(why: string, name: string): void {
   try {
     mkdirSync(serverRoot, { recursive: true, mode: 0o755 });
     chmodSync(serverRoot, 0o755);
   } catch (error) {
     throw new EmbeddedPostgresError(
-      `${why}, and ${serverRoot} could not be created for it (${(error as Error).message}): set AGGJOBS_DATA_DIR to a directory the \`postgres\` user can reach, ${insteadHint}`,
+      `${why}, and ${serverRoot} could not be created for it (${(error as Error).message}): set AGGJOBS_DATA_DIR to a directory the \`${name}\` user can reach, ${insteadHint}`,
       { cause: error },
     );
   }
 }
 
 /** The binaries where `user` can run them: in place, or a copy under serverRoot (made once). */
-function reachableBinaries(binaries: Binaries, user: RunAs, onLog: (line: string) => void): Binaries {
+function reachableBinaries(
+  binaries: Binaries,
+  user: RunAs,
+  name: string,
+  onLog: (line: string) => void,
+): Binaries {
   if (user.uid === undefined || userCan(user, '-x', binaries.postgres)) return binaries;
   const nativeDir = resolve(dirname(binaries.postgres), '..');
   const { version } = JSON.parse(readFileSync(join(nativeDir, '..', 'package.json'), 'utf8')) as {
@@ -151,8 +156,8 @@ function reachableBinaries(binaries: Binaries, user: RunAs, onLog: (line: string
     postgres: join(dir, 'bin', 'postgres'),
   });
   if (!existsSync(join(target, '.complete'))) {
-    const why = `the \`postgres\` user cannot reach the PostgreSQL binaries in ${nativeDir}`;
-    makeServerRoot(why);
+    const why = `the \`${name}\` user cannot reach the PostgreSQL binaries in ${nativeDir}`;
+    makeServerRoot(why, name);
     onLog(`${why} (a parent directory is private): copying them to ${target} (60 MB, once)`);
     // Copied under a temporary name and renamed: a start beside this one never sees half a copy.
     const partial = `${target}.partial-${process.pid}`;
@@ -170,14 +175,14 @@ function reachableBinaries(binaries: Binaries, user: RunAs, onLog: (line: string
   const result = copied(target);
   if (!userCan(user, '-x', result.postgres)) {
     throw new EmbeddedPostgresError(
-      `the \`postgres\` user cannot run ${result.postgres}: make ${serverRoot} readable and searchable by everyone (chmod -R go+rX ${serverRoot}), ${insteadHint}`,
+      `the \`${name}\` user cannot run ${result.postgres}: make ${serverRoot} readable and searchable by everyone (chmod -R go+rX ${serverRoot}), ${insteadHint}`,
     );
   }
   return result;
 }
 
 /** The data directory where `user` can write it: in `dataDir`, or under serverRoot. */
-function reachablePgdata(dataDir: string, user: RunAs, onLog: (line: string) => void): string {
+function reachablePgdata(dataDir: string, user: RunAs, name: string, onLog: (line: string) => void): string {
   const marker = locationFile(dataDir);
   if (existsSync(marker)) return pgdataOf(dataDir);
   const inPlace = join(dataDir, 'pgdata');
@@ -188,11 +193,11 @@ function reachablePgdata(dataDir: string, user: RunAs, onLog: (line: string) => 
   chmodSync(dataDir, 0o700);
   if (existsSync(join(inPlace, 'PG_VERSION'))) {
     throw new EmbeddedPostgresError(
-      `the \`postgres\` user cannot reach the embedded database in ${inPlace} (a parent directory is private): make every parent of ${dataDir} searchable by it (chmod o+x), or move ${dataDir} where it can`,
+      `the \`${name}\` user cannot reach the embedded database in ${inPlace} (a parent directory is private): make every parent of ${dataDir} searchable by it (chmod o+x), or move ${dataDir} where it can`,
     );
   }
-  const why = `the \`postgres\` user cannot reach ${dataDir} (a parent directory is private)`;
-  makeServerRoot(why);
+  const why = `the \`${name}\` user cannot reach ${dataDir} (a parent directory is private)`;
+  makeServerRoot(why, name);
   const hash = createHash('sha256').update(dataDir).digest('hex').slice(0, 12);
   const outside = join(serverRoot, `data-${hash}`);
   mkdirSync(outside, { recursive: true, mode: 0o755 });
@@ -207,13 +212,19 @@ function reachablePgdata(dataDir: string, user: RunAs, onLog: (line: string) => 
 
 /**
  * Lays out the embedded server for `dataDir` (created if absent): the OS user to run it as, its
- * binaries and data directory where that user can reach them.
+ * binaries and data directory where that user can reach them. `serverUserName` is the system user
+ * the server runs as when this process is root (`postgres`; a test names one that does not exist
+ * yet, to see it created and said so).
  */
-export async function prepareLayout(dataDir: string, onLog: (line: string) => void): Promise<EmbeddedLayout> {
+export async function prepareLayout(
+  dataDir: string,
+  onLog: (line: string) => void,
+  serverUserName = 'postgres',
+): Promise<EmbeddedLayout> {
   const binaries = await loadBinaries();
   mkdirSync(dataDir, { recursive: true });
-  const user = serverUser(onLog);
-  const reachable = reachableBinaries(binaries, user, onLog);
-  const pgdata = reachablePgdata(dataDir, user, onLog);
+  const user = serverUser(serverUserName, onLog);
+  const reachable = reachableBinaries(binaries, user, serverUserName, onLog);
+  const pgdata = reachablePgdata(dataDir, user, serverUserName, onLog);
   return { binaries: reachable, user, pgdata, logFile: join(dirname(pgdata), 'postgres.log') };
 }
