@@ -12,7 +12,52 @@ import {
 export interface BackfillScaling {
   /** Wall time of the whole backfill (enqueue → its summing-up run finished), ms, by worker count. */
   byWorkers: Map<number, number>;
+  /** Where that time went, from the runs' records, by worker count. */
+  breakdown: Map<number, BackfillBreakdown>;
   days: number;
+}
+
+/**
+ * Where a backfill's wall time went, read from its runs' records before they are forgotten:
+ * - `refreshMs`: the engine's refreshes (the sum of every window's rollups' `durationMs`: session,
+ *   lock, state, the window statement and the state update; not the commit nor the unlock);
+ * - `windowRunsMs`: the window runs' own durations (started → finished in aggjobs.task_runs: the
+ *   refreshes plus the window's claim and `done` statements, the commits and the run's records);
+ * - `wallMs − windowRunsMs` (with one worker, whose runs do not overlap): the job system around the
+ *   runs (enqueue, the flow, the expand, claims and finishes between runs, the summing-up run, and
+ *   the poll for the result, every 100 ms).
+ */
+export interface BackfillBreakdown {
+  wallMs: number;
+  windows: number;
+  windowRunsMs: number;
+  refreshMs: number;
+  /** Per rollup: the sum of its refreshes' durationMs. */
+  byRollup: Record<string, number>;
+}
+
+async function readBreakdown(db: BenchDatabase, runId: string, wallMs: number): Promise<BackfillBreakdown> {
+  const { rows } = await db.pool.query<{ duration_ms: number | null; result: unknown }>(
+    `SELECT duration_ms, result FROM aggjobs.task_runs WHERE parent_id = $1 AND task = 'backfill_window'`,
+    [runId],
+  );
+  const byRollup: Record<string, number> = {};
+  let refreshMs = 0;
+  for (const row of rows) {
+    const rollups = (row.result as { rollups?: Array<{ rollup: string; durationMs: number }> } | null)
+      ?.rollups;
+    for (const r of rollups ?? []) {
+      byRollup[r.rollup] = (byRollup[r.rollup] ?? 0) + r.durationMs;
+      refreshMs += r.durationMs;
+    }
+  }
+  return {
+    wallMs,
+    windows: rows.length,
+    windowRunsMs: rows.reduce((s, r) => s + (r.duration_ms ?? 0), 0),
+    refreshMs,
+    byRollup,
+  };
 }
 
 const iso = (d: Date): string => d.toISOString().slice(0, 19);
@@ -35,6 +80,7 @@ export async function backfillScaling(
   const { runtime } = bench;
   const id = backfillId(args, runtime.settings.analyticsTimezone);
   const byWorkers = new Map<number, number>();
+  const breakdown = new Map<number, BackfillBreakdown>();
   try {
     for (const count of options.workerCounts) {
       const workers: WorkerHandle[] = [];
@@ -52,14 +98,13 @@ export async function backfillScaling(
       }
       let runId = '';
       try {
-        byWorkers.set(
-          count,
-          await timed(async () => {
-            const run = await runtime.enqueue('backfill_aggregations', { kwargs: args });
-            runId = run.id;
-            await run.get({ timeout: 3600, interval: 0.1 });
-          }),
-        );
+        const wall = await timed(async () => {
+          const run = await runtime.enqueue('backfill_aggregations', { kwargs: args });
+          runId = run.id;
+          await run.get({ timeout: 3600, interval: 0.1 });
+        });
+        byWorkers.set(count, wall);
+        breakdown.set(count, await readBreakdown(db, runId, wall));
       } finally {
         for (const w of workers) await w.close();
         await forgetRuns(db, [runId]);
@@ -72,5 +117,5 @@ export async function backfillScaling(
     await bench.dispose();
     await db.pool.query('DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1', [id]);
   }
-  return { byWorkers, days: options.days };
+  return { byWorkers, breakdown, days: options.days };
 }

@@ -9,9 +9,10 @@ import {
   refreshRollup,
   type RollupDefinition,
 } from '../src/rollups/index.ts';
-import { backfillScaling } from './backfill-scaling.ts';
+import { backfillScaling, type BackfillBreakdown } from './backfill-scaling.ts';
 import type { Dataset } from './datasets.ts';
 import {
+  formatMs,
   formatRatios,
   interleavedPairs,
   pairedRatios,
@@ -155,13 +156,18 @@ function pairedCase(
  * refreshing the three hourly rollups over its 24 hours into tables that already hold those rows,
  * then the summing-up run. Timed from enqueue to the end of the summing-up run (the worker starts
  * before, untimed). ÷ the bare GROUP BY of the three rollups over the same range (bareGroupBy).
+ *
+ * Each run's records say where its time went (BackfillBreakdown): two more rows, from the same
+ * runs and pairs, split the backfill into the engine's refreshes (÷ the same bare GROUP BY) and the
+ * rest (the window runs' own statements and the job system around them).
  */
 export async function backfillUserForm(
   db: Dataset,
   options: { end: Date; days: number; pairs: PairCount },
-): Promise<CaseResult> {
+): Promise<CaseResult[]> {
   const range = { start: new Date(options.end.getTime() - options.days * 86_400_000), end: options.end };
   const goal = 1.3;
+  const breakdowns: BackfillBreakdown[] = [];
   const { measured, reference } = await interleavedPairs({
     minPairs: options.pairs.min,
     maxPairs: options.pairs.max,
@@ -172,48 +178,42 @@ export async function backfillUserForm(
         days: options.days,
         workerCounts: [1],
       });
+      const breakdown = scaling.breakdown.get(1);
+      if (breakdown !== undefined) breakdowns.push(breakdown);
       return scaling.byWorkers.get(1) ?? Number.NaN;
     },
     reference: () => bareGroupBy(db.pool, hourlyRollups, range),
   });
-  return pairedCase(
+  const user = pairedCase(
     `backfill_aggregations over ${options.days} days, hourly (${hourlyRollups.length} rollups, ${options.days} windows), into existing rows, 1 worker, Redis`,
     measured,
     `bare GROUP BY of the ${hourlyRollups.length} rollups over the same rows, CREATE TEMP TABLE … AS`,
     reference,
     { op: '<=', value: goal, text: '≤ 1.3 (TimescaleDB continuous aggregate: 2.2×)' },
   );
-}
-
-/**
- * The engine's part of the same backfill, to tell the engine from the job system: each day's window
- * refresh of the three hourly rollups (into existing rows), called in-process as a `backfill_window`
- * run calls it, without broker, worker or run records. ÷ the same bare GROUP BY. No goal: a diagnosis.
- */
-export async function backfillEnginePart(
-  pool: Pool,
-  options: { end: Date; days: number; pairs: PairCount },
-): Promise<CaseResult> {
-  const range = { start: new Date(options.end.getTime() - options.days * 86_400_000), end: options.end };
-  const { measured, reference } = await interleavedPairs({
-    minPairs: options.pairs.min,
-    maxPairs: options.pairs.min,
-    measure: async () => {
-      for (let day = range.start.getTime(); day < range.end.getTime(); day += 86_400_000)
-        for (const def of hourlyRollups)
-          await refreshRollup(pool, def, {
-            timezone: 'UTC',
-            mode: { kind: 'window', start: new Date(day), end: new Date(day + 86_400_000) },
-          });
-    },
-    reference: () => bareGroupBy(pool, hourlyRollups, range),
-  });
-  return pairedCase(
-    `engine part of that backfill: the ${options.days} windows' refreshes of the ${hourlyRollups.length} hourly rollups in-process (no broker, worker, run records)`,
-    measured,
-    'the same bare GROUP BY, CREATE TEMP TABLE … AS',
+  if (breakdowns.length !== measured.length) return [user];
+  const refresh = breakdowns.map((b) => b.refreshMs);
+  const engine = pairedCase(
+    `of which the engine: the ${options.days * hourlyRollups.length} refreshes' durationMs summed (session, lock, state, the window statement, state update), from the same runs`,
+    refresh,
+    'the same bare GROUP BY (same pairs)',
     reference,
   );
+  const median = (xs: number[]): number => summarize(xs).median;
+  const rollups = Object.keys(breakdowns[0]?.byRollup ?? {});
+  engine.note = `per rollup (median): ${rollups
+    .map((r) => `${r} ${formatMs(median(breakdowns.map((b) => b.byRollup[r] ?? 0)))}`)
+    .join(', ')}`;
+  const rest = breakdowns.map((b) => b.wallMs - b.refreshMs);
+  const outside = breakdowns.map((b) => b.wallMs - b.windowRunsMs);
+  const restCase = pairedCase(
+    'of which the rest: wall − the refreshes (the window runs’ claim and done statements, commits, run records, and the job system around the runs)',
+    rest,
+    'the same bare GROUP BY (same pairs)',
+    reference,
+  );
+  restCase.note = `outside the window runs (enqueue, flow, expand, claims, the summing-up run, the result poll every 100 ms): median ${formatMs(median(outside))}; inside them beyond the refreshes: ${formatMs(median(breakdowns.map((b) => b.windowRunsMs - b.refreshMs)))}`;
+  return [user, engine, restCase];
 }
 
 /** Incremental run of the hourly rollups after one new hour in all three sources ÷ the bare GROUP BY of that hour. */

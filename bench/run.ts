@@ -12,7 +12,6 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import {
-  backfillEnginePart,
   backfillUserForm,
   coveringIndexCases,
   incrementalHour,
@@ -170,8 +169,7 @@ log(`data: ${main.executions} executions (history case: ${small.executions})`);
 const results: CaseResult[] = [];
 if (engine.has('user-backfill')) {
   log('case: backfill_aggregations (user form) vs bare GROUP BY');
-  results.push(await backfillUserForm(main, { end: dataEnd, days: s.days, pairs }));
-  results.push(await backfillEnginePart(main.pool, { end: dataEnd, days: s.days, pairs }));
+  results.push(...(await backfillUserForm(main, { end: dataEnd, days: s.days, pairs })));
 }
 if (engine.has('new-hour') || engine.has('tasks')) {
   log('case: incremental hour');
