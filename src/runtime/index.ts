@@ -32,6 +32,15 @@ export { listSchedules, nextRunTimes, schedulesOf, slotRunId, type ScheduleInfo 
 export { parseCron, nextSlot, latestSlot, slotsBetween, CronSyntaxError, type Cron } from './cron.ts';
 export { runEagerly } from './eager.ts';
 export { runHistory } from './run-history.ts';
+export {
+  runSeries,
+  taskSummaries,
+  queueLengthSeries,
+  runtimeHistograms,
+  runCounts,
+  runTotals,
+  RUNTIME_BUCKETS,
+} from './run-stats.ts';
 export { isTransient, backoffDelayMs } from './errors.ts';
 export { sendControl, type ControlMessage } from './control-channel.ts';
 export { startServices, waitForShutdownSignal, type Services, type ExtraService } from './services.ts';

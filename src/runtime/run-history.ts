@@ -2,8 +2,8 @@ import type { Queryable } from '../db/index.ts';
 import type { RunHistory } from '../tasks/index.ts';
 
 /**
- * The run history as tasks see it (the cleanup and health checks): the only place outside the
- * runtime's own modules that reads or removes rows of aggjobs.task_runs, beat_slots and workers.
+ * The run history as tasks see it (the cleanup and health checks, a backfill window's start): the
+ * only way tasks read or change rows of aggjobs.task_runs, beat_slots and workers.
  */
 export function runHistory(db: Queryable): RunHistory {
   return {
@@ -36,6 +36,20 @@ export function runHistory(db: Queryable): RunHistory {
       const last = new Map<string, Date>();
       for (const r of rows) if (r.task !== null && r.last_success !== null) last.set(r.task, r.last_success);
       return { last, firstRun: rows[0]?.first_run ?? null, now: rows[0]?.now ?? new Date() };
+    },
+
+    async startParent(childRunId, within = db) {
+      // $1 the child run. Its parent's claimRun counts (and limits) attempts when its job starts;
+      // until then it is running without a lease, waiting for its children.
+      await within.query(
+        `UPDATE aggjobs.task_runs p
+         SET state = 'running', state_changed_at = now(),
+             started_at = coalesce(p.started_at,
+                                   (SELECT min(s.started_at) FROM aggjobs.task_runs s WHERE s.parent_id = p.id),
+                                   now())
+         FROM aggjobs.task_runs c WHERE c.id = $1 AND p.id = c.parent_id AND p.state = 'queued'`,
+        [childRunId],
+      );
     },
 
     async unfixedFailures() {

@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../db/index.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { rollupWatermarkKey } from '../rollups/index.ts';
 import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
 import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, shown, type Granularity } from './task-args.ts';
@@ -321,32 +321,23 @@ export const backfillWindowTask: TaskDefinition<
     }),
   hardLimitSeconds: 3600,
   async run(ctx, args) {
-    // $1 backfill id, $2 window start, $3 this window's run. Claims the window and, when it is the
-    // first window of the backfill to start, makes its parent run `running`, started when its first
-    // window run started: the parent's duration then covers its windows. The parent's attempts stay
-    // 0: they count its own summing-up attempts, which claimRun counts (and limits) when the parent's
-    // job starts; until then it is running without a lease, waiting for its windows. One statement:
-    // a window of a backfill that does not exist costs one round trip.
-    const { rows } = await ctx.pool.query<{ was: string | null; claimed: boolean }>(
-      `WITH claimed AS (
-         UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
-         WHERE backfill_id = $1 AND window_start = $2 AND state NOT IN ('done', 'cancelled')
-         RETURNING 1
-       ), parent AS (
-         UPDATE aggjobs.task_runs p
-         SET state = 'running', state_changed_at = now(),
-             started_at = coalesce(p.started_at,
-                                   (SELECT min(s.started_at) FROM aggjobs.task_runs s WHERE s.parent_id = p.id),
-                                   now())
-         FROM aggjobs.task_runs c
-         WHERE c.id = $3 AND p.id = c.parent_id AND p.state = 'queued' AND EXISTS (SELECT FROM claimed)
-         RETURNING 1
-       )
-       SELECT (SELECT state FROM aggjobs.backfill_windows WHERE backfill_id = $1 AND window_start = $2) AS was,
-              EXISTS (SELECT FROM claimed) AS claimed`,
-      [args.backfill_id, args.window_start, ctx.runId],
-    );
-    const claim = rows[0];
+    // $1 backfill id, $2 window start, $3 this window's run. Claims the window and, in the same
+    // transaction, when it is the first window of the backfill to start, makes its parent run
+    // `running` (RunHistory.startParent): the parent's duration then covers its windows.
+    const claim = await withTransaction(ctx.pool, async (tx) => {
+      const { rows } = await tx.query<{ was: string | null; claimed: boolean }>(
+        `WITH claimed AS (
+           UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
+           WHERE backfill_id = $1 AND window_start = $2 AND state NOT IN ('done', 'cancelled')
+           RETURNING 1
+         )
+         SELECT (SELECT state FROM aggjobs.backfill_windows WHERE backfill_id = $1 AND window_start = $2) AS was,
+                EXISTS (SELECT FROM claimed) AS claimed`,
+        [args.backfill_id, args.window_start, ctx.runId],
+      );
+      if (rows[0]?.claimed === true) await ctx.runs.startParent(ctx.runId, tx);
+      return rows[0];
+    });
     if (claim?.claimed !== true) {
       const was = claim?.was ?? null;
       if (was === null) return { skipped: 'no such window' };

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Settings } from '../config/index.ts';
-import type { Pool } from '../db/index.ts';
+import type { Pool, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 /** The two queues of the seed: rollups and backfills on one, upkeep on the other. */
@@ -26,7 +26,7 @@ export interface BrokerServing {
 }
 
 /**
- * What tasks read and remove of the runtime's tables (aggjobs.task_runs, beat_slots, workers),
+ * What tasks read and change of the runtime's tables (aggjobs.task_runs, beat_slots, workers),
  * through the module that owns them (src/runtime/run-history.ts; tasks sit below the runtime).
  */
 export interface RunHistory {
@@ -36,6 +36,12 @@ export interface RunHistory {
   lastSuccesses(
     tasks: readonly string[],
   ): Promise<{ last: Map<string, Date>; firstRun: Date | null; now: Date }>;
+  /**
+   * A child run (a backfill window) started: its parent, while queued, becomes running, started when
+   * its first child started. The parent's attempts stay 0: they count its own summing-up attempts.
+   * `within`: the caller's transaction, when the start goes with a change of its own.
+   */
+  startParent(childRunId: string, within?: Queryable): Promise<void>;
   /** Per task: failures of the last hour that no later run of the same task and arguments made good. */
   unfixedFailures(): Promise<Array<{ task: string; n: number }>>;
   /**

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { RUNTIME_BUCKETS, runTotals, runtimeHistograms } from '../../src/web/queries/index.ts';
+import { RUNTIME_BUCKETS, runTotals, runtimeHistograms } from '../../src/runtime/index.ts';
 import { createTestDatabase } from '../support/database.ts';
 
 const db = await createTestDatabase();

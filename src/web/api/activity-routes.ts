@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
-import { runSeries, taskSummaries } from '../queries/index.ts';
+import { runSeries, taskSummaries } from '../../runtime/index.ts';
 import { backfillStatusOf, recordedBackfillProgress } from '../../tasks/index.ts';
 import { runJson } from '../services/index.ts';
 import { notFound, parseInput } from './http-error.ts';

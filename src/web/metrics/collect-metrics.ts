@@ -1,12 +1,7 @@
 import { oldestOpenTransaction } from '../../db/index.ts';
+import { runCounts, runTotals, runtimeHistograms, RUNTIME_BUCKETS } from '../../runtime/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
-import {
-  rollupStatuses,
-  runCounts,
-  runTotals,
-  runtimeHistograms,
-  RUNTIME_BUCKETS,
-} from '../queries/index.ts';
+import { rollupStatuses } from '../queries/index.ts';
 import { PrometheusText } from './prometheus-text.ts';
 
 /**

@@ -2,7 +2,8 @@ import { parseInput, runStatsOf, runStatsQuery } from '../api/index.ts';
 import { timeChart } from '../charts/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, html } from '../html/index.ts';
-import { queueLengthSeries, settle } from '../queries/index.ts';
+import { queueLengthSeries } from '../../runtime/index.ts';
+import { settle } from '../queries/index.ts';
 import { card, readFailures } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 

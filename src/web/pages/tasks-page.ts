@@ -2,7 +2,7 @@ import { childCounts, runStates } from '../../runtime/index.ts';
 import { parseInput, runListQuery } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
-import { knownWorkers, searchRuns, settle } from '../queries/index.ts';
+import { searchRuns, settle } from '../queries/index.ts';
 import { runJson } from '../services/index.ts';
 import { readFailures, runsTable } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
@@ -29,7 +29,16 @@ export async function tasksPage(ctx: DashboardContext, req: PageRequest): Promis
       'the runs',
       searchRuns(ctx.pool, { ...query, topLevel: !showChildren }, { limit, offset: (page - 1) * limit }),
     ),
-    settle('the workers', knownWorkers(ctx.pool)),
+    // The filter's workers: the 100 heard from last.
+    settle(
+      'the workers',
+      ctx.control.workers().then((all) =>
+        all
+          .sort((a, b) => b.lastHeartbeat.getTime() - a.lastHeartbeat.getTime())
+          .slice(0, 100)
+          .map((w) => w.name),
+      ),
+    ),
   ]);
   const { runs, hasMore } = runsRead.ok ? runsRead.value : { runs: [], hasMore: false };
   const workers = workersRead.ok ? workersRead.value : [];

@@ -1,12 +1,4 @@
-export { searchRuns, knownWorkers, type RunFilter } from './task-runs.ts';
-export {
-  runSeries,
-  taskSummaries,
-  queueLengthSeries,
-  type RunBucket,
-  type TaskSummary,
-  type QueueLengthPoint,
-} from './run-series.ts';
+export { searchRuns, type RunFilter } from './task-runs.ts';
 export { rollupStatuses, viewStatuses, type RollupStatus, type ViewStatus } from './rollup-status.ts';
 export {
   rollupSeries,
@@ -15,12 +7,5 @@ export {
   knownWorkspaces,
   type SeriesPoint,
 } from './rollup-series.ts';
-export {
-  runtimeHistograms,
-  runCounts,
-  runTotals,
-  RUNTIME_BUCKETS,
-  type RuntimeHistogram,
-} from './metrics-data.ts';
 export { timedPool, DASHBOARD_LOCK_TIMEOUT_MS, DASHBOARD_STATEMENT_TIMEOUT_MS } from './timed-pool.ts';
 export { settle, readTimeoutReason, ReadTimeoutError, type Read } from './read-failure.ts';

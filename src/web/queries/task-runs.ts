@@ -14,11 +14,3 @@ export async function searchRuns(
   const runs = await listRuns(db, { ...rest, before: to, limit: page.limit + 1, offset: page.offset });
   return { runs: runs.slice(0, page.limit), hasMore: runs.length > page.limit };
 }
-
-/** Distinct worker names seen in the run history (for the filter), newest first. */
-export async function knownWorkers(db: Queryable): Promise<string[]> {
-  const { rows } = await db.query<{ name: string }>(
-    'SELECT name FROM aggjobs.workers ORDER BY last_heartbeat DESC LIMIT 100',
-  );
-  return rows.map((r) => r.name);
-}

@@ -1,4 +1,9 @@
-import type { Queryable } from '../../db/index.ts';
+import type { Queryable } from '../db/index.ts';
+
+/*
+ * The run history's figures over time (the dashboard's charts and /metrics): reads of
+ * aggjobs.task_runs and of aggjobs.run_totals, which a trigger on task_runs keeps (migration 000010).
+ */
 
 export interface RunBucket {
   bucket: Date;
@@ -29,16 +34,7 @@ export async function runSeries(
   options: { hours: number; bucketSeconds: number; task: string | undefined },
 ): Promise<RunBucket[]> {
   // $1 hours, $2 bucket width in seconds, $3 task or NULL for all
-  const { rows } = await db.query<{
-    bucket: Date;
-    succeeded: number;
-    failed: number;
-    revoked: number;
-    avg_ms: number | null;
-    p50_ms: number | null;
-    p95_ms: number | null;
-    max_ms: number | null;
-  }>(
+  const { rows } = await db.query<RunBucket>(
     `WITH buckets AS (
        SELECT to_timestamp(b) AS bucket
        FROM generate_series(
@@ -53,54 +49,31 @@ export async function runSeries(
             count(r.state) FILTER (WHERE r.state = 'succeeded')::int AS succeeded,
             count(r.state) FILTER (WHERE r.state IN ('failed', 'timed_out'))::int AS failed,
             count(r.state) FILTER (WHERE r.state = 'revoked')::int AS revoked,
-            avg(r.duration_ms)::float8 AS avg_ms,
-            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_ms)::float8 AS p50_ms,
-            percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_ms)::float8 AS p95_ms,
-            max(r.duration_ms)::float8 AS max_ms
+            avg(r.duration_ms)::float8 AS "avgMs",
+            percentile_cont(0.5) WITHIN GROUP (ORDER BY r.duration_ms)::float8 AS "p50Ms",
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY r.duration_ms)::float8 AS "p95Ms",
+            max(r.duration_ms)::float8 AS "maxMs"
      FROM buckets b LEFT JOIN runs r USING (bucket)
      GROUP BY b.bucket ORDER BY b.bucket`,
     [options.hours, options.bucketSeconds, options.task ?? null],
   );
-  return rows.map((r) => ({
-    bucket: r.bucket,
-    succeeded: r.succeeded,
-    failed: r.failed,
-    revoked: r.revoked,
-    avgMs: r.avg_ms,
-    p50Ms: r.p50_ms,
-    p95Ms: r.p95_ms,
-    maxMs: r.max_ms,
-  }));
+  return rows;
 }
 
 /** Per task over the last `hours`: runs, outcomes, mean and p95 duration. */
 export async function taskSummaries(db: Queryable, hours: number): Promise<TaskSummary[]> {
   // $1 hours
-  const { rows } = await db.query<{
-    task: string;
-    runs: number;
-    succeeded: number;
-    failed: number;
-    avg_ms: number | null;
-    p95_ms: number | null;
-  }>(
+  const { rows } = await db.query<TaskSummary>(
     `SELECT task, count(*)::int AS runs,
             count(*) FILTER (WHERE state = 'succeeded')::int AS succeeded,
             count(*) FILTER (WHERE state IN ('failed', 'timed_out'))::int AS failed,
-            avg(duration_ms)::float8 AS avg_ms,
-            percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::float8 AS p95_ms
+            avg(duration_ms)::float8 AS "avgMs",
+            percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)::float8 AS "p95Ms"
      FROM aggjobs.task_runs WHERE enqueued_at > now() - make_interval(hours => $1)
      GROUP BY task ORDER BY task`,
     [hours],
   );
-  return rows.map((r) => ({
-    task: r.task,
-    runs: r.runs,
-    succeeded: r.succeeded,
-    failed: r.failed,
-    avgMs: r.avg_ms,
-    p95Ms: r.p95_ms,
-  }));
+  return rows;
 }
 
 export interface QueueLengthPoint {
@@ -145,4 +118,49 @@ export async function queueLengthSeries(
     points.set(key, point);
   }
   return [...points.values()];
+}
+
+/** Upper bounds (seconds) of the task runtime histogram: from a health check to a monthly rollup. */
+export const RUNTIME_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14_400] as const;
+
+export interface RuntimeHistogram {
+  task: string;
+  /** Cumulative counts, one per RUNTIME_BUCKETS entry. */
+  buckets: number[];
+  count: number;
+  sumSeconds: number;
+}
+
+/**
+ * The runtime histogram per task, from aggjobs.run_totals (migration 000010): cumulative since the
+ * database was installed, never lowered by cleanup's pruning of the run history.
+ */
+export async function runtimeHistograms(db: Queryable): Promise<RuntimeHistogram[]> {
+  const { rows } = await db.query<RuntimeHistogram>(
+    `SELECT task,
+            (SELECT array_agg(n ORDER BY ord)::float8[] FROM (
+               SELECT ord, sum(x) AS n FROM aggjobs.run_totals t2, unnest(t2.le_counts) WITH ORDINALITY AS z(x, ord)
+               WHERE t2.task = t.task GROUP BY ord) per_bound) AS buckets,
+            sum(timed_runs)::float8 AS count, sum(duration_sum_ms)::float8 / 1000 AS "sumSeconds"
+     FROM aggjobs.run_totals t GROUP BY task ORDER BY task`,
+  );
+  return rows;
+}
+
+export interface TaskStateCount {
+  task: string;
+  state: string;
+  n: number;
+}
+
+/** Finished runs by task and final state, cumulative (aggjobs.run_totals). */
+export async function runTotals(db: Queryable): Promise<TaskStateCount[]> {
+  const sql = 'SELECT task, state, runs::float8 AS n FROM aggjobs.run_totals ORDER BY 1, 2';
+  return (await db.query<TaskStateCount>(sql)).rows;
+}
+
+/** Runs in the run history by task and state (what RUN_HISTORY_DAYS keeps). */
+export async function runCounts(db: Queryable): Promise<TaskStateCount[]> {
+  const sql = 'SELECT task, state, count(*)::int AS n FROM aggjobs.task_runs GROUP BY 1, 2 ORDER BY 1, 2';
+  return (await db.query<TaskStateCount>(sql)).rows;
 }
