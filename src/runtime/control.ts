@@ -305,40 +305,14 @@ export function createControl(runtime: Runtime): Control {
       return result;
     },
     async workers() {
-      const { rows } = await pool.query<{
-        name: string;
-        host: string;
-        pid: number;
-        queues: string[];
-        concurrency: number;
-        active: number;
-        processed: number;
-        failed: number;
-        recycled: number;
-        rss_bytes: number | null;
-        started_at: Date;
-        last_heartbeat: Date;
-        online: boolean;
-      }>(
-        `SELECT *, stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) AS online
+      const { rows } = await pool.query<WorkerInfo>(
+        `SELECT name, host, pid, queues, concurrency, active, processed, failed, recycled,
+                rss_bytes AS "rssBytes", started_at AS "startedAt", last_heartbeat AS "lastHeartbeat",
+                stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) AS online
          FROM aggjobs.workers ORDER BY online DESC, name`,
         [ONLINE_SECONDS],
       );
-      return rows.map((r) => ({
-        name: r.name,
-        host: r.host,
-        pid: r.pid,
-        queues: r.queues,
-        concurrency: r.concurrency,
-        active: r.active,
-        processed: r.processed,
-        failed: r.failed,
-        recycled: r.recycled,
-        rssBytes: r.rss_bytes,
-        startedAt: r.started_at,
-        lastHeartbeat: r.last_heartbeat,
-        online: r.online,
-      }));
+      return rows;
     },
     schedules: () => listSchedules(pool, runtime.tasks, runtime.settings, runtime.now()),
     async beat() {

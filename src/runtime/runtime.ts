@@ -142,17 +142,20 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const runId = enqueueOptions.runId ?? randomUUID();
       const delay = enqueueOptions.countdown === undefined ? {} : { delay: enqueueOptions.countdown * 1000 };
       try {
-        if (task.expand !== undefined) {
-          const children = await task.expand({ pool, settings }, args);
-          await recordQueued(pool, {
-            id: runId,
-            task: task.name,
-            args,
-            queue: task.queue,
-            parentId: enqueueOptions.parentId,
-            retryOf: enqueueOptions.retryOf,
-            delaySeconds: enqueueOptions.countdown,
-          });
+        // Expanded first: an expansion that refuses its arguments leaves nothing written.
+        const children = task.expand === undefined ? undefined : await task.expand({ pool, settings }, args);
+        await recordQueued(pool, {
+          id: runId,
+          task: task.name,
+          args,
+          queue: task.queue,
+          parentId: enqueueOptions.parentId,
+          retryOf: enqueueOptions.retryOf,
+          delaySeconds: enqueueOptions.countdown,
+        });
+        if (children === undefined) {
+          await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions, ...delay, jobId: runId });
+        } else {
           const childJobs = [];
           for (const child of children) {
             const childTask = findTask(tasks, child.task);
@@ -178,17 +181,6 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
             opts: { ...jobOptions, ...delay, jobId: runId },
             children: childJobs,
           });
-        } else {
-          await recordQueued(pool, {
-            id: runId,
-            task: task.name,
-            args,
-            queue: task.queue,
-            parentId: enqueueOptions.parentId,
-            retryOf: enqueueOptions.retryOf,
-            delaySeconds: enqueueOptions.countdown,
-          });
-          await broker.queue(task.queue).add(task.name, { args }, { ...jobOptions, ...delay, jobId: runId });
         }
       } catch (error) {
         await recordEnqueueFailure(
