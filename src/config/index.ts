@@ -1,5 +1,12 @@
 export { ConfigError } from './config.error.ts';
-export { parseSettings, isValidTimeZone, type Settings, type AppEnv, type LogLevel } from './settings.ts';
+export {
+  parseSettings,
+  isValidTimeZone,
+  type Settings,
+  type AppEnv,
+  type LogLevel,
+  type SourcePartitions,
+} from './settings.ts';
 export { loadSettings } from './load-settings.ts';
 export { parseRedisTarget, redisUrlForms, type RedisNode, type RedisTarget } from './redis-target.ts';
 export { redact } from './redact.ts';

@@ -6,6 +6,7 @@ import { redact } from './redact.ts';
 export type AppEnv = 'development' | 'staging' | 'production';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 export type LogFormat = 'pretty' | 'json';
+export type SourcePartitions = 'none' | 'day' | 'week';
 
 /** Everything aggjobs reads from its environment, validated once and frozen. */
 export interface Settings {
@@ -46,6 +47,12 @@ export interface Settings {
    * has partitions (created by `aggjobs migrate` and by cleanup_old_data).
    */
   readonly partitionLeadDays: number;
+  /**
+   * `SOURCE_PARTITIONS`: how `aggjobs migrate` creates the source tables that retention cleans when
+   * they do not exist yet: `none` (plain tables), `day` or `week` (range-partitioned by their time
+   * column). It never converts a table that exists (src/rollups/partitioned-sources.ts).
+   */
+  readonly sourcePartitions: SourcePartitions;
   /** Redis key prefix of every BullMQ key; a `{hash tag}` keeps one queue's keys in one Redis Cluster slot. */
   readonly brokerKeyPrefix: string;
   /** Seconds a task result is kept in CELERY_RESULT_BACKEND (Celery's `result_expires`). */
@@ -231,6 +238,7 @@ export function parseSettings(env: Env): Settings {
     lockTimeoutMs: read(env, 'ROLLUP_LOCK_TIMEOUT_MS', int(10, 3_600_000), 30_000),
     cleanupBatchSize: read(env, 'CLEANUP_BATCH_SIZE', int(1, 10_000_000), 10_000),
     partitionLeadDays: read(env, 'PARTITION_LEAD_DAYS', int(2, 366), 7),
+    sourcePartitions: read(env, 'SOURCE_PARTITIONS', oneOf(['none', 'day', 'week']), 'none'),
     brokerKeyPrefix: read(env, 'BROKER_KEY_PREFIX', text) ?? '{aggjobs}',
     resultExpiresSeconds: read(env, 'CELERY_RESULT_EXPIRES', int(1, 31_536_000), 86_400),
     runHistoryDays: read(env, 'RUN_HISTORY_DAYS', int(1, 36500), 30),

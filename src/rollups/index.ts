@@ -40,6 +40,7 @@ export {
   type TimePartitionedTable,
   type TimePartition,
 } from './partitions.ts';
+export { createPartitionedSources, type CreatedSources } from './partitioned-sources.ts';
 export {
   definitionFingerprint,
   canonicalDefinition,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextPartitionBounds, partitionName } from './partitions.ts';
+import { nextPartitionBounds, partitionName } from './partition-bounds.ts';
 
 const at = (iso: string): Date => new Date(iso);
 

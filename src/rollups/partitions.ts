@@ -8,6 +8,7 @@
  * a day, a week, a calendar month, or any fixed width) from the newest upper bound.
  */
 import type { Pool, PoolClient, Queryable } from '../db/index.ts';
+import { nextPartitionBounds, partitionName } from './partition-bounds.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
 export interface TimePartition {
@@ -92,35 +93,6 @@ export function coveredUntil(info: TimePartitionedTable): Date | null | undefine
 
 const DAY_MS = 86_400_000;
 
-function addUtcMonths(t: Date, months: number): Date {
-  const d = new Date(t);
-  d.setUTCMonth(d.getUTCMonth() + months);
-  return d;
-}
-
-/** The next partition after `last`, of the same width (calendar months stay months). */
-export function nextPartitionBounds(last: { from: Date; to: Date }): { from: Date; to: Date } {
-  const from = last.to;
-  const monthly = addUtcMonths(last.from, 1).getTime() === last.to.getTime() && last.from.getUTCDate() === 1;
-  return {
-    from,
-    to: monthly
-      ? addUtcMonths(from, 1)
-      : new Date(from.getTime() + (last.to.getTime() - last.from.getTime())),
-  };
-}
-
-/** `<table>_p<yyyymmdd>` (and `_<hhmm>` for a partition that does not start at a UTC midnight). */
-export function partitionName(table: string, from: Date): string {
-  const bare = table.split('.')[1] ?? table;
-  const iso = from.toISOString();
-  const day = iso.slice(0, 10).replaceAll('-', '');
-  const time = iso.slice(11, 16).replace(':', '');
-  const suffix = `_p${day}${time === '0000' ? '' : `_${time}`}`;
-  // PostgreSQL cuts names at 63 bytes: the table's part is shortened, never the date.
-  return `${bare.slice(0, 63 - suffix.length)}${suffix}`;
-}
-
 /** Each DDL statement of partition maintenance waits this long for its lock, then retries. */
 export interface DdlLimits {
   lockTimeoutMs: number;
@@ -173,6 +145,52 @@ async function onSession<T>(
   }
 }
 
+/**
+ * Creates partition `name` (in the table's schema) of `table` over [from, to) (null: MINVALUE /
+ * MAXVALUE) as a plain table `LIKE` the parent, then attaches it: `ATTACH PARTITION` takes SHARE
+ * UPDATE EXCLUSIVE on the parent, which writers do not wait for (`CREATE TABLE … PARTITION OF`
+ * would take ACCESS EXCLUSIVE); the parent's indexes and row triggers are cloned onto it, and the
+ * change-capture statement triggers added (migration 000012). One transaction, retried on a lock
+ * timeout.
+ */
+export async function attachNewPartition(
+  pool: Pool,
+  table: string,
+  name: string,
+  bounds: { from: Date | null; to: Date | null },
+  options: { limits: DdlLimits; signal?: AbortSignal },
+): Promise<void> {
+  const schema = table.split('.')[0] ?? 'public';
+  const partition = `${ident(schema)}.${ident(name)}`;
+  await withRetries(
+    options.limits,
+    `creating partition ${schema}.${name} of ${table}`,
+    () =>
+      onSession(pool, options.limits.lockTimeoutMs, async (client) => {
+        await client.query('BEGIN');
+        try {
+          await client.query(
+            `CREATE TABLE ${partition} (LIKE ${qualified(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE)`,
+          );
+          // $1 table, $2 partition, $3 from, $4 to (null: MINVALUE / MAXVALUE), rendered as
+          // literals by format() (ATTACH takes no parameters).
+          const { rows } = await client.query<{ sql: string }>(
+            `SELECT format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%s) TO (%s)', $1::text, $2::text,
+                           coalesce(quote_literal($3::timestamptz), 'MINVALUE'), coalesce(quote_literal($4::timestamptz), 'MAXVALUE')) AS sql`,
+            [qualified(table), partition, bounds.from, bounds.to],
+          );
+          await client.query(rows[0]?.sql ?? '');
+          await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [table]);
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+      }),
+    options.signal,
+  );
+}
+
 export interface EnsuredPartitions {
   table: string;
   created: string[];
@@ -183,11 +201,8 @@ export interface EnsuredPartitions {
 /**
  * Creates the partitions each time-partitioned table lacks up to `now + leadDays`, continuing its
  * newest partition's width from its newest upper bound (or one UTC day a partition from today's UTC
- * midnight when it has none). Each partition is created as a plain table `LIKE` the parent and
- * then attached: `ATTACH PARTITION` takes SHARE UPDATE EXCLUSIVE on the parent, which writers do
- * not wait for (`CREATE TABLE … PARTITION OF` would take ACCESS EXCLUSIVE); the parent's indexes and
- * row triggers are cloned onto it. Tables not partitioned by a time range are skipped; a table with
- * a MAXVALUE or DEFAULT partition needs none.
+ * midnight when it has none), each by `attachNewPartition`. Tables not partitioned by a time range
+ * are skipped; a table with a MAXVALUE or DEFAULT partition needs none.
  */
 export async function ensureFuturePartitions(
   pool: Pool,
@@ -233,34 +248,7 @@ export async function ensureFuturePartitions(
     while (end.getTime() < horizon.getTime()) {
       const next = nextPartitionBounds(last);
       const name = partitionName(table, next.from);
-      const partition = `${ident(schema)}.${ident(name)}`;
-      await withRetries(
-        limits,
-        `creating partition ${schema}.${name} of ${table}`,
-        () =>
-          onSession(pool, limits.lockTimeoutMs, async (client) => {
-            await client.query('BEGIN');
-            try {
-              await client.query(
-                `CREATE TABLE ${partition} (LIKE ${qualified(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED INCLUDING STORAGE)`,
-              );
-              // $1 from, $2 to: rendered as literals by format() (ATTACH takes no parameters).
-              const { rows } = await client.query<{ sql: string }>(
-                `SELECT format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)', $1::text, $2::text, $3::timestamptz, $4::timestamptz) AS sql`,
-                [qualified(table), partition, next.from, next.to],
-              );
-              await client.query(rows[0]?.sql ?? '');
-              // The change-capture statement triggers on the new partition, for statements that
-              // name it (migration 000012); the parent's row trigger and indexes came with ATTACH.
-              await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [table]);
-              await client.query('COMMIT');
-            } catch (error) {
-              await client.query('ROLLBACK').catch(() => undefined);
-              throw error;
-            }
-          }),
-        options.signal,
-      );
+      await attachNewPartition(pool, table, name, next, { limits, signal: options.signal });
       created.push(`${schema}.${name}`);
       last = next;
       end = next.to;

@@ -11,7 +11,9 @@ import type { Pool } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import { citusInstalled } from './citus-install.ts';
 import type { RollupDefinition } from './definition.ts';
+import { olderRowsPartitionName } from './partition-bounds.ts';
 import {
+  attachNewPartition,
   defaultDdlLimits,
   detachAndDrop,
   expiredPartitions,
@@ -180,14 +182,26 @@ export async function cleanupOldData(
       // every snapshot, so such a refresh would recompute a bucket from rows it no longer sees.
       await moveWatermark(source.table, expired.watermark);
       await waitForRefreshes(rollups.filter((r) => r.source === source.table).map((r) => r.name));
+      const limits = policy.partitionDdl ?? defaultDdlLimits;
       const result: DroppedPartitions = {
         table: source.table,
         watermark: expired.watermark.toISOString(),
         dropped: await detachAndDrop(pool, source.table, expired.partitions, {
-          limits: policy.partitionDdl ?? defaultDdlLimits,
+          limits,
           signal: options.signal,
         }),
       };
+      // A layout with a MINVALUE partition (SOURCE_PARTITIONS makes one) keeps one, below the
+      // oldest partition kept: a late row older than the retention still has somewhere to go (it is
+      // before the watermark, so no rollup reads it, and the next cleanup drops it).
+      if (expired.partitions.some((p) => p.from === null))
+        await attachNewPartition(
+          pool,
+          source.table,
+          olderRowsPartitionName(source.table),
+          { from: null, to: expired.watermark },
+          { limits, signal: options.signal },
+        );
       partitions[source.table] = { watermark: result.watermark, dropped: result.dropped };
       options.onProgress?.(source.table, 0);
       continue;

@@ -60,10 +60,13 @@ export function partitionedSourcesSql(
 
 /**
  * A new database whose source tables the "application" created partitioned (`sql`, before
- * aggjobs), then `aggjobs migrate` (prepareDatabase) on it, as a user would run it. Dropped after
- * the file's tests.
+ * aggjobs; may be empty), then `aggjobs migrate` (prepareDatabase) on it with the settings of `env`,
+ * as a user would run it (`migrate: false`: not run). Dropped after the file's tests.
  */
-export async function createPartitionedTestDatabase(sql: string): Promise<TestDatabase> {
+export async function createPartitionedTestDatabase(
+  sql: string,
+  options: { env?: Record<string, string>; migrate?: boolean } = {},
+): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   const template = inject('pgTemplate');
   const name = `aggjobs_t_${template.slice('aggjobs_tpl_'.length)}_${randomBytes(4).toString('hex')}`;
@@ -85,7 +88,7 @@ export async function createPartitionedTestDatabase(sql: string): Promise<TestDa
     await drop.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await drop.end();
   });
-  await pool.query(sql);
-  await prepareDatabase(pool, parseSettings({}));
+  if (sql !== '') await pool.query(sql);
+  if (options.migrate !== false) await prepareDatabase(pool, parseSettings(options.env ?? {}));
   return { url, pool, name };
 }

@@ -11,6 +11,7 @@ import { assertPortFree } from '../port-check.ts';
 import { UsageError } from '../usage.error.ts';
 import { createProgressBar } from '../progress-bar.ts';
 import { addWorkerFlags, checkLogLevel, workerOptionsFrom, type WorkerFlags } from './worker.ts';
+import { preparedLines } from './migrate.ts';
 
 /** The rollup tasks run once at start, so the tables fill at once (a never-run rollup recomputes all). */
 const warmUp = [
@@ -89,12 +90,10 @@ export function startCommand(options: StartCommandOptions = {}): Command {
             assertCredentialsForEnv(settings);
             await assertPortFree(port, listen.host);
           }
-          const { applied } = await prepareDatabase(db.pool, settings, {
+          const prepared = await prepareDatabase(db.pool, settings, {
             onApply: (m) => logger.info(`applying migration ${m.version} ${m.name}`),
           });
-          logger.info(
-            applied.length === 0 ? 'database is up to date' : `applied ${applied.length} migration(s)`,
-          );
+          for (const line of preparedLines(prepared, settings)) logger.info(line);
 
           const wantDemo = flags.demo ?? db.embedded !== undefined;
           if (wantDemo && !(await isDemoSeeded(db.pool))) {
