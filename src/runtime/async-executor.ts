@@ -99,10 +99,6 @@ export class AsyncExecutor {
     return idle.length;
   }
 
-  async killSessions(runId: string, attempt?: number): Promise<number> {
-    return await terminateRunSessions(this.options.pool, runId, attempt);
-  }
-
   run(
     request: Extract<ToThread, { type: 'run' }>,
     limits: { softMs: number; hardMs: number },
@@ -141,7 +137,7 @@ export class AsyncExecutor {
           // pool is then closed (releasePool), so the abandoned task cannot take another session.
           // A terminate that fails (the database unreachable) must not leave the run unsettled nor
           // reject unhandled: the run ends killed; a later takeover kills its sessions by name.
-          await this.killSessions(request.runId, request.attempt).catch(() => 0);
+          await terminateRunSessions(this.options.pool, request.runId, request.attempt).catch(() => 0);
           finish({ kind: 'killed', reason, softLimitHit }, false);
         })();
       };
