@@ -22,14 +22,13 @@ export {
   finalStates,
   retryableStates,
   runStates,
-  toRecord as runFromRow,
   type RunRow,
   type RunRecord,
   type RunState,
   type RunQuery,
 } from './run-log.ts';
 export { listSchedules, nextRunTimes, schedulesOf, slotRunId, type ScheduleInfo } from './schedules.ts';
-export { parseCron, nextSlot, latestSlot, slotsBetween, CronSyntaxError, type Cron } from './cron.ts';
+export { parseCron, nextSlot, latestSlot, slotsBetween, type Cron } from './cron.ts';
 export { runEagerly } from './eager.ts';
 export { runHistory } from './run-history.ts';
 export {

@@ -41,7 +41,7 @@ export function backfillId(args: BackfillArgs, zone: string): string {
   return `${args.granularity} ${start} ${end}`;
 }
 
-export function backfillWindows(args: BackfillArgs, zone: string): TimeWindow[] {
+function backfillWindows(args: BackfillArgs, zone: string): TimeWindow[] {
   const start = parseIsoInZone(args.start_date, zone);
   const end = parseIsoInZone(args.end_date, zone);
   if (start === undefined || end === undefined) return [];

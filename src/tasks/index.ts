@@ -34,7 +34,6 @@ export {
 } from './health-check.ts';
 export {
   backfillId,
-  backfillWindows,
   backfillProgress,
   cancelBackfill,
   backfillStatusOf,

@@ -24,7 +24,7 @@ export function defaultRange(def: RollupDefinition, now: Date): { from: Date; to
   return { from: new Date(now.getTime() - span), to: new Date(now.getTime() + 60_000) };
 }
 
-export function findRollup(ctx: DashboardContext, table: string): RollupDefinition {
+function findRollup(ctx: DashboardContext, table: string): RollupDefinition {
   const def = ctx.rollups.find((r) => r.name === table || `analytics.${r.name}` === table);
   if (def === undefined) throw notFound(`rollup table ${table}`);
   return def;

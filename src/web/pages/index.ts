@@ -1,4 +1,4 @@
-export { layout, navBar, navItems, pageHead } from './layout.ts';
+export { layout, navBar, pageHead } from './layout.ts';
 export { overviewPage } from './overview-page.ts';
 export { tasksPage } from './tasks-page.ts';
 export { taskPage } from './task-page.ts';

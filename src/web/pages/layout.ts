@@ -1,6 +1,6 @@
 import { html, type SafeHtml } from '../html/index.ts';
 
-export const navItems = [
+const navItems = [
   { href: '/', label: 'Overview' },
   { href: '/tasks', label: 'Tasks' },
   { href: '/workers', label: 'Workers' },

@@ -8,4 +8,4 @@ export {
   type SeriesPoint,
 } from './rollup-series.ts';
 export { timedPool, DASHBOARD_LOCK_TIMEOUT_MS, DASHBOARD_STATEMENT_TIMEOUT_MS } from './timed-pool.ts';
-export { settle, readTimeoutReason, ReadTimeoutError, type Read } from './read-failure.ts';
+export { settle, readTimeoutReason, type Read } from './read-failure.ts';

@@ -5,7 +5,7 @@ const LOCK_NOT_AVAILABLE = '55P03';
 const QUERY_CANCELED = '57014';
 
 /** A read the dashboard gave up on: the reason, said for an operator. */
-export class ReadTimeoutError extends Error {
+class ReadTimeoutError extends Error {
   override readonly name = 'ReadTimeoutError';
 }
 
