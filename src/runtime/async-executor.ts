@@ -13,7 +13,7 @@ import { RunSessionPool } from './run-session-pool.ts';
 import { terminateRunSessions } from './run-sessions.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
 import type { RunHandle, ThreadOutcome } from './thread-pool.ts';
-import { runApplicationName, type ThreadInit, type ToThread } from './thread-protocol.ts';
+import type { ThreadInit, ToThread } from './thread-protocol.ts';
 
 /**
  * Runs tasks in the worker's own event loop (Celery's `--pool` choice: `async` against `threads`).
@@ -106,7 +106,7 @@ export class AsyncExecutor {
   ): Promise<ThreadOutcome> {
     const { init, broker } = this.options;
     const pool = this.takePool();
-    pool.nameSessions(runApplicationName(request.runId, request.attempt));
+    pool.serveRun({ runId: request.runId, attempt: request.attempt });
     const controller = new AbortController();
     const lines: LogLine[] = [];
     this.runLines.set(request.runId, lines);

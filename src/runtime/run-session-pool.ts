@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { aggjobsTypes } from '../db/index.ts';
+import { runApplicationName } from './thread-protocol.ts';
 
 /** The application_name of a task thread's sessions between runs (and after a `RESET ALL`). */
 export const idleSessionName = 'aggjobs task thread';
@@ -17,9 +18,19 @@ export const idleSessionName = 'aggjobs task thread';
  * at once. Sessions open under the neutral `idleSessionName`: a `RESET ALL` or `DISCARD ALL` in a
  * task gives a session back that name, never another run's. A session that served an earlier run is
  * reset when the next run first takes it: no run inherits another's session state.
+ *
+ * And a run that is no longer its attempt's (taken over by another worker after this one stalled,
+ * or settled by the reaper) gets no session it has not named yet: the round trip that names a
+ * session also reads, after the name is visible, whether `aggjobs.task_runs` still has this attempt
+ * running. A takeover commits the new attempt, then kills the sessions named for the run: a session
+ * named before that commit is killed, one named after it sees the new attempt and is refused. So a
+ * stalled worker that wakes up cannot commit its attempt's work on a session opened after the
+ * takeover (its other sessions were killed).
  */
 export class RunSessionPool extends pg.Pool {
   #session = idleSessionName;
+  /** The attempt whose sessions the pool serves now (undefined between runs). */
+  #run: { runId: string; attempt: number } | undefined;
   /** Set when the run using this pool is killed: no checkout serves it from then on. */
   #refused: Error | undefined;
   /** The application_name each session was last given. */
@@ -42,9 +53,10 @@ export class RunSessionPool extends pg.Pool {
     });
   }
 
-  /** Names the sessions of every checkout from now on: the application_name of a run's attempt. */
-  nameSessions(applicationName: string): void {
-    this.#session = applicationName;
+  /** Every checkout from now on serves this attempt of a run, named for it (runApplicationName). */
+  serveRun(run: { runId: string; attempt: number }): void {
+    this.#run = run;
+    this.#session = runApplicationName(run.runId, run.attempt);
   }
 
   /**
@@ -104,23 +116,40 @@ export class RunSessionPool extends pg.Pool {
       refuse();
       const previous = this.#names.get(client);
       if (previous === session) return client;
+      let owned = true;
       try {
-        if (previous === undefined) {
-          await client.query(`SELECT set_config('application_name', $1, false)`, [session]);
-        } else {
-          // A session that served another run: what that run left in it (settings, a role, session
-          // advisory locks, temporary tables, open cursors, LISTENs) goes first, in the same round
-          // trip as the name. Not DEALLOCATE: pg keeps its own record of prepared statements.
-          await client.query(
-            `RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;
-             SELECT set_config('application_name', ${client.escapeLiteral(session)}, false)`,
-          );
-        }
+        // The name first, then (same round trip, later statement) whether the attempt is still running.
+        const name = `SELECT set_config('application_name', ${client.escapeLiteral(session)}, false)`;
+        const run = this.#run;
+        const fence =
+          run === undefined
+            ? ''
+            : `; SELECT EXISTS (SELECT FROM aggjobs.task_runs WHERE id = ${client.escapeLiteral(run.runId)}
+                 AND attempts = ${Number(run.attempt)} AND state = 'running') AS owned`;
+        // A session that served another run: what that run left in it (settings, a role, session
+        // advisory locks, temporary tables, open cursors, LISTENs) goes first, in the same round
+        // trip as the name. Not DEALLOCATE: pg keeps its own record of prepared statements.
+        const reset =
+          previous === undefined
+            ? ''
+            : 'RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; ';
+        const results = (await client.query(`${reset}${name}${fence}`)) as unknown as
+          pg.QueryResult | pg.QueryResult[];
+        const last = Array.isArray(results) ? results.at(-1) : results;
+        if (run !== undefined) owned = (last?.rows[0] as { owned?: boolean } | undefined)?.owned === true;
       } catch (error) {
         // A session whose name is unknown must not serve the run: it is closed.
         client.release(error instanceof Error ? error : new Error(String(error)));
         if (previous !== undefined && tries < (this.options.max ?? 10)) continue;
         throw error;
+      }
+      if (!owned) {
+        // The session is sound: back to the pool, not recorded as named for the run, so that every
+        // later checkout for this attempt asks again.
+        client.release();
+        throw new Error(
+          `run ${this.#run?.runId} attempt ${this.#run?.attempt} is no longer this worker's (another worker took it over, or it was settled): it gets no database session`,
+        );
       }
       this.#names.set(client, session);
       refuse();

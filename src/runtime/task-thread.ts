@@ -22,7 +22,7 @@ import {
 import { toErrorInfo } from './errors.ts';
 import { RunSessionPool } from './run-session-pool.ts';
 import { executeTask, type ExecutionOutcome } from './task-executor.ts';
-import { runApplicationName, type FromThread, type ThreadInit, type ToThread } from './thread-protocol.ts';
+import type { FromThread, ThreadInit, ToThread } from './thread-protocol.ts';
 
 const init = workerData as ThreadInit;
 const port = parentPort;
@@ -84,7 +84,7 @@ port.on('message', (message: ToThread) => {
   runLines = [];
   void (async () => {
     const pool = (runPool ??= new RunSessionPool({ connectionString: init.databaseUrl, max: 4 }));
-    pool.nameSessions(runApplicationName(message.runId, message.attempt));
+    pool.serveRun({ runId: message.runId, attempt: message.attempt });
     try {
       let outcome: ExecutionOutcome;
       try {

@@ -3,7 +3,7 @@
  * in a task thread — a soft limit fires the signal, a hard limit ends the run at once and kills its
  * sessions, so a statement stuck in PostgreSQL does not outlive it.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/index.ts';
 import { TaskThreadPool, type RunHandle } from '../../src/runtime/thread-pool.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -26,6 +26,15 @@ const pool = new TaskThreadPool({
 });
 afterAll(async () => {
   await pool.close();
+});
+// Each run's row as its worker's claim leaves it (attempt 1 running): a run's sessions are given
+// only to the attempt that owns it (run-session-pool.ts).
+beforeAll(async () => {
+  await db.pool.query(
+    `INSERT INTO aggjobs.task_runs (id, task, state, queue, attempts)
+     SELECT id, 'test_sleep', 'running', 'maintenance', 1 FROM unnest($1::text[]) AS id`,
+    [['a-ok', 'a-lines-1', 'a-lines-2', 'a-lines-3', 'a-soft', 'a-hard', 'a-restart', 'a-other', 'a-victim']],
+  );
 });
 
 const run = (task: string, args: Record<string, unknown>, runId: string) => ({

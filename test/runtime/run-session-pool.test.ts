@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idleSessionName, RunSessionPool } from '../../src/runtime/run-session-pool.ts';
 import { terminateRunSessions } from '../../src/runtime/run-sessions.ts';
-import { runApplicationName } from '../../src/runtime/thread-protocol.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 const db: TestDatabase = await createTestDatabase();
@@ -18,9 +17,29 @@ const nameOf = async (q: Pick<RunSessionPool, 'query'>): Promise<{ name: string;
   return rows[0] ?? { name: '', pid: 0 };
 };
 
+/** The run's row as its worker's claim leaves it: `attempt` running. */
+async function running(runId: string, attempt: number): Promise<void> {
+  await db.pool.query(
+    `INSERT INTO aggjobs.task_runs (id, task, state, queue, attempts) VALUES ($1, 'test_sleep', 'running', 'maintenance', $2)
+     ON CONFLICT (id) DO UPDATE SET state = 'running', attempts = EXCLUDED.attempts`,
+    [runId, attempt],
+  );
+}
+
 describe('RunSessionPool', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     pool = new RunSessionPool({ connectionString: db.url, max: 2 });
+    for (const [id, attempt] of [
+      ['run-leaky', 1],
+      ['run-next', 1],
+      ['run-a', 1],
+      ['run-b', 2],
+      ['run-c', 1],
+      ['run-d', 1],
+      ['run-k', 1],
+      ['run-e', 1],
+    ] as const)
+      await running(id, attempt);
   });
   afterAll(async () => {
     await pool.end();
@@ -29,7 +48,7 @@ describe('RunSessionPool', () => {
   it("a session that served an earlier run comes to the next one without that run's state", async () => {
     const single = new RunSessionPool({ connectionString: db.url, max: 1 });
     try {
-      single.nameSessions(runApplicationName('run-leaky', 1));
+      single.serveRun({ runId: 'run-leaky', attempt: 1 });
       const leaky = await single.connect();
       const { rows: before } = await leaky.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       await leaky.query(`SET statement_timeout = '1234ms'`);
@@ -37,7 +56,7 @@ describe('RunSessionPool', () => {
       await leaky.query('CREATE TEMP TABLE leaked (x int)');
       leaky.release();
 
-      single.nameSessions(runApplicationName('run-next', 1));
+      single.serveRun({ runId: 'run-next', attempt: 1 });
       const next = await single.connect();
       try {
         const { rows } = await next.query<{
@@ -67,11 +86,11 @@ describe('RunSessionPool', () => {
   });
 
   it('names a reused session for each run that checks it out, through query() and connect()', async () => {
-    pool.nameSessions(runApplicationName('run-a', 1));
+    pool.serveRun({ runId: 'run-a', attempt: 1 });
     const first = await nameOf(pool);
     expect(first.name).toBe('aggjobs run run-a #1');
 
-    pool.nameSessions(runApplicationName('run-b', 2));
+    pool.serveRun({ runId: 'run-b', attempt: 2 });
     const client = await pool.connect();
     try {
       const second = await nameOf(client);
@@ -84,7 +103,7 @@ describe('RunSessionPool', () => {
   });
 
   it("a kill finds the attempt's sessions, checked out or idle, and no other run's", async () => {
-    pool.nameSessions(runApplicationName('run-c', 1));
+    pool.serveRun({ runId: 'run-c', attempt: 1 });
     const held = await pool.connect();
     const busy = held.query('SELECT pg_sleep(30)').catch((error: unknown) => error);
     const other = await nameOf(pool); // the pool's second session, named for run-c too
@@ -94,7 +113,7 @@ describe('RunSessionPool', () => {
     expect(await busy).toBeInstanceOf(Error);
     held.release(new Error('killed'));
     // The pool replaces the dead sessions: the next run gets working ones, named for it.
-    pool.nameSessions(runApplicationName('run-d', 1));
+    pool.serveRun({ runId: 'run-d', attempt: 1 });
     expect((await nameOf(pool)).name).toBe('aggjobs run run-d #1');
   });
 
@@ -103,7 +122,7 @@ describe('RunSessionPool', () => {
     // the kill comes (the hard limit's order: refuse checkouts, then terminate by name).
     const killed = new RunSessionPool({ connectionString: db.url, max: 2 });
     try {
-      killed.nameSessions(runApplicationName('run-k', 1));
+      killed.serveRun({ runId: 'run-k', attempt: 1 });
       const stuck = killed.query('SELECT pg_sleep(30)').then(
         () => 'the statement ran',
         (error: unknown) => error,
@@ -125,13 +144,55 @@ describe('RunSessionPool', () => {
   });
 
   it('a session reset by the task falls back to the neutral name, never to another run', async () => {
-    pool.nameSessions(runApplicationName('run-e', 1));
+    pool.serveRun({ runId: 'run-e', attempt: 1 });
     const client = await pool.connect();
     try {
       await client.query('RESET ALL');
       expect((await nameOf(client)).name).toBe(idleSessionName);
     } finally {
       client.release();
+    }
+  });
+
+  it('a run taken over (or settled) gets no session it has not named yet: nothing it sends runs', async () => {
+    // A stalled worker's view: it serves attempt 1 of run-t; meanwhile another worker claimed
+    // attempt 2 and killed attempt 1's sessions. When the stalled one wakes up and its task opens a
+    // session, the session is refused before the task can send anything on it.
+    await running('run-t', 1);
+    const stale = new RunSessionPool({ connectionString: db.url, max: 2 });
+    try {
+      stale.serveRun({ runId: 'run-t', attempt: 1 });
+      expect((await nameOf(stale)).name).toBe('aggjobs run run-t #1'); // while it owns the attempt
+      await running('run-t', 2); // the takeover's claim
+      expect(await terminateRunSessions(db.pool, 'run-t')).toBe(1); // and its kill
+      await db.pool.query('CREATE TABLE public.stale_writes (x int)');
+      await expect(stale.query('INSERT INTO public.stale_writes VALUES (1)')).rejects.toThrow(
+        /^(run run-t attempt 1 is no longer this worker's \(another worker took it over, or it was settled\): it gets no database session|terminating connection due to administrator command|Connection terminated unexpectedly)$/,
+      );
+      // Whichever error the first statement met (the killed session, or the fence), from here on
+      // every checkout is a fresh session, and the fence refuses it.
+      await expect(stale.query('INSERT INTO public.stale_writes VALUES (2)')).rejects.toThrow(
+        "run run-t attempt 1 is no longer this worker's (another worker took it over, or it was settled): it gets no database session",
+      );
+      const { rows } = await db.pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM public.stale_writes',
+      );
+      expect(rows[0]?.n).toBe(0);
+      // The attempt that owns the run now is served.
+      stale.serveRun({ runId: 'run-t', attempt: 2 });
+      await stale.query('INSERT INTO public.stale_writes VALUES (3)');
+      // A run the reaper settled (failed) is refused too.
+      await db.pool.query(`UPDATE aggjobs.task_runs SET state = 'failed' WHERE id = 'run-t'`);
+      const other = new RunSessionPool({ connectionString: db.url, max: 1 });
+      other.serveRun({ runId: 'run-t', attempt: 2 });
+      await expect(other.query('INSERT INTO public.stale_writes VALUES (4)')).rejects.toThrow(
+        /no longer this worker's/,
+      );
+      await other.end();
+      const { rows: after } = await db.pool.query<{ x: number }>('SELECT x FROM public.stale_writes');
+      expect(after).toEqual([{ x: 3 }]);
+    } finally {
+      await stale.end();
     }
   });
 });
