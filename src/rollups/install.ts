@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import { installNodeCapture } from './citus-capture.ts';
 import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citus-install.ts';
+import { withViewRollups } from './citus-view-rollups.ts';
 import type { RollupDefinition } from './definition.ts';
 import { checkCoveringIndexKeys, installCoveringIndexes } from './covering-index.ts';
 import { checkGrain } from './grain.ts';
@@ -114,15 +115,18 @@ async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
  * tables, and a state row per rollup. Idempotent; serialized with the migrator's lock.
  *
  * On a Citus coordinator the sources and rollup tables are distributed by workspace_id, with change
- * capture per node (citus-install.ts, citus-capture.ts).
+ * capture per node (citus-install.ts, citus-capture.ts), and the rollups the materialized views are
+ * read from there are installed beside `definitions` (citus-view-rollups.ts): every install keeps
+ * their change capture's columns.
  */
-export async function installRollups(pool: Pool, definitions: readonly RollupDefinition[]): Promise<void> {
-  definitions.forEach(checkDefinition);
-  checkCoveringIndexKeys(definitions);
-  const names = definitions.map((d) => d.name);
+export async function installRollups(pool: Pool, given: readonly RollupDefinition[]): Promise<void> {
+  given.forEach(checkDefinition);
+  checkCoveringIndexKeys(given);
+  const names = given.map((d) => d.name);
   if (new Set(names).size !== names.length)
     throw new Error(`rollup names must be distinct: ${names.join(', ')}`);
   const citus = await citusInstalled(pool);
+  const definitions = citus ? withViewRollups(given) : given;
   if (citus) definitions.forEach(checkCitusDefinition);
   if (citus) await installNodeCapture(pool);
   await withTransaction(pool, async (client) => {

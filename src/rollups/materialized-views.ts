@@ -1,4 +1,6 @@
 import { releaseClient, type Pool, type Queryable } from '../db/index.ts';
+import { citusInstalled } from './citus-install.ts';
+import { createCitusViews, refreshCitusViews } from './citus-views.ts';
 import { literal } from './sql-identifier.ts';
 
 interface ViewDefinition {
@@ -96,15 +98,24 @@ LEFT JOIN public.workspaces w ON w.id = workspace_id`,
 
 export const materializedViewNames: readonly string[] = views.map((v) => v.name);
 
+/** A view's defining query over the source tables, for time zone `timezone` (the tests' oracle on Citus). */
+export function materializedViewSql(name: string, timezone: string): string {
+  const view = views.find((v) => v.name === name);
+  if (view === undefined) throw new Error(`no materialized view ${JSON.stringify(name)}`);
+  return view.sql(literal(timezone));
+}
+
 /**
  * Creates the seed's materialized views (empty: the first refresh fills them), with the unique
  * indexes that REFRESH … CONCURRENTLY needs. A view built for another time zone is rebuilt.
+ * On a Citus coordinator, views and a table over the view rollups instead (citus-views.ts).
  * Returns the names it created.
  */
 export async function createMaterializedViews(
   db: Queryable,
   options: { timezone: string },
 ): Promise<string[]> {
+  if (await citusInstalled(db)) return createCitusViews(db, options);
   const created: string[] = [];
   for (const view of views) {
     const { rows } = await db.query<{ zone: string | null }>(
@@ -149,12 +160,14 @@ export interface ViewRefreshResult {
 
 /**
  * Refreshes each view whose inputs changed since its last refresh (REFRESH … CONCURRENTLY once
- * populated: readers are never blocked), and reports the others as skipped.
+ * populated: readers are never blocked), and reports the others as skipped. On a Citus coordinator,
+ * the view rollups per node and the hourly table (citus-views.ts).
  */
 export async function refreshMaterializedViews(
   pool: Pool,
   options: ViewRefreshOptions,
 ): Promise<ViewRefreshResult[]> {
+  if (await citusInstalled(pool)) return refreshCitusViews(pool, options);
   const results: ViewRefreshResult[] = [];
   for (const view of views) {
     if (options.signal?.aborted === true) break;
@@ -200,10 +213,8 @@ async function refreshView(
         last: string | null;
         last_snapshot: string | null;
         last_token: string | null;
-        citus: boolean;
       }>(
         `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon, pg_current_snapshot()::text AS snapshot,
-                EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
                 (SELECT snapshot::text FROM aggjobs.view_refreshes WHERE view_name = $1) AS last_snapshot,
                 (SELECT ispopulated FROM pg_matviews WHERE schemaname = 'analytics' AND matviewname = $1) AS populated,
                 (SELECT horizon::text FROM aggjobs.view_refreshes WHERE view_name = $1) AS last,
@@ -225,9 +236,6 @@ async function refreshView(
       else if (state.last === null || state.last_snapshot === null) reason = 'no refresh on record';
       else if (state.last_token !== state.token)
         reason = 'retention ran, the day changed or workspaces changed';
-      // On Citus the inputs' stamps are the nodes' transaction ids, which the coordinator's snapshot
-      // cannot judge (docs/scaling.md): the view is refreshed every time.
-      else if (state.citus) reason = 'on Citus, where changes are captured per node';
       else if (await inputsChanged(client, view.inputs, state.last, state.last_snapshot))
         reason = 'inputs changed';
       if (reason === undefined) {

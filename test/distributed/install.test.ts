@@ -9,13 +9,15 @@ import {
   prepareDatabase,
   type RollupDefinition,
 } from '../../src/rollups/index.ts';
+import { viewRollups } from '../../src/rollups/citus-view-rollups.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
 
 // `aggjobs migrate` against a Citus coordinator: what it distributes, what it adopts, what it refuses.
 
 const run = promisify(execFile);
 const SOURCES = ['public.execution_logs', 'public.user_activity_events', 'public.credit_transactions'];
-const ROLLUPS = builtinRollups.map((d) => `analytics.${d.name}`);
+// With the rollups the materialized views are read from on Citus (src/rollups/citus-views.ts).
+const ROLLUPS = [...builtinRollups, ...viewRollups].map((d) => `analytics.${d.name}`);
 
 async function cli(args: string[], url: string): Promise<{ stdout: string; stderr: string; code: number }> {
   return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
@@ -73,7 +75,7 @@ describe('aggjobs migrate on a Citus coordinator', () => {
       `SELECT count(*)::int AS n, count(*) FILTER (WHERE table_name::text LIKE 'aggjobs.%')::int AS aggjobs
        FROM citus_tables WHERE distribution_column = 'workspace_id' AND citus_table_type = 'distributed'`,
     );
-    expect(rows[0]).toEqual({ n: 11, aggjobs: 0 });
+    expect(rows[0]).toEqual({ n: SOURCES.length + ROLLUPS.length, aggjobs: 0 });
     // The sources' `id` keys were widened to include the distribution column.
     const { rows: keys } = await fresh.pool.query<{ key: string }>(
       `SELECT pg_get_constraintdef(oid) AS key FROM pg_constraint
@@ -102,7 +104,7 @@ describe('aggjobs migrate on a Citus coordinator', () => {
     const before = (await placements(adopting))[0];
     await prepareDatabase(adopting.pool, parseSettings({}));
     const placed = await placements(adopting);
-    expect(placed).toHaveLength(11);
+    expect(placed).toHaveLength(SOURCES.length + ROLLUPS.length);
     expect(new Set(placed.map((p) => p.colocation))).toEqual(new Set([before?.colocation]));
     const { rows } = await adopting.pool.query<{ shards: number }>(
       `SELECT count(*)::int AS shards FROM pg_dist_shard WHERE logicalrelid = 'analytics.execution_metrics_hourly'::regclass`,
