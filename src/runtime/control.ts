@@ -13,7 +13,6 @@ import {
   getRun,
   listRuns,
   revokeQueued,
-  runStats,
   type RunQuery,
   type RunRecord,
   type RunRow,
@@ -146,7 +145,6 @@ export interface Control {
   run(runId: string): Promise<RunRecord | undefined>;
   /** The runs started by retrying this one, newest first. */
   retriesOf(runId: string): Promise<RunRecord[]>;
-  runStats(hours?: number): ReturnType<typeof runStats>;
   backfillProgress(runId: string): Promise<BackfillProgress | undefined>;
   /**
    * Stops a backfill: its windows not done are cancelled, their queued runs revoked and running ones
@@ -336,7 +334,6 @@ export function createControl(runtime: Runtime): Control {
       );
       return rows.map(toRecord);
     },
-    runStats: (hours) => runStats(pool, hours),
     async backfillProgress(runId) {
       const id = await backfillOf(pool, runtime, runId);
       return id === undefined ? undefined : await backfillProgress(pool, id);

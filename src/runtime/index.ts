@@ -18,7 +18,6 @@ export {
   getRun,
   listRuns,
   recentFailures,
-  runStats,
   finalStates,
   retryableStates,
   runStates,

@@ -66,7 +66,7 @@ export function runHistory(db: Queryable): RunHistory {
 
     async queueService(limits) {
       // $1 live seconds, $2 due seconds, $3 stuck seconds
-      const { rows } = await db.query<{ queue: string; due: number; stuck: number; live_workers: number }>(
+      const { rows } = await db.query<{ queue: string; due: number; stuck: number; liveWorkers: number }>(
         `WITH live AS (
            SELECT unnest(queues) AS queue, count(*) AS n FROM aggjobs.workers
            WHERE stopped_at IS NULL AND last_heartbeat > now() - make_interval(secs => $1) GROUP BY 1
@@ -78,11 +78,11 @@ export function runHistory(db: Queryable): RunHistory {
                                      AND lease_expires_at < now() - make_interval(secs => $3)) AS stuck
            FROM aggjobs.task_runs WHERE state IN ('queued', 'retrying', 'running') GROUP BY queue
          )
-         SELECT open.queue, open.due::int AS due, open.stuck::int AS stuck, coalesce(live.n, 0)::int AS live_workers
+         SELECT open.queue, open.due::int AS due, open.stuck::int AS stuck, coalesce(live.n, 0)::int AS "liveWorkers"
          FROM open LEFT JOIN live USING (queue) ORDER BY open.queue`,
         [limits.liveSeconds, limits.dueSeconds, limits.stuckSeconds],
       );
-      return rows.map((r) => ({ queue: r.queue, due: r.due, stuck: r.stuck, liveWorkers: r.live_workers }));
+      return rows;
     },
   };
 }

@@ -246,23 +246,3 @@ export async function recentFailures(db: Queryable, hours: number, limit = 20): 
   );
   return rows.map(toRecord);
 }
-
-/** Per task: runs by state over the last `hours`, and the last success. */
-export async function runStats(
-  db: Queryable,
-  hours = 24,
-): Promise<Array<{ task: string; counts: Partial<Record<RunState, number>>; lastSuccessAt: Date | null }>> {
-  const { rows } = await db.query<{
-    task: string;
-    counts: Partial<Record<RunState, number>>;
-    last_success: Date | null;
-  }>(
-    `SELECT task, jsonb_object_agg(state, n) AS counts,
-            (SELECT max(finished_at) FROM aggjobs.task_runs s WHERE s.task = c.task AND s.state = 'succeeded') AS last_success
-     FROM (SELECT task, state, count(*) AS n FROM aggjobs.task_runs
-           WHERE enqueued_at > now() - make_interval(hours => $1) GROUP BY 1, 2) c
-     GROUP BY task ORDER BY task`,
-    [hours],
-  );
-  return rows.map((r) => ({ task: r.task, counts: r.counts, lastSuccessAt: r.last_success }));
-}
