@@ -282,9 +282,10 @@ export function expiredPartitions(
 
 /**
  * Detaches (`DETACH PARTITION … CONCURRENTLY`: SHARE UPDATE EXCLUSIVE on the parent, so writers
- * never wait) and drops each partition, oldest first, each statement under a short lock_timeout with
- * retries. A partition left half-detached by an interrupted detach is finished with `FINALIZE`.
- * CONCURRENTLY cannot run in a transaction block, so each statement is its own transaction.
+ * never wait) and drops each partition, a half-detached one first, then oldest first, each
+ * statement under a short lock_timeout with retries. A partition left half-detached by an
+ * interrupted detach is finished with `FINALIZE`. CONCURRENTLY cannot run in a transaction block,
+ * so each statement is its own transaction.
  */
 export async function detachAndDrop(
   pool: Pool,
@@ -294,7 +295,13 @@ export async function detachAndDrop(
 ): Promise<string[]> {
   const limits = options.limits ?? defaultDdlLimits;
   const dropped: string[] = [];
-  for (const partition of partitions) {
+  // PostgreSQL allows one pending detach per parent: one left half-detached is finished first, or
+  // every other detach would fail with "already pending detach".
+  const ordered = [
+    ...partitions.filter((p) => p.detachPending),
+    ...partitions.filter((p) => !p.detachPending),
+  ];
+  for (const partition of ordered) {
     await withRetries(
       limits,
       `detaching partition ${partition.name} of ${table}`,

@@ -1,6 +1,9 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseSettings } from '../../src/config/index.ts';
 import { builtinRollups, cleanupOldData, defaultSources, prepareDatabase } from '../../src/rollups/index.ts';
+import { runHistory } from '../../src/runtime/index.ts';
+import { runHealthChecks } from '../../src/tasks/index.ts';
 import { createPartitionedTestDatabase } from '../support/partitioned-database.ts';
 import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
 import { refreshAll } from '../support/rollup-helpers.ts';
@@ -208,5 +211,72 @@ describe('SOURCE_PARTITIONS=day: aggjobs migrate creates the sources partitioned
     const bad = await runCli(['migrate'], { DATABASE_URL: db.url, SOURCE_PARTITIONS: 'hourly' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toBe('aggjobs: SOURCE_PARTITIONS must be one of none, day, week, got "hourly"\n');
+  });
+});
+
+describe('a partition left half-detached by an interrupted cleanup', () => {
+  it('shows as degraded in health, naming it, and the next cleanup finishes and drops it', async () => {
+    const db = await createPartitionedTestDatabase('', {
+      env: { SOURCE_PARTITIONS: 'day', RETENTION_DAYS: '10' },
+    });
+    const health = async (): Promise<{ status: string; detail: string } | undefined> =>
+      (
+        await runHealthChecks({
+          pool: db.pool,
+          settings: { analyticsTimezone: 'UTC' },
+          broker: undefined,
+          runs: runHistory(db.pool),
+          expected: [],
+          rollups: [],
+          partitions: { tables: defaultSources.map((s) => s.table), leadDays: 7 },
+        })
+      ).checks.partitions;
+    expect((await health())?.status).toBe('healthy');
+    const victim = dayName('execution_logs', -9);
+    // A reader's transaction holds the partition; the detach marks it pending, commits, then waits
+    // for that reader; it is cancelled there, as a cleanup killed mid-detach would be.
+    const reader = new pg.Client({ connectionString: db.url });
+    const detacher = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    await detacher.connect();
+    try {
+      await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+      await reader.query('SELECT count(*) FROM public.execution_logs');
+      const detach = detacher
+        .query(`ALTER TABLE public.execution_logs DETACH PARTITION public.${victim} CONCURRENTLY`)
+        .catch((error: unknown) => error);
+      const pending = async (): Promise<boolean> =>
+        (
+          await db.pool.query<{ pending: boolean }>(
+            'SELECT inhdetachpending AS pending FROM pg_inherits WHERE inhrelid = to_regclass($1)',
+            [`public.${victim}`],
+          )
+        ).rows[0]?.pending === true;
+      for (let i = 0; i < 100 && !(await pending()); i += 1) await new Promise((r) => setTimeout(r, 100));
+      expect(await pending()).toBe(true);
+      await db.pool.query('SELECT pg_cancel_backend($1)', [detacher.processID]);
+      expect(String(await detach)).toMatch(/canceling statement due to user request/);
+      await reader.query('ROLLBACK');
+    } finally {
+      await reader.end();
+      await detacher.end();
+    }
+    const half = await health();
+    expect(half?.status).toBe('degraded');
+    expect(half?.detail).toContain(
+      `public.execution_logs: partition(s) public.${victim} half-detached by an interrupted cleanup (the next cleanup finishes them)`,
+    );
+    const result = await cleanupOldData(db.pool, builtinRollups, {
+      retentionDays: 5,
+      sources: defaultSources,
+      rollupRetentionFactor: 2,
+      batchSize: 50,
+    });
+    expect(result.partitions['public.execution_logs']?.dropped).toContain(`public.${victim}`);
+    const { rows } = await db.pool.query<{ gone: boolean }>('SELECT to_regclass($1) IS NULL AS gone', [
+      `public.${victim}`,
+    ]);
+    expect(rows[0]?.gone).toBe(true);
+    expect((await health())?.status).toBe('healthy');
   });
 });
