@@ -85,41 +85,28 @@ export function tasksRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
     return c.json({ id: result.id, task: result.task, retryOf: id, state: 'queued' }, 202);
   });
 
-  // A delayed run (countdown, retry backoff) may start now; it keeps its id.
-  app.post('/tasks/:id/promote', async (c) => {
-    const id = boundedParam('id', c.req.param('id'));
-    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
-    const outcome = await ctx.control.promote(id);
-    ctx.logger.info(
-      { runId: id, action: outcome.action, user: c.get('auth').user },
-      `dashboard: promote ${id}`,
-    );
-    return c.json(outcome);
-  });
-
-  app.post('/tasks/:id/revoke', async (c) => {
-    const id = boundedParam('id', c.req.param('id'));
-    const body = parseInput(revokeBody, await readJsonBody(c), 'body');
-    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
-    // A backfill's run is cancelled instead (Control.revoke): its windows stop, then the run ends.
-    const outcome = await ctx.control.revoke(id, { terminate: body.terminate === true });
-    ctx.logger.info(
-      { runId: id, action: outcome.action, user: c.get('auth').user },
-      outcome.action === 'cancelling' ? `dashboard: cancel backfill ${id}` : `dashboard: revoke ${id}`,
-    );
-    return c.json(outcome);
-  });
-
-  app.post('/tasks/:id/terminate', async (c) => {
-    const id = boundedParam('id', c.req.param('id'));
-    if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
-    const outcome = await ctx.control.terminate(id);
-    ctx.logger.info(
-      { runId: id, action: outcome.action, user: c.get('auth').user },
-      outcome.action === 'cancelling' ? `dashboard: cancel backfill ${id}` : `dashboard: terminate ${id}`,
-    );
-    return c.json(outcome);
-  });
+  // promote: a delayed run (countdown, retry backoff) may start now; it keeps its id. revoke and
+  // terminate: a backfill's run is cancelled instead (Control.revoke): its windows stop, then the run ends.
+  for (const verb of ['promote', 'revoke', 'terminate'] as const) {
+    app.post(`/tasks/:id/${verb}`, async (c) => {
+      const id = boundedParam('id', c.req.param('id'));
+      const terminate =
+        verb === 'revoke' && parseInput(revokeBody, await readJsonBody(c), 'body').terminate === true;
+      if ((await ctx.control.run(id)) === undefined) throw notFound(`run ${id}`);
+      const outcome: { action: string } =
+        verb === 'promote'
+          ? await ctx.control.promote(id)
+          : verb === 'revoke'
+            ? await ctx.control.revoke(id, { terminate })
+            : await ctx.control.terminate(id);
+      const did = outcome.action === 'cancelling' ? 'cancel backfill' : verb;
+      ctx.logger.info(
+        { runId: id, action: outcome.action, user: c.get('auth').user },
+        `dashboard: ${did} ${id}`,
+      );
+      return c.json(outcome);
+    });
+  }
 
   return app;
 }
