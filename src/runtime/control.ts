@@ -11,6 +11,7 @@ import type { AsyncResult } from './async-result.ts';
 import { sendControl } from './control-channel.ts';
 import {
   getRun,
+  isOpenState,
   listRuns,
   revokeQueued,
   type RunQuery,
@@ -193,7 +194,7 @@ export function createControl(runtime: Runtime): Control {
   const revoke: Control['revoke'] = async (runId, options = {}) => {
     const run = await getRun(pool, runId);
     if (run === undefined) return { runId, action: 'none', state: undefined };
-    if (run.task === 'backfill_aggregations' && ['queued', 'retrying', 'running'].includes(run.state)) {
+    if (run.task === 'backfill_aggregations' && isOpenState(run.state)) {
       // Revoking only the parent would leave its windows running: a backfill is cancelled instead.
       const id = backfillId(run.args as unknown as BackfillArgs, runtime.settings.analyticsTimezone);
       const backfill = await cancelBackfillRun(runId, id);

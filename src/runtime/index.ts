@@ -19,6 +19,7 @@ export {
   listRuns,
   recentFailures,
   finalStates,
+  isOpenState,
   retryableStates,
   runStates,
   type RunRow,

@@ -19,6 +19,8 @@ export const runStates = [
 ] as const;
 export type RunState = (typeof runStates)[number];
 export const finalStates: readonly RunState[] = ['succeeded', 'failed', 'timed_out', 'revoked'];
+/** Whether a run in this state has yet to end: queued, running or retrying. */
+export const isOpenState = (state: string): boolean => !(finalStates as readonly string[]).includes(state);
 /** The states from which an operator may retry a run (a new run with the same arguments). */
 export const retryableStates: readonly RunState[] = ['failed', 'timed_out', 'revoked'];
 

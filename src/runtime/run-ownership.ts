@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import type { LogLine } from '../log/index.ts';
-import type { RunState } from './run-log.ts';
+import { isOpenState, type RunState } from './run-log.ts';
 
 /**
  * Terminology
@@ -70,7 +70,7 @@ export async function claimRun(
       );
       return { kind: 'run', lease: { runId: run.id, token, attempt: 1 }, takenOverFrom: undefined };
     }
-    if (!['queued', 'retrying', 'running'].includes(prior.state)) {
+    if (!isOpenState(prior.state)) {
       return { kind: 'skip', state: prior.state, result: prior.result };
     }
     // A running run without a lease is a parent waiting for its children (a backfill): no owner to
@@ -186,7 +186,7 @@ export async function claimRecordedRuns(
   return runs.map((run, i): RecordedClaim => {
     const prior = found.get(run.id);
     if (prior === undefined) return { claim: undefined, args: undefined };
-    if (!['queued', 'retrying', 'running'].includes(prior.state)) {
+    if (!isOpenState(prior.state)) {
       return { claim: { kind: 'skip', state: prior.state, result: prior.result }, args: prior.args };
     }
     if (prior.claimed_attempts === null) return { claim: undefined, args: prior.args };

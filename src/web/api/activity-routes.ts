@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
-import { runSeries, taskSummaries } from '../../runtime/index.ts';
+import { isOpenState, runSeries, taskSummaries } from '../../runtime/index.ts';
 import { backfillStatusOf, recordedBackfillProgress } from '../../tasks/index.ts';
 import { runJson } from '../services/index.ts';
 import { notFound, parseInput } from './http-error.ts';
@@ -38,7 +38,7 @@ export async function backfillList(ctx: DashboardContext) {
   const runs = await ctx.control.runs({ task: 'backfill_aggregations', limit: 20 });
   return await Promise.all(
     runs.map(async (run) => {
-      const live = ['queued', 'running', 'retrying'].includes(run.state);
+      const live = isOpenState(run.state);
       const progress = live
         ? await ctx.control.backfillProgress(run.id).catch(() => undefined)
         : recordedBackfillProgress(run.result);

@@ -1,5 +1,5 @@
 import { backfillStatusOf } from '../../tasks/index.ts';
-import { retryableStates } from '../../runtime/index.ts';
+import { isOpenState, retryableStates } from '../../runtime/index.ts';
 import { notFound } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, formatJson, html } from '../html/index.ts';
@@ -46,7 +46,7 @@ export async function taskPage(ctx: DashboardContext, req: PageRequest, id: stri
   // A backfill's run waits for its windows: revoking or terminating it alone would leave them running.
   // It has Cancel instead, which cancels its windows (and then the run ends cancelled).
   const backfill = run.task === 'backfill_aggregations';
-  const live = ['queued', 'retrying', 'running'].includes(run.state);
+  const live = isOpenState(run.state);
   const progressRead =
     backfill && live ? await settle('its windows', ctx.control.backfillProgress(id)) : undefined;
   const status = backfill
