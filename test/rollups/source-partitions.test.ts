@@ -240,6 +240,7 @@ describe('a partition left half-detached by an interrupted cleanup', () => {
     await reader.connect();
     await detacher.connect();
     try {
+      const { rows: me } = await detacher.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await reader.query('SELECT count(*) FROM public.execution_logs');
       const detach = detacher
@@ -254,7 +255,7 @@ describe('a partition left half-detached by an interrupted cleanup', () => {
         ).rows[0]?.pending === true;
       for (let i = 0; i < 100 && !(await pending()); i += 1) await new Promise((r) => setTimeout(r, 100));
       expect(await pending()).toBe(true);
-      await db.pool.query('SELECT pg_cancel_backend($1)', [detacher.processID]);
+      await db.pool.query('SELECT pg_cancel_backend($1)', [me[0]?.pid]);
       expect(String(await detach)).toMatch(/canceling statement due to user request/);
       await reader.query('ROLLBACK');
     } finally {
