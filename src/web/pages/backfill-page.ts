@@ -3,7 +3,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatDuration, html } from '../html/index.ts';
 import { granularities } from '../../tasks/index.ts';
 import { settle } from '../queries/index.ts';
-import { actionButton, badge, card, readFailures, runHref, timeAt } from './components.ts';
+import { actionButton, badge, card, readFailures, runHref, tableHead, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /**
@@ -52,22 +52,7 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
       backfills.length === 0
         ? html`<p class="muted">No backfill has run yet.</p>`
         : html`<table>
-            <thead>
-              <tr>
-                <th>Run</th>
-                <th>State</th>
-                <th>Range</th>
-                <th>Granularity</th>
-                <th>Progress</th>
-                <th class="num">Done / total</th>
-                <th class="num">Failed</th>
-                <th class="num">Cancelled</th>
-                <th class="num">ETA</th>
-                <th>Enqueued</th>
-                <th>Duration</th>
-                <th></th>
-              </tr>
-            </thead>
+            ${tableHead('Run', 'State', 'Range', 'Granularity', 'Progress', { num: 'Done / total' }, { num: 'Failed' }, { num: 'Cancelled' }, { num: 'ETA' }, 'Enqueued', 'Duration', '')}
             <tbody>
               ${backfills.map(({ run, status, progress }) => {
                 const args = run.args as { start_date?: string; end_date?: string; granularity?: string };

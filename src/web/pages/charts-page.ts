@@ -4,7 +4,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import { formatDuration, html } from '../html/index.ts';
 import { queueLengthSeries } from '../../runtime/index.ts';
 import { settle } from '../queries/index.ts';
-import { card, readFailures } from './components.ts';
+import { card, readFailures, tableHead } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 const ranges = [1, 6, 24, 72, 168, 720];
@@ -91,16 +91,7 @@ export async function chartsPage(ctx: DashboardContext, req: PageRequest): Promi
       ${card(
         `Per task, last ${hours} h (by enqueue time)`,
         html`<table>
-          <thead>
-            <tr>
-              <th>Task</th>
-              <th class="num">Runs</th>
-              <th class="num">Succeeded</th>
-              <th class="num">Failed</th>
-              <th class="num">Mean</th>
-              <th class="num">p95</th>
-            </tr>
-          </thead>
+          ${tableHead('Task', { num: 'Runs' }, { num: 'Succeeded' }, { num: 'Failed' }, { num: 'Mean' }, { num: 'p95' })}
           <tbody>
             ${stats.tasks.map(
               (t) =>

@@ -52,6 +52,17 @@ export function stat(label: string, value: HtmlChild, extra?: HtmlChild): SafeHt
   </div>`;
 }
 
+/** A table's header row; a `{ num }` column is right-aligned, for numbers. */
+export function tableHead(...columns: Array<string | { num: string }>): SafeHtml {
+  const th = (c: string | { num: string }) =>
+    typeof c === 'string' ? html`<th>${c}</th>` : html`<th class="num">${c.num}</th>`;
+  return html`<thead>
+    <tr>
+      ${columns.map(th)}
+    </tr>
+  </thead>`;
+}
+
 export function card(title: HtmlChild, body: HtmlChild): SafeHtml {
   return html`<section class="card">
     <h2>${title}</h2>
@@ -126,11 +137,7 @@ export function resultView(value: unknown): SafeHtml {
   ) {
     const keys = [...new Set(value.flatMap((v) => Object.keys(v as object)))].slice(0, 12);
     return html`<table class="result-table">
-        <thead>
-          <tr>
-            ${keys.map((k) => html`<th>${k}</th>`)}
-          </tr>
-        </thead>
+        ${tableHead(...keys)}
         <tbody>
           ${value.slice(0, 200).map(
             (row) =>
@@ -166,19 +173,7 @@ export function runsTable(
 ): SafeHtml {
   if (runs.length === 0) return html`<p class="muted">${options.empty}</p>`;
   return html`<table class="runs sortable">
-    <thead>
-      <tr>
-        <th>Task</th>
-        <th>State</th>
-        <th>Args</th>
-        <th>Worker</th>
-        <th>Enqueued</th>
-        <th class="num">Duration</th>
-        <th class="num">Attempts</th>
-        <th>Result / error</th>
-        ${options.actions === undefined ? '' : html`<th></th>`}
-      </tr>
-    </thead>
+    ${tableHead('Task', 'State', 'Args', 'Worker', 'Enqueued', { num: 'Duration' }, { num: 'Attempts' }, 'Result / error', ...(options.actions === undefined ? [] : ['']))}
     <tbody>
       ${runs.map(
         (r) =>
@@ -233,18 +228,7 @@ function rateLimitControls(queue: string, limited: boolean): SafeHtml {
 /** The queues with their job counts, a state badge, and pause/resume for users who may write. */
 export function queuesTable(queues: readonly QueueCounts[], canWrite: boolean): SafeHtml {
   return html`<table>
-    <thead>
-      <tr>
-        <th>Queue</th>
-        <th class="num">Waiting</th>
-        <th class="num">Active</th>
-        <th class="num">Delayed</th>
-        <th class="num">Failed</th>
-        <th>State</th>
-        <th>Rate limit</th>
-        <th></th>
-      </tr>
-    </thead>
+    ${tableHead('Queue', { num: 'Waiting' }, { num: 'Active' }, { num: 'Delayed' }, { num: 'Failed' }, 'State', 'Rate limit', '')}
     <tbody>
       ${queues.map(
         (q) =>

@@ -1,7 +1,7 @@
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
 import { configView } from '../services/index.ts';
-import { badge, card } from './components.ts';
+import { badge, card, tableHead } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** Flower's configuration viewer: settings (credentials hidden) and each task's limits and schedule. */
@@ -46,15 +46,7 @@ export function configPage(ctx: DashboardContext, req: PageRequest): Promise<Pag
     live: html`${card(
       'Tasks',
       html`<table class="config-tasks">
-        <thead>
-          <tr>
-            <th>Task</th>
-            <th>Queue</th>
-            <th class="num">Soft limit (s)</th>
-            <th class="num">Hard limit (s)</th>
-            <th>Schedule</th>
-          </tr>
-        </thead>
+        ${tableHead('Task', 'Queue', { num: 'Soft limit (s)' }, { num: 'Hard limit (s)' }, 'Schedule')}
         <tbody>
           ${view.tasks.map(
             (t) =>
@@ -75,12 +67,7 @@ export function configPage(ctx: DashboardContext, req: PageRequest): Promise<Pag
       html`Settings
         <span class="muted" style="font-weight:400">of this dashboard's process; credentials hidden</span>`,
       html`<table class="config-settings">
-        <thead>
-          <tr>
-            <th>Setting</th>
-            <th>Value</th>
-          </tr>
-        </thead>
+        ${tableHead('Setting', 'Value')}
         <tbody>
           ${view.settings.map(
             (s) =>

@@ -13,6 +13,7 @@ import {
   runHref,
   runsTable,
   stat,
+  tableHead,
   timeAt,
 } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
@@ -96,16 +97,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
           No worker has sent a heartbeat in the last 15 s. Start one with <code>aggjobs worker</code>.
         </p>`
       : html`<table>
-          <thead>
-            <tr>
-              <th>Worker</th>
-              <th>Queues</th>
-              <th class="num">Active</th>
-              <th class="num">Concurrency</th>
-              <th class="num">Processed</th>
-              <th class="num">Failed</th>
-            </tr>
-          </thead>
+          ${tableHead('Worker', 'Queues', { num: 'Active' }, { num: 'Concurrency' }, { num: 'Processed' }, { num: 'Failed' })}
           <tbody>
             ${online.map(
               (w) =>
@@ -124,13 +116,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
   const schedulesCard = card(
     'Next runs',
     html`<table>
-      <thead>
-        <tr>
-          <th>Schedule</th>
-          <th>Next run</th>
-          <th>Last run</th>
-        </tr>
-      </thead>
+      ${tableHead('Schedule', 'Next run', 'Last run')}
       <tbody>
         ${[...schedules]
           .sort((a, b) => (a.nextRunAt ?? '9').localeCompare(b.nextRunAt ?? '9'))
@@ -150,13 +136,7 @@ export async function overviewPage(ctx: DashboardContext, req: PageRequest): Pro
   const freshnessCard = card(
     'Rollup freshness',
     html`<table>
-      <thead>
-        <tr>
-          <th>Table</th>
-          <th class="num">Lag</th>
-          <th>Last refresh</th>
-        </tr>
-      </thead>
+      ${tableHead('Table', { num: 'Lag' }, 'Last refresh')}
       <tbody>
         ${rollups.map(
           (r) =>

@@ -13,7 +13,7 @@ import {
   viewStatuses,
   type RollupStatus,
 } from '../queries/index.ts';
-import { badge, card, readFailures, timeAt } from './components.ts';
+import { badge, card, readFailures, tableHead, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 const PALETTE = ['#1f6feb', '#2f9e44', '#e03131', '#e8590c', '#7048e8', '#868e96', '#0c8599', '#d6336c'];
@@ -117,18 +117,7 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
       ${card(
         'Rollup tables',
         html`<table>
-          <thead>
-            <tr>
-              <th>Table</th>
-              <th>Grain</th>
-              <th>Source</th>
-              <th class="num">Lag</th>
-              <th>Horizon at</th>
-              <th class="num">Rows (est.)</th>
-              <th>Last refresh</th>
-              <th>Last result</th>
-            </tr>
-          </thead>
+          ${tableHead('Table', 'Grain', 'Source', { num: 'Lag' }, 'Horizon at', { num: 'Rows (est.)' }, 'Last refresh', 'Last result')}
           <tbody>
             ${rollups.map(
               (r) =>
@@ -160,15 +149,7 @@ export async function rollupsPage(ctx: DashboardContext, req: PageRequest): Prom
       ${card(
         'Materialized views',
         html`<table>
-          <thead>
-            <tr>
-              <th>View</th>
-              <th class="num">Age</th>
-              <th>Refreshed</th>
-              <th class="num">Took</th>
-              <th class="num">Rows (est.)</th>
-            </tr>
-          </thead>
+          ${tableHead('View', { num: 'Age' }, 'Refreshed', { num: 'Took' }, { num: 'Rows (est.)' })}
           <tbody>
             ${views.map(
               (v) =>

@@ -2,7 +2,16 @@ import { scheduleList } from '../api/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import { html } from '../html/index.ts';
 import { settle } from '../queries/index.ts';
-import { readFailures, actionButton, badge, card, runHref, summarize, timeAt } from './components.ts';
+import {
+  readFailures,
+  actionButton,
+  badge,
+  card,
+  runHref,
+  summarize,
+  tableHead,
+  timeAt,
+} from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 /** The beat's periodic tasks: cron, zone, flag, last run and its outcome, next run, run now. */
@@ -31,19 +40,7 @@ export async function schedulesPage(ctx: DashboardContext, req: PageRequest): Pr
       ${card(
         'Periodic tasks',
         html`<table>
-          <thead>
-            <tr>
-              <th>Task</th>
-              <th>Cron</th>
-              <th>Time zone</th>
-              <th>Queue</th>
-              <th>Enabled</th>
-              <th>Last run</th>
-              <th>Last result</th>
-              <th>Next run</th>
-              <th></th>
-            </tr>
-          </thead>
+          ${tableHead('Task', 'Cron', 'Time zone', 'Queue', 'Enabled', 'Last run', 'Last result', 'Next run', '')}
           <tbody>
             ${schedules.map(
               (s) =>

@@ -3,7 +3,7 @@ import type { DashboardContext } from '../dashboard-context.ts';
 import { formatAge, formatBytes, html, type SafeHtml } from '../html/index.ts';
 import { queueNames } from '../../tasks/index.ts';
 import { DASHBOARD_STATEMENT_TIMEOUT_MS, settle } from '../queries/index.ts';
-import { actionButton, badge, card, queuesTable, readFailures, timeAt } from './components.ts';
+import { actionButton, badge, card, queuesTable, readFailures, tableHead, timeAt } from './components.ts';
 import type { PageRequest, PageResult } from './page-types.ts';
 
 const fieldId = (prefix: string, name: string): string => `${prefix}-${name.replace(/[^a-zA-Z0-9_-]/g, '_')}`;
@@ -94,24 +94,7 @@ export async function workersPage(ctx: DashboardContext, req: PageRequest): Prom
         : rows.length === 0
           ? html`<p class="muted">No worker has ever sent a heartbeat to this database.</p>`
           : html`<table>
-              <thead>
-                <tr>
-                  <th>Worker</th>
-                  <th>Status</th>
-                  <th>Host</th>
-                  <th class="num">PID</th>
-                  <th>Queues</th>
-                  <th class="num">Concurrency</th>
-                  <th class="num">Active</th>
-                  <th class="num">Processed</th>
-                  <th class="num">Failed</th>
-                  <th class="num">Recycled</th>
-                  <th class="num">Uptime</th>
-                  <th class="num">Memory (RSS)</th>
-                  <th>Last heartbeat</th>
-                  <th></th>
-                </tr>
-              </thead>
+              ${tableHead('Worker', 'Status', 'Host', { num: 'PID' }, 'Queues', { num: 'Concurrency' }, { num: 'Active' }, { num: 'Processed' }, { num: 'Failed' }, { num: 'Recycled' }, { num: 'Uptime' }, { num: 'Memory (RSS)' }, 'Last heartbeat', '')}
               <tbody>
                 ${rows.map(
                   (w) =>
