@@ -204,24 +204,21 @@ export function createControl(runtime: Runtime): Control {
       // Nothing left to cancel: its windows have all finished, and the run itself is revoked (queued:
       // it will not sum up) or terminated like any other run.
     }
-    if (run.state === 'queued' || run.state === 'retrying') {
-      await revokeQueued(pool, [runId]);
-      // Removing the job is best effort: a worker that takes it anyway finds the row revoked and skips it.
+    // Removing the job is best effort: a worker that takes it anyway finds the row revoked and skips it.
+    const revoked = async (): Promise<RevokeOutcome> => {
       await broker
         .queue(queueOf(run.queue))
         .remove(runId)
         .catch(() => undefined);
       return { runId, action: 'revoked', state: 'revoked' };
+    };
+    if (run.state === 'queued' || run.state === 'retrying') {
+      await revokeQueued(pool, [runId]);
+      return await revoked();
     }
     if (run.state === 'running' && options.terminate === true) {
       // Nobody renews its lease: its worker is gone, there is nobody to tell. It ends here.
-      if (await revokeOrphan(pool, runId)) {
-        await broker
-          .queue(queueOf(run.queue))
-          .remove(runId)
-          .catch(() => undefined);
-        return { runId, action: 'revoked', state: 'revoked' };
-      }
+      if (await revokeOrphan(pool, runId)) return await revoked();
       // Recorded on the run (its owner sees it at its next lease renewal) and told at once.
       await requestTermination(pool, runId);
       await sendControl(pool, { action: 'terminate', runId });

@@ -25,6 +25,11 @@ export interface TaskSummary {
   p95Ms: number | null;
 }
 
+/** The starts `b` (epoch seconds) of the buckets $2 seconds wide that cover the last $1 hours. */
+const bucketStarts = `generate_series(
+  (floor(extract(epoch FROM now() - make_interval(hours => $1)) / $2) * $2)::bigint,
+  (floor(extract(epoch FROM now()) / $2) * $2)::bigint, $2::bigint) AS b`;
+
 /**
  * Task throughput and duration over time, from the run history: runs that finished in each bucket
  * of the last `hours` (every bucket present, empty ones with zeros).
@@ -37,9 +42,7 @@ export async function runSeries(
   const { rows } = await db.query<RunBucket>(
     `WITH buckets AS (
        SELECT to_timestamp(b) AS bucket
-       FROM generate_series(
-              (floor(extract(epoch FROM now() - make_interval(hours => $1)) / $2) * $2)::bigint,
-              (floor(extract(epoch FROM now()) / $2) * $2)::bigint, $2::bigint) AS b
+       FROM ${bucketStarts}
      ), runs AS (
        SELECT to_timestamp(floor(extract(epoch FROM finished_at) / $2) * $2) AS bucket, state, duration_ms
        FROM aggjobs.task_runs
@@ -96,9 +99,7 @@ export async function queueLengthSeries(
   const { rows } = await db.query<{ bucket: Date; queue: string | null; waiting: number }>(
     `WITH buckets AS (
        SELECT to_timestamp(b + $2) AS at, to_timestamp(b) AS bucket
-       FROM generate_series(
-              (floor(extract(epoch FROM now() - make_interval(hours => $1)) / $2) * $2)::bigint,
-              (floor(extract(epoch FROM now()) / $2) * $2)::bigint, $2::bigint) AS b
+       FROM ${bucketStarts}
      ), runs AS (
        SELECT queue, enqueued_at, coalesce(started_at, finished_at, 'infinity') AS left_at
        FROM aggjobs.task_runs
