@@ -8,6 +8,8 @@ import {
   type CleanupResult,
   type ViewRefreshResult,
 } from '../rollups/index.ts';
+import { citusInstalled } from '../rollups/citus-install.ts';
+import { withViewRollups } from '../rollups/citus-view-rollups.ts';
 import { cleanupArgs, noArgs } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
 
@@ -76,9 +78,12 @@ export const cleanupOldDataTask: TaskDefinition<
       [...new Set(builtinRollups.map((r) => r.source))],
       { leadDays: ctx.settings.partitionLeadDays, signal: ctx.signal },
     );
+    // On Citus the materialized views are read from rollups of their own (citus-views.ts): hourly,
+    // they expire as the hourly rollups do.
+    const rollups = (await citusInstalled(ctx.pool)) ? withViewRollups(builtinRollups) : builtinRollups;
     const result = await cleanupOldData(
       ctx.pool,
-      builtinRollups,
+      rollups,
       {
         retentionDays: args.retention_days,
         sources: defaultSources,

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PoolClient } from '../../src/db/index.ts';
@@ -32,13 +34,13 @@ async function rowsOf(client: PoolClient, sql: string): Promise<string[]> {
 }
 
 /** Each view against its single-server definition run now over the source rows, in one session. */
-async function differences(): Promise<
-  Array<{ view: string; missing: string[]; extra: string[]; rows: number }>
-> {
+async function differences(
+  views: readonly string[] = materializedViewNames,
+): Promise<Array<{ view: string; missing: string[]; extra: string[]; rows: number }>> {
   const client = await db.pool.connect();
   try {
     const out: Array<{ view: string; missing: string[]; extra: string[]; rows: number }> = [];
-    for (const view of materializedViewNames) {
+    for (const view of views) {
       const got = await rowsOf(client, `SELECT * FROM analytics.${view}`);
       const want = await rowsOf(client, materializedViewSql(view, ZONE));
       const left = new Map<string, number>();
@@ -221,5 +223,55 @@ describe('the materialized views on Citus', () => {
     expect(totals.rows).toBeLessThanOrEqual(4 * shards);
     expect(search.rows).toBeLessThanOrEqual(4 * shards);
     expect(totals.rows + search.rows + fingerprints.rows).toBeLessThan(sourceRows / 100);
+  });
+
+  it('keep, after cleanup_old_data, the hours the sources lost (frozen, as every rollup), and expire with the hourly rollups', async () => {
+    // One hour of executions 100 days ago and one 200 days ago (retention: 90 days, hourly rollups 180).
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+       SELECT 1 + g % 6, g % 3, 1, 'success', date_trunc('hour', now() - d * interval '1 day') + g * interval '1 minute',
+              10 * g, 1
+       FROM generate_series(1, 30) g, (VALUES (100), (200)) v(d)`,
+    );
+    await refresh();
+    expect(await differences(['mv_daily_user_metrics', 'mv_hourly_execution_stats'])).toEqual([]);
+    const hourOf = async (sql: string): Promise<number> => {
+      const { rows } = await db.pool.query<{ n: number }>(sql);
+      return rows[0]?.n ?? -1;
+    };
+    const hourly = (days: number): string =>
+      `SELECT count(*)::int AS n FROM analytics.mv_hourly_execution_stats
+       WHERE hour = date_trunc('hour', now() - ${days} * interval '1 day')`;
+    expect(await hourOf(hourly(100))).toBe(1);
+    expect(await hourOf(hourly(200))).toBe(1);
+
+    const cleanup = await promisify(execFile)(
+      'npx',
+      ['tsx', 'src/cli/main.ts', 'run', 'cleanup_old_data', '--eager'],
+      { env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: db.url, ANALYTICS_TIMEZONE: ZONE } },
+    );
+    expect(cleanup.stderr).not.toMatch(/error/i);
+    await refresh();
+    // The sources lost both hours; the view rollups keep the one 100 days ago (a frozen bucket, as
+    // every rollup keeps it: on one server the view would lose it) and expired the one 200 days ago.
+    expect(
+      await hourOf(
+        `SELECT count(*)::int AS n FROM public.execution_logs WHERE started_at < now() - interval '90 days'`,
+      ),
+    ).toBe(0);
+    expect(await hourOf(hourly(100))).toBe(1);
+    expect(await hourOf(hourly(200))).toBe(0);
+    for (const def of viewRollups)
+      expect(
+        await hourOf(
+          `SELECT count(*)::int AS n FROM analytics.${def.name} WHERE bucket_start < now() - interval '180 days'`,
+        ),
+        def.name,
+      ).toBe(0);
+    expect(
+      await hourOf(
+        `SELECT count(*)::int AS n FROM analytics.mv_daily_user_metrics WHERE day < now() - interval '180 days'`,
+      ),
+    ).toBe(0);
   });
 });
