@@ -129,6 +129,8 @@ export interface Control {
   /** Celery's add_consumer / cancel_consumer: the worker starts or stops taking a queue's jobs. */
   addConsumer(worker: string, queue: QueueName): Promise<void>;
   cancelConsumer(worker: string, queue: QueueName): Promise<void>;
+  /** Celery's shutdown: the worker stops (its running tasks get WORKER_SHUTDOWN_GRACE seconds). */
+  shutdown(worker: string): Promise<void>;
   /**
    * Celery's time_limit: every running worker gives `task` these limits (seconds) from its next run.
    * Not kept: a worker started later has the configured ones (TASK_TIME_LIMITS).
@@ -264,6 +266,7 @@ export function createControl(runtime: Runtime): Control {
     addConsumer: async (worker, queue) => await sendControl(pool, { action: 'add_consumer', worker, queue }),
     cancelConsumer: async (worker, queue) =>
       await sendControl(pool, { action: 'cancel_consumer', worker, queue }),
+    shutdown: async (worker) => await sendControl(pool, { action: 'shutdown', worker }),
     setTimeLimits: async (task, soft, hard) => {
       if (!(soft > 0 && hard > 0 && soft <= hard)) {
         throw new Error(`time limits need 0 < soft ≤ hard, got soft ${soft}, hard ${hard}`);

@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { sendControl, type WorkerInfo } from '../../runtime/index.ts';
+import type { WorkerInfo } from '../../runtime/index.ts';
 import type { DashboardContext } from '../dashboard-context.ts';
 import type { DashboardEnv } from '../dashboard-env.ts';
 import { configView } from '../services/index.ts';
@@ -104,7 +104,7 @@ export function workersRoutes(ctx: DashboardContext): Hono<DashboardEnv> {
 
   app.post('/workers/:name/shutdown', async (c) => {
     const worker = await findWorker(boundedParam('name', c.req.param('name')));
-    await sendControl(ctx.pool, { action: 'shutdown', worker: worker.name });
+    await ctx.control.shutdown(worker.name);
     ctx.logger.warn({ worker: worker.name, user: c.get('auth').user }, 'dashboard: worker shutdown');
     return c.json({ worker: worker.name, shutdown: true }, 202);
   });
