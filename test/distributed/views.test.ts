@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PoolClient } from '../../src/db/index.ts';
 import { viewRollups } from '../../src/rollups/citus-view-rollups.ts';
-import { hourlyStatsSql } from '../../src/rollups/citus-views.ts';
+import { hourlyStatsSql } from '../../src/rollups/citus-hourly-stats.ts';
 import { materializedViewNames, prepareDatabase, refreshMaterializedViews } from '../../src/rollups/index.ts';
 import { materializedViewSql } from '../../src/rollups/materialized-views.ts';
 import { apply, opArb, ZONE } from './citus-ops.ts';
