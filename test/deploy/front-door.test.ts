@@ -147,8 +147,27 @@ const cases: Case[] = [
   { name: `as ${isRoot ? 'root' : 'this user'} in a mode-700 directory`, dir: privateDir },
 ];
 let ordinary: Case['user'];
+
+/**
+ * The users earlier runs of this test made and could not remove (a run killed before its afterAll):
+ * `aggjobs-fd-<pid>` whose process is gone, removed with their home. One still running is left alone,
+ * and so is one with processes left (userdel refuses).
+ */
+function removeStaleUsers(): void {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const pid = /^aggjobs-fd-(\d+):/.exec(line)?.[1];
+    if (pid === undefined || existsSync(`/proc/${pid}`)) continue;
+    try {
+      execFileSync('userdel', ['--remove', `aggjobs-fd-${pid}`], { stdio: 'ignore' });
+    } catch {
+      // processes of it are left: kept
+    }
+  }
+}
+
 if (isRoot) {
   // An ordinary user in their home, made for the test and removed after it.
+  removeStaleUsers();
   const name = `aggjobs-fd-${process.pid}`;
   execFileSync('useradd', ['--create-home', '--shell', '/bin/sh', name]);
   const id = (flag: string): number => Number(execFileSync('id', [flag, name]).toString());
