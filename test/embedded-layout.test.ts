@@ -91,7 +91,7 @@ describe('the embedded server in a directory only its owner may enter', () => {
 describe('the OS user the embedded server runs as', () => {
   it(
     isRoot
-      ? 'as root, a user that does not exist is created, and the log says so before it is (once)'
+      ? 'as root, a user that does not exist is created, and the log says so (once)'
       : 'as an ordinary user, no OS user is created: the server runs as this user',
     async () => {
       expect(uidOf(newUser), `${newUser} exists before the test`).toBeUndefined();
