@@ -13,7 +13,7 @@ describe('grain SQL', () => {
   });
   it('adds calendar units in local time, so DST days are 23 or 25 hours', () => {
     expect(bucketEndSql('month', 's', '$1')).toBe(
-      "((s AT TIME ZONE $1 + interval '1 month') AT TIME ZONE $1)",
+      "date_trunc('month', (s AT TIME ZONE $1 + interval '1 month') AT TIME ZONE $1, $1)",
     );
     expect(bucketEndSql('hour', 's', '$1')).toBe("(s + interval '1 hour')");
   });

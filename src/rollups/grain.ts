@@ -17,7 +17,9 @@ export function bucketEndSql(grain: Grain, start: string, zone: string): string 
   if (typeof grain === 'object') return `(${start} + interval '${grain.minutes} minutes')`;
   if (grain === 'hour') return `(${start} + interval '1 hour')`;
   // Add calendar units in local time, then convert back: 1 day after a spring-forward midnight is 23 h.
-  return `((${start} AT TIME ZONE ${zone} + interval '1 ${grain}') AT TIME ZONE ${zone})`;
+  // Truncated again: a day that starts after a skipped midnight (America/Santiago) starts at 01:00,
+  // and 01:00 the next day lies an hour into the next bucket.
+  return `date_trunc('${grain}', (${start} AT TIME ZONE ${zone} + interval '1 ${grain}') AT TIME ZONE ${zone}, ${zone})`;
 }
 
 /** Validates a fixed grain: whole minutes that divide a day evenly (so buckets never straddle midnight UTC oddly). */
