@@ -35,19 +35,23 @@ describe('expected failures answer in one line without a stack', () => {
   it.concurrent.each([['worker'], ['beat'], ['dashboard'], ['run', 'hourly_rollup']])(
     '%s with Redis unreachable: exit 1, names Redis and what to do',
     async (...args) => {
-      const out = await runCli(args, env({ REDIS_URL: deadRedis }));
+      // The broker waits up to 10 s for Redis before giving up; four such processes at once on a
+      // loaded 2-core machine took 35 s: bounds with room (a hang still fails).
+      const out = await runCli(args, env({ REDIS_URL: deadRedis }), 100_000);
       expect(out.status).toBe(1);
       expectOneLine(out.stderr, /cannot reach the Redis broker at redis:\/\/127\.0\.0\.1:1 .*start Redis/);
     },
+    120_000,
   );
 
   it.concurrent.each([['worker'], ['beat'], ['dashboard'], ['run', 'hourly_rollup']])(
     '%s with the database unreachable: exit 1, names the server and what to do',
     async (...args) => {
-      const out = await runCli(args, env({ DATABASE_URL: deadPostgres }));
+      const out = await runCli(args, env({ DATABASE_URL: deadPostgres }), 100_000);
       expect(out.status).toBe(1);
       expectOneLine(out.stderr, /cannot reach PostgreSQL at 127\.0\.0\.1:1.*ECONNREFUSED.*start PostgreSQL/);
     },
+    120_000,
   );
 
   it('a missing database: exit 1, says how to create it', async () => {
