@@ -109,7 +109,7 @@ export async function createPartitionedSources(
       const bounds = firstPartitionBounds(width, oldest, now);
       const partitions: string[] = [];
       const create = async (name: string, from: Date | null, to: Date | null): Promise<void> => {
-        // $1 from, $2 to (null: MINVALUE / MAXVALUE), rendered as literals by format().
+        // $1 partition, $2 parent, $3 from, $4 to (null: MINVALUE / MAXVALUE), as literals by format().
         const { rows } = await client.query<{ sql: string }>(
           `SELECT format('CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%s) TO (%s)', $1::text, $2::text,
                          coalesce(quote_literal($3::timestamptz), 'MINVALUE'), coalesce(quote_literal($4::timestamptz), 'MAXVALUE')) AS sql`,
