@@ -1,5 +1,5 @@
-import type { Pool, Queryable } from '../db/index.ts';
-import { connectNode, nodeName, workerNodes } from './citus-nodes.ts';
+import { inTransaction, withTransaction, type Pool, type PoolClient } from '../db/index.ts';
+import { onEachNode, workerNodes } from './citus-nodes.ts';
 import { ident, literal, qualified } from './sql-identifier.ts';
 
 /**
@@ -25,16 +25,20 @@ import { ident, literal, qualified } from './sql-identifier.ts';
 
 export const NODE_SCHEMA = 'aggjobs_node';
 
-const nodeObjectsSql = `
-SET LOCAL citus.enable_ddl_propagation = off;
-CREATE SCHEMA IF NOT EXISTS aggjobs_node;
+/** A node's change log: created by the install, and by the trigger on a node added after it. */
+const changeLogSql = `
 CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
   id           bigserial PRIMARY KEY,
   source_table text NOT NULL,
   xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
   old_row      jsonb NOT NULL
 );
-CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);
+CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);`;
+
+const nodeObjectsSql = `
+SET LOCAL citus.enable_ddl_propagation = off;
+CREATE SCHEMA IF NOT EXISTS aggjobs_node;
+${changeLogSql}
 CREATE TABLE IF NOT EXISTS aggjobs_node.rollup_state (
   rollup       text PRIMARY KEY,
   source_table text NOT NULL,
@@ -66,13 +70,7 @@ BEGIN
   -- trigger functions to every node) but not this node's change log: created here, so that the
   -- application's deletes and updates on shards moved there never fail.
   IF to_regclass('aggjobs_node.change_log') IS NULL THEN
-    CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
-      id           bigserial PRIMARY KEY,
-      source_table text NOT NULL,
-      xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
-      old_row      jsonb NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);
+    ${changeLogSql}
   END IF;
   SELECT string_agg(format('%L, o.%I', c, c), ', '), string_agg(format('o.%I IS DISTINCT FROM n.%I', c, c), ' OR ')
     INTO picked, moved
@@ -95,9 +93,9 @@ BEGIN
 END
 $$;`;
 
-/** Creates (or updates) the node objects on one node; `db` is a connection to that node. */
-async function installNodeObjects(db: Queryable): Promise<void> {
-  await db.query(`BEGIN; ${nodeObjectsSql} COMMIT;`);
+/** Creates (or updates) the node objects on one node, in a transaction on that node. */
+async function installNodeObjects(client: PoolClient): Promise<void> {
+  await inTransaction(client, (c) => c.query(nodeObjectsSql));
 }
 
 /**
@@ -107,30 +105,16 @@ async function installNodeObjects(db: Queryable): Promise<void> {
  * the next `aggjobs migrate` (an incremental refresh on a node without them says so).
  */
 export async function installNodeCapture(pool: Pool): Promise<void> {
-  const coordinator = await pool.connect();
-  try {
-    await installNodeObjects(coordinator);
-  } finally {
-    coordinator.release();
-  }
-  const nodes = await workerNodes(pool);
-  await Promise.all(
-    nodes.map(async (node) => {
-      const client = await connectNode(pool, node, 'aggjobs migrate', 'aggjobs migrate on Citus');
-      try {
-        await installNodeObjects(client);
-      } catch (error) {
-        throw new Error(
-          `installing change capture on Citus node ${nodeName(node)}: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    }),
+  await withTransaction(pool, (c) => c.query(nodeObjectsSql));
+  const how = {
+    applicationName: 'aggjobs migrate',
+    what: 'installing change capture',
+    consequence: 'run aggjobs migrate again once the node is back',
+  };
+  const failed = (await onEachNode(pool, await workerNodes(pool), how, installNodeObjects)).find(
+    (n) => n.error !== undefined,
   );
+  if (failed !== undefined) throw failed.error;
 }
 
 /**

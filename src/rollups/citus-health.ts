@@ -1,6 +1,9 @@
 import { oldestOpenTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { citusInstalled } from './citus-install.ts';
-import { connectPooledNode, nodeName, nodesWithShards } from './citus-nodes.ts';
+import { nodeNotMigratedError, nodesWithShards, onEachNode } from './citus-nodes.ts';
+
+/** Health checks name their sessions on the nodes, and say nothing of what follows for a refresh. */
+const HEALTH = { applicationName: 'aggjobs health', what: 'health check', consequence: '' };
 
 /** Change-capture lag on one Citus node: its oldest open transaction holds that node's horizon back. */
 export interface NodeCaptureLag {
@@ -8,7 +11,7 @@ export interface NodeCaptureLag {
   lagSeconds: number | null;
   pid: number | null;
   applicationName: string | null;
-  /** The node could not be reached. */
+  /** The node could not be reached or read. */
   error?: string;
 }
 
@@ -20,38 +23,14 @@ export interface NodeCaptureLag {
  */
 export async function citusCaptureLag(pool: Pool): Promise<NodeCaptureLag[] | undefined> {
   if (!(await citusInstalled(pool))) return undefined;
-  const nodes = await nodesWithShards(pool);
-  return Promise.all(
-    nodes.map(async (node): Promise<NodeCaptureLag> => {
-      let client;
-      try {
-        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check', '');
-      } catch (error) {
-        return {
-          node: nodeName(node),
-          lagSeconds: null,
-          pid: null,
-          applicationName: null,
-          error: error instanceof Error ? error.message : String(error),
-        };
-      }
-      let broken: Error | undefined;
-      try {
-        const oldest = await oldestOpenTransaction(client);
-        return {
-          node: nodeName(node),
-          lagSeconds: Math.round(oldest?.ageSeconds ?? 0),
-          pid: oldest?.pid ?? null,
-          applicationName: oldest?.applicationName ?? null,
-        };
-      } catch (error) {
-        broken = error instanceof Error ? error : new Error(String(error));
-        throw error;
-      } finally {
-        client.release(broken);
-      }
-    }),
-  );
+  const done = await onEachNode(pool, await nodesWithShards(pool), HEALTH, oldestOpenTransaction);
+  return done.map(({ node, value: oldest, error }) => ({
+    node,
+    lagSeconds: error === undefined ? Math.round(oldest?.ageSeconds ?? 0) : null,
+    pid: oldest?.pid ?? null,
+    applicationName: oldest?.applicationName ?? null,
+    ...(error === undefined ? {} : { error: error.message }),
+  }));
 }
 
 /** Each rollup's last refresh on one Citus node (aggjobs_node.rollup_state.refreshed_at there). */
@@ -84,54 +63,25 @@ export async function citusRefreshLag(
   );
   const distributed = rows.map((r) => r.rollup);
   if (distributed.length === 0) return undefined;
-  const nodes = await nodesWithShards(pool);
-  return Promise.all(
-    nodes.map(async (node): Promise<NodeRefreshLag> => {
-      let client;
-      try {
-        client = await connectPooledNode(pool, node, 'aggjobs health', 'health check', '');
-      } catch (error) {
-        return {
-          node: nodeName(node),
-          lagSeconds: {},
-          error: error instanceof Error ? error.message : String(error),
-        };
-      }
-      let broken: Error | undefined;
-      try {
-        // A node without the aggjobs_node schema (a worker added after migrate) fails every
-        // refresh that reaches it: said as the node's error, as the refresh says it.
-        const { rows: ready } = await client.query<{ ready: boolean }>(
-          "SELECT to_regclass('aggjobs_node.rollup_state') IS NOT NULL AS ready",
-        );
-        if (ready[0]?.ready !== true)
-          return {
-            node: nodeName(node),
-            lagSeconds: {},
-            error:
-              `Citus node ${nodeName(node)} has no aggjobs_node schema (a worker added after aggjobs ` +
-              'migrate): run aggjobs migrate again',
-          };
-        // $1 rollup names. Null: no state of its own on this node (no incremental refresh yet).
-        const lag: Record<string, number | null> = Object.fromEntries(distributed.map((r) => [r, null]));
-        const { rows: states } = await client.query<{ rollup: string; lag_s: number | null }>(
-          `SELECT rollup, extract(epoch FROM now() - refreshed_at)::float8 AS lag_s
-           FROM aggjobs_node.rollup_state WHERE rollup = ANY ($1::text[])`,
-          [distributed],
-        );
-        for (const s of states) lag[s.rollup] = s.lag_s === null ? null : Math.round(s.lag_s);
-        return { node: nodeName(node), lagSeconds: lag };
-      } catch (error) {
-        broken = error instanceof Error ? error : new Error(String(error));
-        return {
-          node: nodeName(node),
-          lagSeconds: {},
-          error: `Citus node ${nodeName(node)}: ${broken.message}`,
-        };
-      } finally {
-        client.release(broken);
-      }
-    }),
+  const done = await onEachNode(pool, await nodesWithShards(pool), HEALTH, async (client, node) => {
+    // A node without the aggjobs_node schema (a worker added after migrate) fails every refresh
+    // that reaches it: said as the node's error, as the refresh says it.
+    const { rows: ready } = await client.query<{ ready: boolean }>(
+      "SELECT to_regclass('aggjobs_node.rollup_state') IS NOT NULL AS ready",
+    );
+    if (ready[0]?.ready !== true) throw nodeNotMigratedError(node);
+    // $1 rollup names. Null: no state of its own on this node (no incremental refresh yet).
+    const lag: Record<string, number | null> = Object.fromEntries(distributed.map((r) => [r, null]));
+    const { rows: states } = await client.query<{ rollup: string; lag_s: number | null }>(
+      `SELECT rollup, extract(epoch FROM now() - refreshed_at)::float8 AS lag_s
+       FROM aggjobs_node.rollup_state WHERE rollup = ANY ($1::text[])`,
+      [distributed],
+    );
+    for (const s of states) lag[s.rollup] = s.lag_s === null ? null : Math.round(s.lag_s);
+    return lag;
+  });
+  return done.map(({ node, value, error }) =>
+    error === undefined ? { node, lagSeconds: value } : { node, lagSeconds: {}, error: error.message },
   );
 }
 

@@ -41,11 +41,7 @@ export class CitusNodeUnreachableError extends Error {
  * connection string (`host=… port=…`) is not rewritten: use a URL (`postgres://…`) for DATABASE_URL
  * on Citus.
  */
-export function nodeClientConfig(
-  pool: Pool,
-  node: CitusNodeAddress,
-  applicationName: string,
-): pg.ClientConfig {
+function nodeClientConfig(pool: Pool, node: CitusNodeAddress, applicationName: string): pg.ClientConfig {
   const options = pool.options as pg.PoolConfig;
   const base: pg.ClientConfig = {
     user: options.user,
@@ -75,42 +71,23 @@ export function nodeClientConfig(
   return { ...base, host: node.host, port: node.port };
 }
 
-/** Connects to a node; an unreachable node throws CitusNodeUnreachableError naming it. */
-export async function connectNode(
-  pool: Pool,
-  node: CitusNodeAddress,
-  applicationName: string,
-  what: string,
-): Promise<pg.Client> {
-  const client = new pg.Client(nodeClientConfig(pool, node, applicationName));
-  // A connection lost later rejects the query in flight; this keeps the event from being uncaught.
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => undefined);
-    throw new CitusNodeUnreachableError(nodeName(node), what, error);
-  }
-  return client;
-}
-
 const nodePools = new WeakMap<Pool, Map<string, pg.Pool>>();
 
 /**
- * A pool of connections to `node` beside the coordinator's `pool` (same credentials), for the
- * refreshes: a new connection to a Citus node costs a backend start and Citus's metadata cache, tens of
- * milliseconds, as much as an incremental refresh of a new hour. At most 2 connections a node per
- * coordinator pool and node; idle ones close after 30 s and do not keep the process alive (they are
- * not ended with the coordinator's pool). A node that goes down errors its idle connections, which
- * the pool then drops.
+ * A pool of connections to `node` beside the coordinator's `pool` (same credentials), one per
+ * application name (refresh, health check, migrate: each names its sessions). A new connection to
+ * a Citus node costs a backend start and Citus's metadata cache, tens of milliseconds, as much as
+ * an incremental refresh of a new hour. At most 2 connections each; idle ones close after 30 s and
+ * do not keep the process alive (they are not ended with the coordinator's pool). A node that goes
+ * down errors its idle connections, which the pool then drops.
  */
-export function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): pg.Pool {
+function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): pg.Pool {
   let pools = nodePools.get(pool);
   if (pools === undefined) {
     pools = new Map();
     nodePools.set(pool, pools);
   }
-  const key = nodeName(node);
+  const key = `${applicationName}@${nodeName(node)}`;
   let found = pools.get(key);
   if (found === undefined) {
     found = new pg.Pool({
@@ -139,6 +116,53 @@ export async function connectPooledNode(
   } catch (error) {
     throw new CitusNodeUnreachableError(nodeName(node), what, error, consequence);
   }
+}
+
+/** A node's outcome in onEachNode: what the work returned, or the error naming the node. */
+export type NodeOutcome<T> =
+  { node: string; value: T; error?: undefined } | { node: string; value?: undefined; error: Error };
+
+/**
+ * Runs `work` on each of `nodes` at once, each on a pooled connection to its node that goes back
+ * to its pool afterwards (closed when the work failed). Per node, in order: what `work` returned,
+ * or an error naming the node: CitusNodeUnreachableError, or "<what> failed on Citus node
+ * host:port: …" with the work's error as its cause.
+ */
+export async function onEachNode<T>(
+  pool: Pool,
+  nodes: readonly CitusNodeAddress[],
+  how: { applicationName: string; what: string; consequence?: string },
+  work: (client: pg.PoolClient, node: string) => Promise<T>,
+): Promise<Array<NodeOutcome<T>>> {
+  return Promise.all(
+    nodes.map(async (address): Promise<NodeOutcome<T>> => {
+      const node = nodeName(address);
+      let client: pg.PoolClient;
+      try {
+        client = await connectPooledNode(pool, address, how.applicationName, how.what, how.consequence);
+      } catch (error) {
+        return { node, error: error as CitusNodeUnreachableError };
+      }
+      let broken: Error | undefined;
+      try {
+        return { node, value: await work(client, node) };
+      } catch (error) {
+        broken = error instanceof Error ? error : new Error(String(error));
+        const message = `${how.what} failed on Citus node ${node}: ${broken.message}`;
+        return { node, error: new Error(message, { cause: error }) };
+      } finally {
+        client.release(broken);
+      }
+    }),
+  );
+}
+
+/** A node without the aggjobs_node schema, which every refresh and health check of it needs. */
+export function nodeNotMigratedError(node: string): Error {
+  return new Error(
+    `Citus node ${node} has no aggjobs_node schema (a worker added after aggjobs migrate): ` +
+      'run aggjobs migrate again',
+  );
 }
 
 /** The primary nodes that hold shard placements (the coordinator too, when it holds shards). */

@@ -3,6 +3,7 @@ import type { Pool, Queryable } from '../db/index.ts';
 import {
   connectPooledNode,
   nodeName,
+  nodeNotMigratedError,
   shardPairsByNode,
   type NodeShards,
   type ShardPair,
@@ -111,11 +112,7 @@ async function refreshNode(
     [String(options.statementTimeoutMs), options.workMem, String(options.lockTimeoutMs)],
   );
   const head = stateRows[0];
-  if (head === undefined || !head.ready)
-    throw new Error(
-      `Citus node ${nodeName(shards.node)} has no aggjobs_node schema (a worker added after aggjobs migrate): ` +
-        'run aggjobs migrate again',
-    );
+  if (head === undefined || !head.ready) throw nodeNotMigratedError(nodeName(shards.node));
   const { rows: previousRows } = await client.query<NodeState>(
     `SELECT snapshot::text AS snapshot, horizon::text AS horizon, placements::text[] AS placements
      FROM aggjobs_node.rollup_state WHERE rollup = $1`,
