@@ -13,10 +13,9 @@ import {
   RollupRebuildRequiredError,
   type RollupDefinition,
 } from '../../src/rollups/index.ts';
-import { runHistory } from '../../src/runtime/index.ts';
-import { runHealthChecks } from '../../src/tasks/health-check.ts';
 import { rollupStatuses } from '../../src/web/queries/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { healthReport } from '../support/health.ts';
 import { findPgTools } from '../support/postgres-server.ts';
 import { assertRollupsMatchOracle, compareWithOracle } from '../support/oracle.ts';
 import { refreshAll, resetData } from '../support/rollup-helpers.ts';
@@ -115,13 +114,8 @@ describe('ANALYTICS_TIMEZONE changed between refreshes', () => {
     expect(statuses.every((s) => s.rebuild?.command === `aggjobs rollups rebuild --rollup ${s.table}`)).toBe(
       true,
     );
-    const health = await runHealthChecks({
-      pool: db.pool,
+    const health = await healthReport(db.pool, {
       settings: { analyticsTimezone: KATHMANDU },
-      broker: undefined,
-      runs: runHistory(db.pool),
-      expected: [],
-      rollups: [],
       definitions: builtinRollups,
     });
     expect(health.checks.rollup_identity?.status).toBe('unhealthy');
@@ -334,13 +328,8 @@ describe('another cluster, a restore, an upgrade', () => {
     ).rejects.toThrow(
       new RegExp(`the database cluster changed \\(system identifier 6999999999999999999 → ${rows[0]?.id}`),
     );
-    const health = await runHealthChecks({
-      pool: db.pool,
+    const health = await healthReport(db.pool, {
       settings: { analyticsTimezone: NEW_YORK },
-      broker: undefined,
-      runs: runHistory(db.pool),
-      expected: [],
-      rollups: [],
       definitions: builtinRollups,
     });
     expect(health.checks.rollup_identity?.status).toBe('unhealthy');

@@ -10,9 +10,10 @@ import {
   prepareDatabase,
 } from '../../src/rollups/index.ts';
 import { createLogger } from '../../src/log/index.ts';
-import { runEagerly, runHistory } from '../../src/runtime/index.ts';
-import { runHealthChecks, type CleanupTaskResult, type HealthReport } from '../../src/tasks/index.ts';
+import { runEagerly } from '../../src/runtime/index.ts';
+import type { CleanupTaskResult, HealthReport } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { healthReport } from '../support/health.ts';
 import { createPartitionedTestDatabase, partitionedSourcesSql } from '../support/partitioned-database.ts';
 import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
 import { refreshAll } from '../support/rollup-helpers.ts';
@@ -45,15 +46,7 @@ async function health(
   db: TestDatabase,
   leadDays: number,
 ): Promise<{ status: string; detail: string } | undefined> {
-  const report = await runHealthChecks({
-    pool: db.pool,
-    settings: { analyticsTimezone: 'UTC' },
-    broker: undefined,
-    runs: runHistory(db.pool),
-    expected: [],
-    rollups: [],
-    partitions: { tables: sources, leadDays },
-  });
+  const report = await healthReport(db.pool, { partitions: { tables: sources, leadDays } });
   return report.checks.partitions;
 }
 

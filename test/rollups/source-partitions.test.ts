@@ -2,8 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseSettings } from '../../src/config/index.ts';
 import { builtinRollups, cleanupOldData, defaultSources, prepareDatabase } from '../../src/rollups/index.ts';
-import { runHistory } from '../../src/runtime/index.ts';
-import { runHealthChecks } from '../../src/tasks/index.ts';
+import { healthReport } from '../support/health.ts';
 import { createPartitionedTestDatabase } from '../support/partitioned-database.ts';
 import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
 import { refreshAll } from '../support/rollup-helpers.ts';
@@ -221,13 +220,7 @@ describe('a partition left half-detached by an interrupted cleanup', () => {
     });
     const health = async (): Promise<{ status: string; detail: string } | undefined> =>
       (
-        await runHealthChecks({
-          pool: db.pool,
-          settings: { analyticsTimezone: 'UTC' },
-          broker: undefined,
-          runs: runHistory(db.pool),
-          expected: [],
-          rollups: [],
+        await healthReport(db.pool, {
           partitions: { tables: defaultSources.map((s) => s.table), leadDays: 7 },
         })
       ).checks.partitions;

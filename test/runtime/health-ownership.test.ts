@@ -4,20 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { runHistory } from '../../src/runtime/index.ts';
-import { runHealthChecks } from '../../src/tasks/index.ts';
+import type { HealthReport } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { healthReport } from '../support/health.ts';
 
-async function report(db: TestDatabase): Promise<Awaited<ReturnType<typeof runHealthChecks>>> {
-  return await runHealthChecks({
-    pool: db.pool,
-    settings: { analyticsTimezone: 'UTC' },
-    broker: undefined,
-    runs: runHistory(db.pool),
-    expected: [],
-    rollups: [],
-  });
-}
+const report = (db: TestDatabase): Promise<HealthReport> => healthReport(db.pool);
 
 async function insertRun(
   db: TestDatabase,

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { tableLock } from '../support/table-lock.ts';
 import { webHarness, type WebHarness } from './web-harness.ts';
 
 /**
@@ -10,15 +10,9 @@ import { webHarness, type WebHarness } from './web-harness.ts';
  * the only clock: without the timeouts these requests wait for as long as the lock is held.
  */
 let h: WebHarness;
-let holder: pg.Client | undefined;
 let runId: string;
 
-async function holdLock(table: string): Promise<void> {
-  holder = new pg.Client({ connectionString: h.db.url });
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-}
+const lock = tableLock(() => h.db.url);
 
 beforeAll(async () => {
   h = await webHarness('postgres');
@@ -28,15 +22,11 @@ beforeAll(async () => {
   runId = (await h.runtime.enqueue('web_sleep', { kwargs: { seconds: 0 } }, { countdown: 3600 })).id;
 });
 
-afterEach(async () => {
-  await holder?.query('ROLLBACK');
-  await holder?.end();
-  holder = undefined;
-});
+afterEach(lock.release);
 
 describe('control queries under a held lock', () => {
   it('/workers shows the queues and says it could not read the workers', { timeout: 20_000 }, async () => {
-    await holdLock('aggjobs.workers');
+    await lock.hold('aggjobs.workers');
     const res = await h.app.request('/workers');
     expect(res.status).toBe(200);
     const page = await res.text();
@@ -47,7 +37,7 @@ describe('control queries under a held lock', () => {
   });
 
   it("a run's page says it could not read the run, instead of hanging", { timeout: 20_000 }, async () => {
-    await holdLock('aggjobs.task_runs');
+    await lock.hold('aggjobs.task_runs');
     const res = await h.app.request(`/tasks/${runId}`);
     expect(res.status).toBe(200);
     const page = await res.text();
@@ -56,7 +46,7 @@ describe('control queries under a held lock', () => {
   });
 
   it('the task list keeps its filters and says it could not read the runs', { timeout: 20_000 }, async () => {
-    await holdLock('aggjobs.task_runs');
+    await lock.hold('aggjobs.task_runs');
     const res = await h.app.request('/tasks');
     expect(res.status).toBe(200);
     const page = await res.text();
@@ -67,7 +57,7 @@ describe('control queries under a held lock', () => {
   });
 
   it('/schedules and /backfill answer and say what they could not read', { timeout: 20_000 }, async () => {
-    await holdLock('aggjobs.task_runs');
+    await lock.hold('aggjobs.task_runs');
     const schedules = await h.app.request('/schedules');
     expect(schedules.status).toBe(200);
     const schedulesPage = await schedules.text();
@@ -81,7 +71,7 @@ describe('control queries under a held lock', () => {
   });
 
   it('the queues and workers API answers 503 naming the lock', { timeout: 20_000 }, async () => {
-    await holdLock('aggjobs.workers');
+    await lock.hold('aggjobs.workers');
     const res = await h.app.request('/api/workers');
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: string }).error).toContain('another session holds a lock');

@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { tableLock } from '../support/table-lock.ts';
 import { webHarness, type WebHarness } from './web-harness.ts';
 
 /**
@@ -10,31 +10,21 @@ import { webHarness, type WebHarness } from './web-harness.ts';
  * bound (20x the lock timeout) so a slow machine does not fail it, far below the 60 s seen.
  */
 let h: WebHarness;
-let holder: pg.Client | undefined;
 
-async function holdLock(table: string): Promise<void> {
-  holder = new pg.Client({ connectionString: h.db.url });
-  await holder.connect();
-  await holder.query('BEGIN');
-  await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`);
-}
+const lock = tableLock(() => h.db.url);
 
 beforeAll(async () => {
   h = await webHarness('postgres');
 });
 
-afterEach(async () => {
-  await holder?.query('ROLLBACK');
-  await holder?.end();
-  holder = undefined;
-});
+afterEach(lock.release);
 
 describe('dashboard queries under a held lock', () => {
   it(
     '/rollups answers, with what it read and a message for what it could not',
     { timeout: 20_000 },
     async () => {
-      await holdLock('analytics.execution_metrics_hourly');
+      await lock.hold('analytics.execution_metrics_hourly');
       const res = await h.app.request('/rollups');
       expect(res.status).toBe(200);
       const page = await res.text();
@@ -46,7 +36,7 @@ describe('dashboard queries under a held lock', () => {
   );
 
   it('the overview answers too', { timeout: 20_000 }, async () => {
-    await holdLock('analytics.execution_metrics_hourly');
+    await lock.hold('analytics.execution_metrics_hourly');
     const res = await h.app.request('/');
     expect(res.status).toBe(200);
     const page = await res.text();
@@ -60,7 +50,7 @@ describe('dashboard queries under a held lock', () => {
     'the API answers 503 naming what it could not read, not after a minute',
     { timeout: 20_000 },
     async () => {
-      await holdLock('analytics.execution_metrics_hourly');
+      await lock.hold('analytics.execution_metrics_hourly');
       const res = await h.app.request('/api/rollups/execution_metrics_hourly/series');
       expect(res.status).toBe(503);
       expect(((await res.json()) as { error: string }).error).toContain('another session holds a lock');
@@ -71,7 +61,7 @@ describe('dashboard queries under a held lock', () => {
     '/api/health answers within the timeouts and says what it could not check',
     { timeout: 20_000 },
     async () => {
-      await holdLock('analytics.execution_metrics_hourly');
+      await lock.hold('analytics.execution_metrics_hourly');
       const res = await h.app.request('/api/health?fresh=1');
       expect(res.status).toBe(503);
       const report = (await res.json()) as { checks: Record<string, { status: string; detail: string }> };
