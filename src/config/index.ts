@@ -1,14 +1,7 @@
 export { ConfigError } from './config.error.ts';
-export {
-  parseSettings,
-  isValidTimeZone,
-  type Settings,
-  type AppEnv,
-  type LogLevel,
-  type SourcePartitions,
-} from './settings.ts';
+export { parseSettings, type Settings, type LogLevel, type SourcePartitions } from './settings.ts';
 export { loadSettings } from './load-settings.ts';
-export { parseRedisTarget, redisUrlForms, type RedisNode, type RedisTarget } from './redis-target.ts';
+export { parseRedisTarget, type RedisNode, type RedisTarget } from './redis-target.ts';
 export { redact } from './redact.ts';
 export {
   createSecretScrubber,

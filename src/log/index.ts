@@ -1,8 +1,1 @@
-export {
-  createLogger,
-  keepRunLine,
-  MAX_RUN_LINES,
-  resolveLogFormat,
-  type Logger,
-  type LogLine,
-} from './logger.ts';
+export { createLogger, keepRunLine, resolveLogFormat, type Logger, type LogLine } from './logger.ts';

@@ -1,7 +1,7 @@
-export { createRuntime, type Runtime, type RuntimeOptions, type EnqueueOptions } from './runtime.ts';
-export { BrokerUnreachableError, createBroker, type Broker, type BrokerOptions } from './broker.ts';
-export { startWorker, type WorkerOptions, type WorkerHandle, type WorkerStats } from './worker.ts';
-export { startBeat, type BeatOptions, type BeatHandle } from './beat.ts';
+export { createRuntime, type Runtime, type RuntimeOptions } from './runtime.ts';
+export { BrokerUnreachableError, createBroker } from './broker.ts';
+export { startWorker, type WorkerOptions, type WorkerHandle } from './worker.ts';
+export { startBeat, type BeatHandle } from './beat.ts';
 export {
   createControl,
   RunNotFoundError,
@@ -9,8 +9,6 @@ export {
   type Control,
   type QueueCounts,
   type WorkerInfo,
-  type RevokeOutcome,
-  type PromoteOutcome,
 } from './control.ts';
 export { AsyncResult, TaskFailedError, ResultTimeoutError } from './async-result.ts';
 export {
@@ -27,8 +25,8 @@ export {
   type RunState,
   type RunQuery,
 } from './run-log.ts';
-export { listSchedules, nextRunTimes, schedulesOf, slotRunId, type ScheduleInfo } from './schedules.ts';
-export { parseCron, nextSlot, latestSlot, slotsBetween, type Cron } from './cron.ts';
+export { listSchedules, nextRunTimes, slotRunId, type ScheduleInfo } from './schedules.ts';
+export { nextSlot, type Cron } from './cron.ts';
 export { runEagerly } from './eager.ts';
 export { runHistory } from './run-history.ts';
 export {
@@ -40,6 +38,5 @@ export {
   runTotals,
   RUNTIME_BUCKETS,
 } from './run-stats.ts';
-export { isTransient, backoffDelayMs } from './errors.ts';
 export { sendControl, type ControlMessage } from './control-channel.ts';
 export { startServices, waitForShutdownSignal, type Services, type ExtraService } from './services.ts';

@@ -2,7 +2,6 @@ export type {
   TaskDefinition,
   AnyTaskDefinition,
   TaskContext,
-  ArgsEnvironment,
   BrokerProbe,
   BrokerServing,
   RunHistory,
@@ -15,7 +14,6 @@ export {
   builtinTaskSet,
   findTask,
   timeLimitsOf,
-  type TaskRegistry,
   type TaskName,
   type TaskInput,
   type TaskResult,
@@ -25,30 +23,15 @@ export {
 } from './task-registry.ts';
 export { parseTaskArgs, granularities, type Granularity } from './task-args.ts';
 export { InvalidTaskArgsError, TaskRevokedError, UnknownTaskError } from './task-errors.ts';
-export {
-  runHealthChecks,
-  worst,
-  type HealthReport,
-  type HealthStatus,
-  type HealthCheckResult,
-} from './health-check.ts';
+export { runHealthChecks, worst, type HealthReport } from './health-check.ts';
 export {
   backfillId,
   backfillProgress,
   cancelBackfill,
   backfillStatusOf,
   recordedBackfillProgress,
-  type BackfillStatus,
   type BackfillArgs,
   type BackfillProgress,
-  type BackfillResult,
 } from './backfill-tasks.ts';
-export type { RollupTaskResult } from './rollup-tasks.ts';
-export type { ViewsTaskResult, CleanupTaskResult } from './maintenance-tasks.ts';
-export {
-  bucketOf,
-  parseIsoInZone,
-  splitIntoWindows,
-  type TimeWindow,
-  type TaskGrain,
-} from './time-window.ts';
+export type { CleanupTaskResult } from './maintenance-tasks.ts';
+export { bucketOf, type TaskGrain } from './time-window.ts';

@@ -1,1 +1,1 @@
-export { timeChart, type ChartSeries, type TimeChartOptions } from './time-chart.ts';
+export { timeChart } from './time-chart.ts';

@@ -1,2 +1,2 @@
-export { html, raw, escapeHtml, jsonForScript, SafeHtml, type HtmlChild } from './html.ts';
+export { html, raw, escapeHtml, SafeHtml, type HtmlChild } from './html.ts';
 export { formatTime, formatDuration, formatAge, formatBytes, formatNumber, formatJson } from './format.ts';

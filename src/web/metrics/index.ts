@@ -1,2 +1,1 @@
 export { collectMetrics } from './collect-metrics.ts';
-export { PrometheusText, type Labels } from './prometheus-text.ts';

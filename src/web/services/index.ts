@@ -1,3 +1,3 @@
 export { runJson, type RunJson } from './run-view.ts';
 export { createHealthService } from './health-service.ts';
-export { configView, type ConfigView } from './config-view.ts';
+export { configView } from './config-view.ts';
