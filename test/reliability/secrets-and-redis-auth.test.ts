@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/index.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { spawnCli } from './cli-process.ts';
-import { freePort, startOwnRedis, type OwnRedis } from './own-servers.ts';
+import { freePort } from '../support/processes.ts';
+import { startOwnRedis, type OwnRedis } from './own-servers.ts';
 
 /**
  * Real processes (`aggjobs worker`, `run --wait`, `dashboard`) with password-bearing DATABASE_URL and

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from '../reliability/own-servers.ts';
+import { freePort, isAlive } from './processes.ts';
 
 /**
  * A Citus cluster of our own for the distributed tests: a coordinator and two workers from the
@@ -71,15 +71,6 @@ async function serverUser(): Promise<{ uid?: number; gid?: number }> {
   const uid = Number((await run('id', ['-u', 'postgres'])).stdout.trim());
   const gid = Number((await run('id', ['-g', 'postgres'])).stdout.trim());
   return { uid, gid };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Stops and removes the servers of runs that died before their teardown. */

@@ -4,6 +4,7 @@ import { parseSettings } from '../../src/config/index.ts';
 import { createPool, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/index.ts';
 import { prepareDatabase } from '../../src/rollups/index.ts';
 import { findInstalledServer, startTemporaryCluster, type TemporaryCluster } from './postgres-server.ts';
+import { isAlive } from './processes.ts';
 import { findTestRedis } from './redis-server.ts';
 
 declare module 'vitest' {
@@ -23,15 +24,6 @@ async function reachable(url: string): Promise<boolean> {
   } catch {
     await client.end().catch(() => undefined);
     return false;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -12,7 +12,7 @@ import { appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../reliability/own-servers.ts';
+import { freePort, isAlive } from './processes.ts';
 
 /**
  * PostgreSQL installed on the machine (not the npm package's embedded one): a throwaway cluster of
@@ -105,15 +105,6 @@ function serverUser(): { uid?: number; gid?: number } | undefined {
     return { uid, gid };
   } catch {
     return undefined;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

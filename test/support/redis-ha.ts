@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../reliability/own-servers.ts';
+import { freePort } from './processes.ts';
 
 /**
  * Real Redis high-availability setups on loopback for the broker tests, from the `redis-server` on
