@@ -23,8 +23,6 @@ import { ident, literal, qualified } from './sql-identifier.ts';
  * propagation off, so that Citus neither distributes nor tracks these objects.
  */
 
-export const NODE_SCHEMA = 'aggjobs_node';
-
 /** A node's change log: created by the install, and by the trigger on a node added after it. */
 const changeLogSql = `
 CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
