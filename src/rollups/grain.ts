@@ -22,6 +22,22 @@ export function bucketEndSql(grain: Grain, start: string, zone: string): string 
   return `date_trunc('${grain}', (${start} AT TIME ZONE ${zone} + interval '1 ${grain}') AT TIME ZONE ${zone}, ${zone})`;
 }
 
+/**
+ * SQL for the first instant whose bucket is the one labelled `start` (a bucket start from
+ * bucketStartSql or bucketEndSql). It is `start` itself, except where the clocks go back to a
+ * midnight (America/Havana, Atlantic/Azores: 01:00 becomes 00:00 again): date_trunc labels that day
+ * with the second midnight, and its rows begin at the first. Ranges of source rows are cut here, so
+ * that a group is recomputed from exactly the rows the plain GROUP BY puts in it. The shifts tried
+ * (2 h, 1 h, 30 min) cover every zone's; date_trunc never goes back, so the widest that still lands
+ * in the bucket is its first instant.
+ */
+export function bucketRowsStartSql(grain: Grain, start: string, zone: string): string {
+  if (typeof grain === 'object' || grain === 'hour') return start;
+  const earlier = (shift: string): string =>
+    `WHEN date_trunc('${grain}', ${start} - interval '${shift}', ${zone}) = ${start} THEN ${start} - interval '${shift}'`;
+  return `(CASE ${earlier('2 hours')} ${earlier('1 hour')} ${earlier('30 minutes')} ELSE ${start} END)`;
+}
+
 /** Validates a fixed grain: whole minutes that divide a day evenly (so buckets never straddle midnight UTC oddly). */
 export function checkGrain(grain: Grain): void {
   if (typeof grain === 'string') return;

@@ -1,5 +1,5 @@
 import type { RollupDefinition } from './definition.ts';
-import { bucketEndSql, bucketStartSql } from './grain.ts';
+import { bucketEndSql, bucketRowsStartSql, bucketStartSql } from './grain.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
 // Statements start with an unused \`params\` CTE that names every parameter with its type, so that
@@ -66,13 +66,15 @@ CREATE TABLE IF NOT EXISTS ${target} (
   // plain GROUP BY of that hour does. A group with a stored row is recomputed from all its source
   // rows through the (dimension, time) index.
   const freshBucket = bucketStartSql(def.grain, time, zoneParam(2));
+  const rowsStart = (bucket: string): string => bucketRowsStartSql(def.grain, bucket, zoneParam(2));
   const refreshChanged = `
 WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot),
 fresh AS MATERIALIZED (
   SELECT *, ${freshBucket} AS aggjobs_bucket FROM ${source}
   WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
 ), changed AS MATERIALIZED (
-  SELECT g.bucket_start, ${bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2))} AS bucket_end, ${dims.map((d) => `g.${d}`).join(', ')},
+  SELECT g.bucket_start, ${rowsStart('g.bucket_start')} AS rows_start,
+         ${rowsStart(bucketEndSql(def.grain, 'g.bucket_start', zoneParam(2)))} AS rows_end, ${dims.map((d) => `g.${d}`).join(', ')},
          EXISTS (SELECT FROM ${target} t WHERE t.bucket_start = g.bucket_start AND ${dimMatch('t', 'g')}) AS aggjobs_stored
   FROM (
     SELECT aggjobs_bucket AS bucket_start, ${dims.join(', ')} FROM fresh
@@ -81,7 +83,7 @@ fresh AS MATERIALIZED (
     FROM aggjobs.change_log l CROSS JOIN LATERAL jsonb_populate_record(NULL::${source}, l.old_row) r
     WHERE l.source_table = $3 AND l.xid >= $1::xid8 AND NOT pg_visible_in_snapshot(l.xid, $5::pg_snapshot)
   ) g
-  WHERE g.bucket_start >= $4::timestamptz
+  WHERE ${rowsStart('g.bucket_start')} >= $4::timestamptz
 ), computed AS MATERIALIZED (
   SELECT c.bucket_start, ${dims.map((d) => `c.${d}`).join(', ')}, m.*
   FROM changed c
@@ -89,7 +91,7 @@ fresh AS MATERIALIZED (
     SELECT
     ${measureSelect}
     FROM ${source} s
-    WHERE ${dimMatch('s', 'c')} AND s.${time} >= c.bucket_start AND s.${time} < c.bucket_end
+    WHERE ${dimMatch('s', 'c')} AND s.${time} >= c.rows_start AND s.${time} < c.rows_end
     HAVING count(*) > 0
   ) m
   WHERE c.aggjobs_stored
@@ -97,7 +99,7 @@ fresh AS MATERIALIZED (
   SELECT aggjobs_bucket, ${dims.join(', ')},
     ${measureSelect}
   FROM fresh f
-  WHERE aggjobs_bucket >= $4::timestamptz
+  WHERE ${rowsStart('aggjobs_bucket')} >= $4::timestamptz
   GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
   -- A probe per group, as in changed (the planner cannot estimate fresh rows, and a join here has
   -- been planned as a nested loop over both).
@@ -116,13 +118,14 @@ SELECT (SELECT count(*) FROM changed) AS groups, (SELECT count(*) FROM written) 
 
   const bs = (x: string): string => bucketStartSql(def.grain, x, zoneParam(3));
   const be = (x: string): string => bucketEndSql(def.grain, x, zoneParam(3));
+  const rs = (x: string): string => bucketRowsStartSql(def.grain, x, zoneParam(3));
   const alignWindow = `
 WITH params AS (SELECT $1::timestamptz, $2::timestamptz, $3::text, $4::timestamptz)
 SELECT greatest(
          ${bs('$1::timestamptz')},
-         CASE WHEN ${bs('$4::timestamptz')} >= $4::timestamptz THEN ${bs('$4::timestamptz')} ELSE ${be(bs('$4::timestamptz'))} END
+         CASE WHEN ${rs(bs('$4::timestamptz'))} >= $4::timestamptz THEN ${bs('$4::timestamptz')} ELSE ${be(bs('$4::timestamptz'))} END
        ) AS lo,
-       CASE WHEN ${bs('$2::timestamptz')} = $2::timestamptz THEN $2::timestamptz ELSE ${be(bs('$2::timestamptz'))} END AS hi`;
+       CASE WHEN ${rs(bs('$2::timestamptz'))} = $2::timestamptz THEN ${bs('$2::timestamptz')} ELSE ${be(bs('$2::timestamptz'))} END AS hi`;
 
   // A window's groups are compared with the rows the window already holds in one join, and only the
   // groups that differ are written: a backfill over existing rows (the usual case: recomputing what
@@ -137,7 +140,7 @@ computed AS (
   SELECT ${bs(time)} AS bucket_start, ${dims.join(', ')},
     ${measureSelect}
   FROM ${source}
-  WHERE ${time} >= $1::timestamptz AND ${time} < $2::timestamptz
+  WHERE ${time} >= ${rs('$1::timestamptz')} AND ${time} < ${rs('$2::timestamptz')}
   GROUP BY 1, ${dims.map((_, i) => String(i + 2)).join(', ')}
 ), paired AS MATERIALIZED (
   SELECT c.*, t.bucket_start AS aggjobs_stored_bucket_start, ${dims.map((d, i) => `t.${d} AS ${storedDims[i] ?? ''}`).join(', ')},

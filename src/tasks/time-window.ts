@@ -63,7 +63,25 @@ export function bucketOf(grain: TaskGrain, instant: Date, zone: string): TimeWin
   // skip starts its day when the gap ends, as in PostgreSQL.
   const first = local.startOf(grain);
   const next = first.plus({ [`${grain}s`]: 1 }).startOf(grain);
-  return { start: first.toJSDate(), end: next.toJSDate() };
+  return { start: firstInstant(first, grain), end: firstInstant(next, grain) };
+}
+
+/**
+ * A midnight the clocks go back to (01:00 becomes 00:00 again, America/Havana) happens twice, and its
+ * day starts at the first: the rows of the engine's bucket start there (bucketRowsStartSql).
+ */
+function firstInstant(midnight: DateTime, grain: Exclude<TaskGrain, 'hour'>): Date {
+  // No clock change in the two hours before: an instant before midnight lies in the bucket before.
+  if (midnight.minus({ minutes: 120 }).offset === midnight.offset) return midnight.toJSDate();
+  const bucket = (t: DateTime): string =>
+    grain === 'week'
+      ? `${t.weekYear}-${t.weekNumber}`
+      : t.toFormat(grain === 'day' ? 'yyyy-MM-dd' : 'yyyy-MM');
+  for (const minutes of [120, 60, 30]) {
+    const earlier = midnight.minus({ minutes }); // real minutes: an earlier instant
+    if (bucket(earlier) === bucket(midnight)) return earlier.toJSDate();
+  }
+  return midnight.toJSDate();
 }
 
 /** How many buckets of a grain one backfill window holds: a window is one job. */
