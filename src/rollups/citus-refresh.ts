@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { Pool, Queryable } from '../db/index.ts';
+import { SqlState, sqlStateOf, type Pool, type Queryable } from '../db/index.ts';
 import {
   connectPooledNode,
   nodeName,
@@ -10,6 +11,7 @@ import {
 } from './citus-nodes.ts';
 import type { RollupDefinition } from './definition.ts';
 import { rollupSql, type RollupSql } from './rollup-sql.ts';
+import { literal } from './sql-identifier.ts';
 
 /**
  * The incremental refresh of a rollup whose source is distributed by Citus: one refresh per node
@@ -25,9 +27,9 @@ import { rollupSql, type RollupSql } from './rollup-sql.ts';
  *   `citus_move_shard_placement` or a rebalance since: a new placement id) is recomputed whole: its
  *   rows carry stamps from another node's transaction ids, and its deletes were logged there;
  * - the node's state (snapshot, horizon, placements) is written with the rows.
- * The nodes commit once every node has done its work: a node that is down or fails makes the
- * refresh fail before any node commits, naming the node. Readers see each node's refresh at once:
- * its rollup rows and its state commit in one local transaction on that node.
+ * The nodes commit, all at once, when every node has done its work: a node that is down or fails
+ * makes the refresh fail before any node commits, naming the node. Readers see each node's refresh
+ * at once: its rollup rows and its state commit in one local transaction on that node.
  */
 
 export interface NodeRefreshResult {
@@ -40,6 +42,8 @@ export interface NodeRefreshResult {
   rowsDeleted: number;
   /** The node's new horizon, a transaction id of that node. */
   horizon: string;
+  /** The node's work, from its transaction's start to its commit (excluded). */
+  durationMs: number;
 }
 
 export interface CitusRefreshResult {
@@ -84,42 +88,71 @@ function shardSql(def: RollupDefinition, pair: ShardPair): RollupSql {
   return { ...sql, refreshChanged: parts.join('aggjobs_node.change_log') };
 }
 
-interface NodeState {
-  snapshot: string;
-  horizon: string;
-  placements: string[];
+/** A node's open transaction: its snapshot, its previous state and the statements it has prepared. */
+interface NodeHead {
+  next: string;
+  nextSnapshot: string;
+  prepared: string[] | null;
+  snapshot: string | null;
+  horizon: string | null;
+  placements: string[] | null;
 }
 
-/** Runs one node's refresh up to (not including) its commit; the transaction stays open. */
+/** The results of a message of several statements (one round trip), one per statement. */
+async function messages(client: pg.PoolClient, text: string): Promise<pg.QueryResult[]> {
+  const result: pg.QueryResult | pg.QueryResult[] = await client.query(text);
+  return Array.isArray(result) ? result : [result];
+}
+
+const lit = (value: string | Date): string => literal(value instanceof Date ? value.toISOString() : value);
+
+/** A name for a prepared statement of `text`, the same on every connection. */
+const statementName = (text: string): string =>
+  `aggjobs_refresh_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+
+/**
+ * Runs one node's refresh up to (not including) its commit; the transaction stays open. Round trips
+ * are what a new hour costs (docs/scaling.md), so a node takes two: one message opens the
+ * transaction, takes its snapshot and reads the node's state; one runs every shard pair's statement.
+ * The statements are prepared once per connection (parsed once; each run still plans them with its
+ * values, plan_cache_mode force_custom_plan, as the unnamed statements did), and their values are
+ * sent as literals, which a message of several statements needs.
+ */
 async function refreshNode(
   client: pg.PoolClient,
   def: RollupDefinition,
   shards: NodeShards,
   options: CitusRefreshOptions,
 ): Promise<NodeRefreshResult> {
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-  // The first statement takes the node's snapshot: every write visible in it is folded in by this
-  // refresh, and the next refresh takes the writes not visible in it.
-  const { rows: stateRows } = await client.query<{
-    ready: boolean;
-    next: string;
-    nextSnapshot: string;
-  }>(
-    `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true),
-            set_config('lock_timeout', $3, true), set_config('synchronous_commit', 'off', true),
-            to_regclass('aggjobs_node.rollup_state') IS NOT NULL AS ready,
-            pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot"`,
-    [String(options.statementTimeoutMs), options.workMem, String(options.lockTimeoutMs)],
-  );
-  const head = stateRows[0];
-  if (head === undefined || !head.ready) throw nodeNotMigratedError(nodeName(shards.node));
-  const { rows: previousRows } = await client.query<NodeState>(
-    `SELECT snapshot::text AS snapshot, horizon::text AS horizon, placements::text[] AS placements
-     FROM aggjobs_node.rollup_state WHERE rollup = $1`,
-    [def.name],
-  );
-  const previous = options.initial ? undefined : previousRows[0];
-  const covered = new Set(previous?.placements ?? []);
+  const started = performance.now();
+  let head: NodeHead | undefined;
+  try {
+    // The SELECT is the transaction's first statement: it takes the node's snapshot. Every write
+    // visible in it is folded in by this refresh, and the next refresh takes the writes not visible in it.
+    const [, selected] = await messages(
+      client,
+      `BEGIN ISOLATION LEVEL REPEATABLE READ;
+       SELECT set_config('statement_timeout', ${lit(String(options.statementTimeoutMs))}, true),
+              set_config('work_mem', ${lit(options.workMem)}, true),
+              set_config('lock_timeout', ${lit(String(options.lockTimeoutMs))}, true),
+              set_config('synchronous_commit', 'off', true),
+              set_config('plan_cache_mode', 'force_custom_plan', true),
+              pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+              (SELECT array_agg(name) FROM pg_prepared_statements) AS prepared,
+              s.snapshot::text AS snapshot, s.horizon::text AS horizon, s.placements::text[] AS placements
+       FROM (SELECT) one LEFT JOIN aggjobs_node.rollup_state s ON s.rollup = ${lit(def.name)}`,
+    );
+    head = selected?.rows[0] as NodeHead | undefined;
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.undefinedTable) throw nodeNotMigratedError(nodeName(shards.node));
+    throw error;
+  }
+  if (head === undefined) throw new Error(`no snapshot from Citus node ${nodeName(shards.node)}`);
+  const previous =
+    options.initial || head.snapshot === null || head.horizon === null
+      ? undefined
+      : { snapshot: head.snapshot, horizon: head.horizon };
+  const covered = new Set(previous === undefined ? [] : (head.placements ?? []));
   const result: NodeRefreshResult = {
     node: nodeName(shards.node),
     shards: shards.pairs.length,
@@ -128,67 +161,77 @@ async function refreshNode(
     rowsWritten: 0,
     rowsDeleted: 0,
     horizon: head.next,
+    durationMs: 0,
   };
-  let aligned: { lo: string; hi: string; nonempty: boolean } | undefined;
-  for (const pair of shards.pairs) {
-    const sql = shardSql(def, pair);
-    let rows: Array<Record<string, unknown>>;
-    if (previous !== undefined && pair.placements.every((p) => covered.has(p))) {
-      ({ rows } = await client.query(sql.refreshChanged, [
-        previous.horizon,
-        options.timezone,
-        pair.source,
-        options.cutoff,
-        previous.snapshot,
-      ]));
-    } else {
-      result.shardsRecomputed += 1;
-      if (aligned === undefined) {
-        const { rows: window } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
-          `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
-          ['-infinity', 'infinity', options.timezone, options.cutoff],
-        );
-        aligned = window[0] ?? { lo: '-infinity', hi: 'infinity', nonempty: false };
-      }
-      if (!aligned.nonempty) continue;
-      ({ rows } = await client.query(sql.refreshWindow, [aligned.lo, aligned.hi, options.timezone]));
-    }
+  const add = (rows: Array<Record<string, unknown>>): void => {
     result.groupsRecomputed += count(rows, 'groups');
     result.rowsWritten += count(rows, 'written');
     result.rowsDeleted += count(rows, 'deleted');
+  };
+  const prepared = new Set(head.prepared ?? []);
+  const statements: string[] = [];
+  let aligned: { lo: string; hi: string; nonempty: boolean } | undefined;
+  for (const pair of shards.pairs) {
+    const sql = shardSql(def, pair);
+    if (previous !== undefined && pair.placements.every((p) => covered.has(p))) {
+      const name = statementName(sql.refreshChanged);
+      if (!prepared.has(name)) {
+        statements.push(
+          `PREPARE ${name} (xid8, text, text, timestamptz, pg_snapshot) AS ${sql.refreshChanged}`,
+        );
+        prepared.add(name);
+      }
+      const values = [previous.horizon, options.timezone, pair.source, options.cutoff, previous.snapshot];
+      statements.push(`EXECUTE ${name} (${values.map(lit).join(', ')})`);
+      continue;
+    }
+    // Recomputed whole (the node's first run, or a shard moved here): rare, a statement at a time.
+    result.shardsRecomputed += 1;
+    if (aligned === undefined) {
+      const { rows: window } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
+        `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
+        ['-infinity', 'infinity', options.timezone, options.cutoff],
+      );
+      aligned = window[0] ?? { lo: '-infinity', hi: 'infinity', nonempty: false };
+    }
+    if (!aligned.nonempty) continue;
+    add((await client.query(sql.refreshWindow, [aligned.lo, aligned.hi, options.timezone])).rows);
   }
-  await client.query(
-    `INSERT INTO aggjobs_node.rollup_state (rollup, source_table, snapshot, horizon, placements, refreshed_at, last_result)
-     VALUES ($1, $2, $3::pg_snapshot, $4::xid8, $5::bigint[], now(), $6)
+  // The node's state with its rows, before any node commits (its result follows at the commit).
+  const placements = shards.pairs.flatMap((p) => p.placements).map(lit);
+  statements.push(
+    `INSERT INTO aggjobs_node.rollup_state (rollup, source_table, snapshot, horizon, placements, refreshed_at)
+     VALUES (${lit(def.name)}, ${lit(def.source)}, ${lit(head.nextSnapshot)}::pg_snapshot, ${lit(head.next)}::xid8,
+             ARRAY[${placements.join(', ')}]::bigint[], now())
      ON CONFLICT (rollup) DO UPDATE SET source_table = EXCLUDED.source_table, snapshot = EXCLUDED.snapshot,
-       horizon = EXCLUDED.horizon, placements = EXCLUDED.placements, refreshed_at = EXCLUDED.refreshed_at,
-       last_result = EXCLUDED.last_result`,
-    [
-      def.name,
-      def.source,
-      head.nextSnapshot,
-      head.next,
-      shards.pairs.flatMap((p) => p.placements),
-      JSON.stringify(result),
-    ],
+       horizon = EXCLUDED.horizon, placements = EXCLUDED.placements, refreshed_at = EXCLUDED.refreshed_at`,
   );
+  for (const done of await messages(client, statements.join(';\n')))
+    if (done.command === 'SELECT') add(done.rows);
+  result.durationMs = Math.round(performance.now() - started);
   return result;
 }
 
 /**
- * Forgets a node's change-log entries for `def`'s source shards that every rollup of that source
- * on the node has folded in. Its own transaction, after the refresh committed.
+ * Commits one node's refresh (one message): its result into the state row it wrote (the transaction
+ * holds that row's lock and its table's, so this waits on no one), the commit; then, in a
+ * transaction of its own, the node's change-log entries for `def`'s source shards that every rollup
+ * of that source on the node has folded in are forgotten. A statement that fails skips the rest.
  */
-async function pruneNodeChangeLog(
-  client: pg.Client,
+async function commitNode(
+  client: pg.PoolClient,
   def: RollupDefinition,
   shards: NodeShards,
+  result: NodeRefreshResult,
 ): Promise<void> {
-  await client.query(
-    `DELETE FROM aggjobs_node.change_log
-     WHERE source_table = ANY ($1::text[])
-       AND xid < (SELECT min(horizon) FROM aggjobs_node.rollup_state WHERE source_table = $2)`,
-    [shards.pairs.map((p) => p.source), def.source],
+  const sources = shards.pairs.map((p) => lit(p.source));
+  await messages(
+    client,
+    `UPDATE aggjobs_node.rollup_state SET last_result = ${lit(JSON.stringify(result))} WHERE rollup = ${lit(def.name)};
+     COMMIT;
+     DELETE FROM aggjobs_node.change_log
+     WHERE source_table = ANY (ARRAY[${sources.join(', ')}]::text[])
+       AND xid < (SELECT min(horizon) FROM aggjobs_node.rollup_state WHERE source_table = ${lit(def.source)})`,
   );
 }
 
@@ -204,7 +247,7 @@ export async function refreshOnNodes(
   options: CitusRefreshOptions,
 ): Promise<CitusRefreshResult> {
   const what = `incremental refresh of ${def.name}`;
-  const nodes = await shardPairsByNode(coordinator, def);
+  const nodes = (await shardPairsByNode(coordinator, def)) ?? [];
   const clients = new Map<string, pg.PoolClient>();
   // A client goes back to its pool only after its node committed and pruned; any other way (an
   // error, an abort) it is closed, which rolls back what it had open on its node.
@@ -251,10 +294,25 @@ export async function refreshOnNodes(
     const failed = done.find((d): d is PromiseRejectedResult => d.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
     const results = done.map((d) => (d as PromiseFulfilledResult<NodeRefreshResult>).value);
-    // Every node did its work: commit each. A node lost between two commits keeps its previous
-    // state with its previous rows (they commit together), and the next run recomputes its changes.
-    for (const n of nodes) await client(n).query('COMMIT');
-    await Promise.all(nodes.map((n) => pruneNodeChangeLog(client(n), def, n)));
+    // Every node did its work: commit all at once. A node whose commit fails (lost meanwhile) keeps
+    // its previous state with its previous rows (they commit together), and the next run recomputes
+    // its changes.
+    const committed = await Promise.allSettled(
+      nodes.map(async (n, i) => {
+        const work = results[i];
+        if (work === undefined) throw new Error(`no refresh of ${nodeName(n.node)} to commit`);
+        try {
+          await commitNode(client(n), def, n, work);
+        } catch (error) {
+          throw new Error(
+            `${what} failed on Citus node ${nodeName(n.node)} at its commit: ${(error as Error).message}`,
+            { cause: error },
+          );
+        }
+      }),
+    );
+    const uncommitted = committed.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+    if (uncommitted !== undefined) throw uncommitted.reason;
     const result = {
       groupsRecomputed: results.reduce((s, r) => s + r.groupsRecomputed, 0),
       rowsWritten: results.reduce((s, r) => s + r.rowsWritten, 0),
