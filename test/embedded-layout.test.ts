@@ -113,9 +113,11 @@ describe('the OS user the embedded server runs as', () => {
       expect(lines).toContain(
         `creating the OS user \`${newUser}\` (a system user without login or home) to run the embedded PostgreSQL: PostgreSQL refuses to run as root`,
       );
-      // Without a home, as the line says; and it can run the server's binaries and enter its data.
-      const home = execFileSync('getent', ['passwd', newUser]).toString().split(':')[5] ?? '';
+      // Without a login or a home, as the line says; and it can run the server's binaries and enter its data.
+      const entry = execFileSync('getent', ['passwd', newUser]).toString().trim().split(':');
+      const home = entry[5] ?? '';
       expect(existsSync(home), `home ${home}`).toBe(false);
+      expect(entry[6]).toMatch(/^\/(usr\/sbin\/nologin|bin\/false)$/);
       expect(userCan(layout.user, '-x', layout.binaries.postgres)).toBe(true);
       expect(layout.pgdata).toBe(join(shared, 'a', '.aggjobs', 'pgdata'));
 

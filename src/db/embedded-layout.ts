@@ -98,7 +98,9 @@ function serverUser(name: string, onLog: (line: string) => void): RunAs {
     `creating the OS user \`${name}\` (a system user without login or home) to run the embedded PostgreSQL: PostgreSQL refuses to run as root`,
   );
   try {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', name], {
+    // No login shell: the server's processes are started with its uid, never through a login.
+    const shell = existsSync('/usr/sbin/nologin') ? '/usr/sbin/nologin' : '/bin/false';
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', shell, name], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     return { uid: idOf('-u', name), gid: idOf('-g', name) };
