@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/index.ts';
-import type { RollupDefinition } from './definition.ts';
+import { groupColumnsBySource, type RollupDefinition } from './definition.ts';
 import { citusChangeCaptureSql } from './citus-capture.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -178,14 +178,8 @@ export async function distributeForCitus(
     anchor ??= source;
   }
   for (const def of definitions) await placeTable(db, `analytics.${def.name}`, anchor, false);
-  for (const source of sources) {
-    const columns = new Set<string>();
-    for (const def of definitions.filter((d) => d.source === source)) {
-      columns.add(def.timeColumn);
-      for (const d of def.dimensions) columns.add(d.column);
-    }
-    for (const statement of citusChangeCaptureSql(source, [...columns].sort())) await db.query(statement);
-  }
+  for (const [source, columns] of groupColumnsBySource(definitions))
+    for (const statement of citusChangeCaptureSql(source, columns)) await db.query(statement);
 }
 
 /**

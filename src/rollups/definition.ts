@@ -51,3 +51,15 @@ export interface RollupDefinition {
 export function grainLabel(grain: Grain): string {
   return typeof grain === 'string' ? grain : `${grain.minutes} minutes`;
 }
+
+/** Every column any rollup groups a source's rows by: what the change log must keep of an old row. */
+export function groupColumnsBySource(definitions: readonly RollupDefinition[]): Map<string, string[]> {
+  const bySource = new Map<string, Set<string>>();
+  for (const def of definitions) {
+    const columns = bySource.get(def.source) ?? new Set<string>();
+    columns.add(def.timeColumn);
+    for (const d of def.dimensions) columns.add(d.column);
+    bySource.set(def.source, columns);
+  }
+  return new Map([...bySource].map(([source, columns]) => [source, [...columns].sort()]));
+}

@@ -3,7 +3,7 @@ import { withTransaction } from '../db/index.ts';
 import { installNodeCapture } from './citus-capture.ts';
 import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citus-install.ts';
 import { withViewRollups } from './citus-view-rollups.ts';
-import type { RollupDefinition } from './definition.ts';
+import { groupColumnsBySource, type RollupDefinition } from './definition.ts';
 import { checkCoveringIndexKeys, installCoveringIndexes } from './covering-index.ts';
 import { checkGrain } from './grain.ts';
 import { rollupSql } from './rollup-sql.ts';
@@ -38,18 +38,6 @@ export function checkDefinition(def: RollupDefinition): void {
   } catch (error) {
     fail('grain', 'valid', (error as Error).message);
   }
-}
-
-/** Every column any rollup groups a source's rows by: what the change log must keep of an old row. */
-export function groupColumnsBySource(definitions: readonly RollupDefinition[]): Map<string, string[]> {
-  const bySource = new Map<string, Set<string>>();
-  for (const def of definitions) {
-    const columns = bySource.get(def.source) ?? new Set<string>();
-    columns.add(def.timeColumn);
-    for (const d of def.dimensions) columns.add(d.column);
-    bySource.set(def.source, columns);
-  }
-  return new Map([...bySource].map(([source, columns]) => [source, [...columns].sort()]));
 }
 
 function changeCaptureSql(source: string, columns: readonly string[]): string[] {
