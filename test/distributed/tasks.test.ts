@@ -110,7 +110,7 @@ describe('tasks on Citus', () => {
 
     const status = await cli(['migrate', '--status'], db.url);
     expect(status.code).toBe(0);
-  });
+  }, 240_000); // six CLI runs of ~14 s each under load; 60 s was missed twice at a load of 10-13
 
   it('health reports the change-capture lag per node', async () => {
     // A transaction left open on the first worker: it is that node's oldest, named by its pid.
