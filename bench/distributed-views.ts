@@ -9,6 +9,7 @@ import pg from 'pg';
 import type { Pool } from '../src/db/index.ts';
 import { materializedViewNames, refreshMaterializedViews } from '../src/rollups/index.ts';
 import { materializedViewSql } from '../src/rollups/materialized-views.ts';
+import { intoTempTables } from './engine-cases.ts';
 import { formatMs, formatRatios, pairedRatios, summarize, type PairedRatios } from './stats.ts';
 
 const HOUR = 3_600_000;
@@ -60,21 +61,10 @@ export async function insertEventHour(
 
 /** The user's materialized views on Citus without aggjobs: each defining query into a new table. */
 async function definingQueries(pool: Pool, zone: string): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query(`SET LOCAL work_mem = '64MB'`);
-    for (const [i, name] of materializedViewNames.entries())
-      await client.query(
-        `CREATE TEMP TABLE bench_mv_${i} ON COMMIT DROP AS ${materializedViewSql(name, zone)}`,
-      );
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  await intoTempTables(
+    pool,
+    materializedViewNames.map((name) => ({ sql: materializedViewSql(name, zone) })),
+  );
 }
 
 const timed = async (fn: () => Promise<unknown>): Promise<number> => {

@@ -70,14 +70,29 @@ function plainGroupBy(def: RollupDefinition, range?: Range): string {
  * the rows), nor an INSERT into an empty table (which is cheaper than a user's backfill).
  */
 async function bareGroupBy(pool: Pool, defs: readonly RollupDefinition[], range?: Range): Promise<void> {
+  const params = range === undefined ? [] : [range.start, range.end];
+  await intoTempTables(
+    pool,
+    defs.map((def) => ({ sql: plainGroupBy(def, range), params })),
+  );
+}
+
+/**
+ * A reference's queries, each stored into a new table (`CREATE TEMP TABLE … AS`, dropped at commit)
+ * in one transaction with a refresh's work_mem (64MB): the rows computed and written, as a refresh does.
+ */
+export async function intoTempTables(
+  pool: Pool,
+  queries: ReadonlyArray<{ sql: string; params?: unknown[] }>,
+): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query(`SET LOCAL work_mem = '64MB'`);
-    for (const [i, def] of defs.entries())
+    for (const [i, query] of queries.entries())
       await client.query(
-        `CREATE TEMP TABLE bench_bare_${i} ON COMMIT DROP AS ${plainGroupBy(def, range)}`,
-        range === undefined ? [] : [range.start, range.end],
+        `CREATE TEMP TABLE bench_reference_${i} ON COMMIT DROP AS ${query.sql}`,
+        query.params ?? [],
       );
     await client.query('COMMIT');
   } catch (error) {

@@ -201,18 +201,12 @@ export interface NodeShards {
 }
 
 /**
- * Where each shard of `def`'s source is, with its co-located shard of the rollup table (the same hash
- * range, on the same node: co-location moves them together). From the coordinator's metadata, in
- * one round trip; undefined when the source is not a distributed table (called only where Citus is
- * installed).
+ * Where each shard of `def`'s source is, with its co-located rollup shard (the same hash range, on
+ * the same node: co-location moves them together). From the coordinator's metadata.
  */
-export async function shardPairsByNode(
-  db: Queryable,
-  def: RollupDefinition,
-): Promise<NodeShards[] | undefined> {
+export async function shardPairsByNode(db: Queryable, def: RollupDefinition): Promise<NodeShards[]> {
   const { rows } = await db.query<{
-    distributed: boolean;
-    host: string | null;
+    host: string;
     port: number;
     source_schema: string;
     source_shard: string;
@@ -221,27 +215,22 @@ export async function shardPairsByNode(
     target_placement: string;
   }>(
     // $1 source table, $2 rollup table
-    `SELECT d.distributed, m.* FROM (
-       SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)) AS distributed) d
-     LEFT JOIN (
-       SELECT n.nodename AS host, n.nodeport AS port, s.shardid,
+    `SELECT n.nodename AS host, n.nodeport AS port,
             (SELECT nspname FROM pg_namespace WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = s.logicalrelid)) AS source_schema,
             (parse_ident(shard_name(s.logicalrelid, s.shardid)))[cardinality(parse_ident(shard_name(s.logicalrelid, s.shardid)))] AS source_shard,
             (parse_ident(shard_name(t.logicalrelid, t.shardid)))[cardinality(parse_ident(shard_name(t.logicalrelid, t.shardid)))] AS target_shard,
             ps.placementid::text AS source_placement, pt.placementid::text AS target_placement
-       FROM pg_dist_shard s
-       JOIN pg_dist_shard t ON t.logicalrelid = to_regclass($2) AND t.shardminvalue = s.shardminvalue
-       JOIN pg_dist_placement ps ON ps.shardid = s.shardid
-       JOIN pg_dist_placement pt ON pt.shardid = t.shardid AND pt.groupid = ps.groupid
-       JOIN pg_dist_node n ON n.groupid = ps.groupid AND n.noderole = 'primary'
-       WHERE s.logicalrelid = to_regclass($1)) m ON d.distributed
-     ORDER BY m.host, m.port, m.shardid`,
+     FROM pg_dist_shard s
+     JOIN pg_dist_shard t ON t.logicalrelid = to_regclass($2) AND t.shardminvalue = s.shardminvalue
+     JOIN pg_dist_placement ps ON ps.shardid = s.shardid
+     JOIN pg_dist_placement pt ON pt.shardid = t.shardid AND pt.groupid = ps.groupid
+     JOIN pg_dist_node n ON n.groupid = ps.groupid AND n.noderole = 'primary'
+     WHERE s.logicalrelid = to_regclass($1)
+     ORDER BY n.nodename, n.nodeport, s.shardid`,
     [def.source, `analytics.${def.name}`],
   );
-  if (rows[0]?.distributed !== true) return undefined;
   const byNode = new Map<string, { node: CitusNodeAddress; pairs: ShardPair[] }>();
   for (const row of rows) {
-    if (row.host === null) continue;
     const node = { host: row.host, port: row.port };
     const entry = byNode.get(nodeName(node)) ?? { node, pairs: [] };
     entry.pairs.push({

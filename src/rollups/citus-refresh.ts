@@ -247,7 +247,7 @@ export async function refreshOnNodes(
   options: CitusRefreshOptions,
 ): Promise<CitusRefreshResult> {
   const what = `incremental refresh of ${def.name}`;
-  const nodes = (await shardPairsByNode(coordinator, def)) ?? [];
+  const nodes = await shardPairsByNode(coordinator, def);
   const clients = new Map<string, pg.PoolClient>();
   // A client goes back to its pool only after its node committed and pruned; any other way (an
   // error, an abort) it is closed, which rolls back what it had open on its node.
