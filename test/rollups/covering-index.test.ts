@@ -76,19 +76,28 @@ describe('covering index (opt-in per rollup)', () => {
              timestamptz '2026-05-01' + make_interval(mins => i), i % 1000, i % 17
       FROM generate_series(1, 5000) i`);
     await refreshRollup(db.pool, covered, { timezone: 'UTC', mode: { kind: 'incremental' } });
-    await db.pool.query('VACUUM ANALYZE public.execution_logs');
+    // An index-only scan is chosen when the table's pages are marked all-visible (pg_class.relallvisible).
+    // Autovacuum is off for this table here: an ANALYZE of its own, started late by the 5,000 inserts,
+    // could count the pages the UPDATE below un-marks and tip the plan (a CI run under load saw it).
+    await db.pool.query('ALTER TABLE public.execution_logs SET (autovacuum_enabled = off)');
     await db.pool.query(`UPDATE public.execution_logs SET duration_ms = duration_ms + 1 WHERE id % 500 = 3`);
+    await db.pool.query('VACUUM ANALYZE public.execution_logs');
     // The plan of one group's recompute as the incremental refresh runs it (rollup-sql.ts).
     const { rows: plan } = await db.pool.query<{ 'QUERY PLAN': string }>(
       `EXPLAIN SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), count(DISTINCT user_id)
        FROM public.execution_logs s
        WHERE s.workspace_id = 3 AND s.started_at >= timestamptz '2026-05-02 10:00Z' AND s.started_at < timestamptz '2026-05-02 11:00Z'`,
     );
-    expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toMatch(
-      /Index Only Scan using execution_logs_aggjobs_cover_/,
+    const { rows: pages } = await db.pool.query<{ relpages: number; relallvisible: number }>(
+      `SELECT relpages, relallvisible FROM pg_class WHERE oid = 'public.execution_logs'::regclass`,
     );
+    expect(
+      plan.map((r) => r['QUERY PLAN']).join('\n'),
+      `pages and all-visible: ${JSON.stringify(pages[0])}`,
+    ).toMatch(/Index Only Scan using execution_logs_aggjobs_cover_/);
     await refreshRollup(db.pool, covered, { timezone: 'UTC', mode: { kind: 'incremental' } });
     expect(await compareWithOracle(db.pool, 'UTC', { tables: ['execution_metrics_hourly'] })).toEqual([]);
+    await db.pool.query('ALTER TABLE public.execution_logs RESET (autovacuum_enabled)');
   });
 
   it('refuses two rollups of one source that would key it differently, naming both keys', async () => {
