@@ -113,7 +113,7 @@ export interface RecordedIdentity {
 
 /** One way the rows' builder differs from the current one: what, and old → new. */
 export interface IdentityChange {
-  what: 'timezone' | 'definition' | 'cluster' | 'transaction ids';
+  what: 'timezone' | 'definition' | 'cluster' | 'transaction ids' | 'truncate';
   from: string;
   to: string;
   /** How it reads in a message. */
@@ -152,7 +152,13 @@ export function identityChanges(
   def: RollupDefinition,
   recorded: RecordedIdentity,
   current: BuildIdentity,
-  xids: { snapshotAhead: boolean; storedXmax: string | null; currentXmax: string },
+  xids: {
+    snapshotAhead: boolean;
+    storedXmax: string | null;
+    currentXmax: string;
+    /** A TRUNCATE of the source since the rows were built (migration 000013). */
+    truncated: { table: string; at: string } | null;
+  },
 ): IdentityChange[] {
   const changes: IdentityChange[] = [];
   // Fixed-minute grains count from a UTC epoch: the zone does not place their buckets.
@@ -194,6 +200,16 @@ export function identityChanges(
       detail:
         `its stored snapshot ends at transaction id ${xids.storedXmax ?? '?'}, which this cluster has not reached ` +
         `(${xids.currentXmax}): it was taken in another transaction-id space (a restore from another cluster)`,
+    });
+  }
+  if (xids.truncated !== null) {
+    changes.push({
+      what: 'truncate',
+      from: def.source,
+      to: xids.truncated.table,
+      detail:
+        `${xids.truncated.table} was truncated at ${new Date(xids.truncated.at).toISOString()} after these rows were built ` +
+        '(TRUNCATE fires no delete trigger: the groups of its rows would stay)',
     });
   }
   return changes;

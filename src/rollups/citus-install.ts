@@ -90,7 +90,12 @@ async function widenPrimaryKey(db: Queryable, table: string): Promise<void> {
 /** Change capture installed by a single-server install of the same database: meaningless on Citus. */
 async function dropChangeCapture(db: Queryable, table: string): Promise<void> {
   const t = qualified(table);
-  for (const trigger of ['aggjobs_stamp_xid', 'aggjobs_log_deletes', 'aggjobs_log_moves'])
+  for (const trigger of [
+    'aggjobs_stamp_xid',
+    'aggjobs_log_deletes',
+    'aggjobs_log_moves',
+    'aggjobs_log_truncate',
+  ])
     await db.query(`DROP TRIGGER IF EXISTS ${ident(trigger)} ON ${t}`);
   const { rows } = await db.query<{ stamped: boolean }>(
     `SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'aggjobs_xid'

@@ -20,6 +20,8 @@ export interface IdentityStateColumns {
   snapshot_ahead: boolean;
   stored_xmax: string | null;
   current_xmax: string;
+  /** The latest TRUNCATE of the source (or a partition) that the stored snapshot does not see. */
+  truncated: { table: string; at: string } | null;
 }
 
 /**
@@ -32,7 +34,11 @@ export const identityStateSelect = `s.built_timezone, s.built_fingerprint, s.bui
                 (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
                 coalesce(pg_snapshot_xmax(s.snapshot) > pg_snapshot_xmax(pg_current_snapshot()), false) AS snapshot_ahead,
                 pg_snapshot_xmax(s.snapshot)::text AS stored_xmax,
-                pg_snapshot_xmax(pg_current_snapshot())::text AS current_xmax`;
+                pg_snapshot_xmax(pg_current_snapshot())::text AS current_xmax,
+                (SELECT jsonb_build_object('table', t.truncated_table, 'at', t.truncated_at)
+                 FROM aggjobs.source_truncations t
+                 WHERE t.source_table = s.source_table AND NOT pg_visible_in_snapshot(t.xid, s.snapshot)
+                 ORDER BY t.id DESC LIMIT 1) AS truncated`;
 
 export interface IdentityCheck {
   current: BuildIdentity;
@@ -61,6 +67,7 @@ export function identityOf(
       snapshotAhead: row.snapshot_ahead,
       storedXmax: row.stored_xmax,
       currentXmax: row.current_xmax,
+      truncated: row.truncated,
     }),
   };
 }

@@ -58,6 +58,9 @@ function changeCaptureSql(source: string, columns: readonly string[]): string[] 
     `CREATE OR REPLACE TRIGGER aggjobs_log_moves AFTER UPDATE ON ${table}
        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
        FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_old_groups(${args})`,
+    // TRUNCATE fires no DELETE trigger: recorded, so that a refresh refuses (migration 000013).
+    `CREATE OR REPLACE TRIGGER aggjobs_log_truncate AFTER TRUNCATE ON ${table}
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_truncate()`,
   ];
 }
 

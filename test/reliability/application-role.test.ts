@@ -35,7 +35,7 @@ async function asApp(url: string, sql: string): Promise<string> {
 }
 
 describe('an application role writing the source tables', () => {
-  it('inserts, updates and deletes with its table grants alone, and every change is captured', async () => {
+  it('inserts, updates, deletes and truncates with its table grants alone, and every change is captured', async () => {
     server = await startEmbeddedPostgres({ dataDir });
     pool = createPool({ connectionString: server.url, max: 2 });
     await prepareDatabase(pool, { analyticsTimezone: 'UTC' });
@@ -58,7 +58,15 @@ describe('an application role writing the source tables', () => {
     // The move and the delete are in the change log, written by the trigger on the app's behalf.
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM aggjobs.change_log');
     expect(rows[0]?.n).toBe(2);
+    // A TRUNCATE (with its own grant) is recorded for it too (migration 000013).
+    await pool.query('GRANT TRUNCATE ON public.user_activity_events TO product_app');
+    expect(await asApp(appUrl, 'TRUNCATE public.user_activity_events')).toBe('ok');
+    const { rows: truncations } = await pool.query<{ source_table: string }>(
+      'SELECT source_table FROM aggjobs.source_truncations',
+    );
+    expect(truncations).toEqual([{ source_table: 'public.user_activity_events' }]);
     // And the app itself still cannot touch aggjobs' tables.
     expect(await asApp(appUrl, `DELETE FROM aggjobs.change_log`)).toBe('42501');
+    expect(await asApp(appUrl, `DELETE FROM aggjobs.source_truncations`)).toBe('42501');
   });
 });

@@ -8,6 +8,8 @@ import {
   ensureFuturePartitions,
   installRollups,
   prepareDatabase,
+  rebuildRollup,
+  refreshRollup,
 } from '../../src/rollups/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { runEagerly } from '../../src/runtime/index.ts';
@@ -66,6 +68,7 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     expect(triggers.map((t) => t.name)).toEqual([
       'aggjobs_log_deletes',
       'aggjobs_log_moves',
+      'aggjobs_log_truncate',
       'aggjobs_stamp_xid',
     ]);
     // The stamp trigger, and the aggjobs_xid index, exist on every partition (cloned from the parent).
@@ -172,12 +175,12 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
   });
 
   it('logs under the parent a statement that names a partition, and a statement on the parent once', async () => {
-    // Every partition, those migrate created ahead included, carries the two statement triggers.
+    // Every partition, those migrate created ahead included, carries the three statement triggers.
     const { rows: missing } = await db.pool.query<{ name: string }>(
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
        WHERE i.inhparent = ANY ($1::regclass[])
          AND (SELECT count(*) FROM pg_trigger t WHERE t.tgrelid = c.oid
-              AND t.tgname IN ('aggjobs_log_deletes', 'aggjobs_log_moves')) <> 2`,
+              AND t.tgname IN ('aggjobs_log_deletes', 'aggjobs_log_moves', 'aggjobs_log_truncate')) <> 3`,
       [sources],
     );
     expect(missing).toEqual([]);
@@ -195,7 +198,7 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       ).rows[0]?.n ?? -1;
     expect(await triggersOf()).toBe(0);
     await ensureFuturePartitions(db.pool, sources, { leadDays: 7 });
-    expect(await triggersOf()).toBe(2);
+    expect(await triggersOf()).toBe(3);
     await db.pool.query(`DROP TABLE public.${own}`);
     await refreshAll(db.pool, ZONE);
     const { rows } = await db.pool.query<{ id: string; part: string }>(
@@ -222,6 +225,25 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       { source_table: 'public.execution_logs', ws: '2' },
       { source_table: 'public.execution_logs', ws: '3' },
     ]);
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+
+  it('records a TRUNCATE that names a partition under the parent: its rollups refuse until rebuilt', async () => {
+    const { rows } = await db.pool.query<{ part: string }>(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
+       VALUES (1, 1, 1, 'running', now() - interval '4 days'), (2, 1, 1, 'running', now() - interval '4 days')
+       RETURNING tableoid::regclass::text AS part`,
+    );
+    await refreshAll(db.pool, ZONE);
+    const part = rows[0]?.part ?? '';
+    await db.pool.query(`TRUNCATE ${part}`);
+    const onLogs = builtinRollups.filter((d) => d.source === 'public.execution_logs');
+    for (const def of onLogs)
+      await expect(
+        refreshRollup(db.pool, def, { timezone: ZONE, mode: { kind: 'incremental' } }),
+      ).rejects.toThrow(`analytics.${def.name} needs a rebuild: public.${part} was truncated at`);
+    for (const def of onLogs) await rebuildRollup(db.pool, def, { timezone: ZONE });
     await refreshAll(db.pool, ZONE);
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
   });
