@@ -61,6 +61,10 @@ BEGIN
       CONTINUE WHEN EXISTS (SELECT FROM pg_trigger x WHERE x.tgrelid = p AND x.tgname = t.tgname AND x.tgargs = t.tgargs);
       EXECUTE format('CREATE OR REPLACE TRIGGER %I %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%s)',
                      t.tgname, t.event, p, t.referencing, t.fn, coalesce(args, ''));
+      -- A TRUNCATE applied by logical replication runs in a replica session: fired there too.
+      IF t.tgname = 'aggjobs_log_truncate' THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER aggjobs_log_truncate', p);
+      END IF;
       made := made + 1;
     END LOOP;
   END LOOP;

@@ -68,7 +68,9 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     expect(triggers.map((t) => t.name)).toEqual([
       'aggjobs_log_deletes',
       'aggjobs_log_moves',
+      'aggjobs_log_replicated',
       'aggjobs_log_truncate',
+      'aggjobs_stamp_replicated',
       'aggjobs_stamp_xid',
     ]);
     // The stamp trigger, and the aggjobs_xid index, exist on every partition (cloned from the parent).
@@ -192,11 +194,23 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     const triggersOf = async (): Promise<number> =>
       (
         await db.pool.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'aggjobs_log_%'`,
+          `SELECT count(*)::int AS n FROM pg_trigger WHERE tgrelid = $1::regclass
+           AND tgname IN ('aggjobs_log_deletes', 'aggjobs_log_moves', 'aggjobs_log_truncate')`,
           [`public.${own}`],
         )
       ).rows[0]?.n ?? -1;
     expect(await triggersOf()).toBe(0);
+    // The row triggers for replicated changes are cloned from the parent, enabled for replica
+    // sessions only, as on the parent (migration 000014).
+    const { rows: replicated } = await db.pool.query<{ name: string; enabled: string }>(
+      `SELECT tgname AS name, tgenabled AS enabled FROM pg_trigger
+       WHERE tgrelid = $1::regclass AND tgname LIKE 'aggjobs_%_replicated' ORDER BY 1`,
+      [`public.${own}`],
+    );
+    expect(replicated).toEqual([
+      { name: 'aggjobs_log_replicated', enabled: 'R' },
+      { name: 'aggjobs_stamp_replicated', enabled: 'R' },
+    ]);
     await ensureFuturePartitions(db.pool, sources, { leadDays: 7 });
     expect(await triggersOf()).toBe(3);
     await db.pool.query(`DROP TABLE public.${own}`);

@@ -105,7 +105,9 @@ describe('SOURCE_PARTITIONS=day: aggjobs migrate creates the sources partitioned
       expect(triggers.map((t) => t.name)).toEqual([
         'aggjobs_log_deletes',
         'aggjobs_log_moves',
+        'aggjobs_log_replicated',
         'aggjobs_log_truncate',
+        'aggjobs_stamp_replicated',
         'aggjobs_stamp_xid',
       ]);
     }

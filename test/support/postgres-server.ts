@@ -124,7 +124,11 @@ export interface TemporaryCluster {
  * durability off (the data is thrown away); stopped and removed by `stop()`, and by the next run
  * when this one was killed first. Undefined when, as root, there is no `postgres` user to run it.
  */
-export async function startTemporaryCluster(server: InstalledServer): Promise<TemporaryCluster | undefined> {
+export async function startTemporaryCluster(
+  server: InstalledServer,
+  /** More postgresql.conf lines, e.g. `wal_level = logical`. */
+  settings: readonly string[] = [],
+): Promise<TemporaryCluster | undefined> {
   const user = serverUser();
   if (user === undefined) return undefined;
   const pgCtl = join(server.binDir, 'pg_ctl');
@@ -159,6 +163,7 @@ export async function startTemporaryCluster(server: InstalledServer): Promise<Te
       'max_connections = 200',
       'fsync = off',
       'full_page_writes = off',
+      ...settings,
       '',
     ].join('\n'),
   );
