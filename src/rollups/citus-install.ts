@@ -95,7 +95,6 @@ async function dropChangeCapture(db: Queryable, table: string): Promise<void> {
     'aggjobs_log_deletes',
     'aggjobs_log_moves',
     'aggjobs_log_truncate',
-    'aggjobs_stamp_replicated',
     'aggjobs_log_replicated',
   ])
     await db.query(`DROP TRIGGER IF EXISTS ${ident(trigger)} ON ${t}`);

@@ -62,11 +62,10 @@ function changeCaptureSql(source: string, columns: readonly string[]): string[] 
     `CREATE OR REPLACE TRIGGER aggjobs_log_truncate AFTER TRUNCATE ON ${table}
        FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_truncate()`,
     `ALTER TABLE ${table} ENABLE ALWAYS TRIGGER aggjobs_log_truncate`,
-    // Changes applied by logical replication fire only row triggers enabled for replica sessions
-    // (migration 000014). CREATE OR REPLACE sets a trigger back to ORIGIN: enabled again each time.
-    `CREATE OR REPLACE TRIGGER aggjobs_stamp_replicated BEFORE INSERT OR UPDATE ON ${table}
-       FOR EACH ROW EXECUTE FUNCTION aggjobs.stamp_row_xid()`,
-    `ALTER TABLE ${table} ENABLE REPLICA TRIGGER aggjobs_stamp_replicated`,
+    // Changes applied by logical replication run in a replica session, where only triggers enabled
+    // ALWAYS or REPLICA fire, and only row triggers (migration 000014). CREATE OR REPLACE sets a
+    // trigger back to ORIGIN: enabled again on each install.
+    `ALTER TABLE ${table} ENABLE ALWAYS TRIGGER aggjobs_stamp_xid`,
     `CREATE OR REPLACE TRIGGER aggjobs_log_replicated AFTER UPDATE OR DELETE ON ${table}
        FOR EACH ROW EXECUTE FUNCTION aggjobs.log_replicated_row(${args})`,
     `ALTER TABLE ${table} ENABLE REPLICA TRIGGER aggjobs_log_replicated`,

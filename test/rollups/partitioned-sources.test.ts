@@ -70,7 +70,6 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       'aggjobs_log_moves',
       'aggjobs_log_replicated',
       'aggjobs_log_truncate',
-      'aggjobs_stamp_replicated',
       'aggjobs_stamp_xid',
     ]);
     // The stamp trigger, and the aggjobs_xid index, exist on every partition (cloned from the parent).
@@ -200,16 +199,16 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
         )
       ).rows[0]?.n ?? -1;
     expect(await triggersOf()).toBe(0);
-    // The row triggers for replicated changes are cloned from the parent, enabled for replica
-    // sessions only, as on the parent (migration 000014).
+    // The row triggers are cloned from the parent with its firing modes (migration 000014): the
+    // stamp ALWAYS, the log of replicated changes REPLICA only.
     const { rows: replicated } = await db.pool.query<{ name: string; enabled: string }>(
       `SELECT tgname AS name, tgenabled AS enabled FROM pg_trigger
-       WHERE tgrelid = $1::regclass AND tgname LIKE 'aggjobs_%_replicated' ORDER BY 1`,
+       WHERE tgrelid = $1::regclass AND tgname IN ('aggjobs_stamp_xid', 'aggjobs_log_replicated') ORDER BY 1`,
       [`public.${own}`],
     );
     expect(replicated).toEqual([
       { name: 'aggjobs_log_replicated', enabled: 'R' },
-      { name: 'aggjobs_stamp_replicated', enabled: 'R' },
+      { name: 'aggjobs_stamp_xid', enabled: 'A' },
     ]);
     await ensureFuturePartitions(db.pool, sources, { leadDays: 7 });
     expect(await triggersOf()).toBe(3);

@@ -107,7 +107,6 @@ describe('SOURCE_PARTITIONS=day: aggjobs migrate creates the sources partitioned
         'aggjobs_log_moves',
         'aggjobs_log_replicated',
         'aggjobs_log_truncate',
-        'aggjobs_stamp_replicated',
         'aggjobs_stamp_xid',
       ]);
     }
