@@ -66,10 +66,11 @@ export interface CitusRefreshOptions {
 
 /** Is `source` a distributed table of this Citus database? (Called only where Citus is installed.) */
 export async function isDistributed(db: Queryable, source: string): Promise<boolean> {
-  const { rows } = await db.query<{ distributed: boolean }>(
-    'SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)) AS distributed',
-    [source],
-  );
+  const { rows } = await db.query<{ distributed: boolean }>({
+    name: 'aggjobs-citus-is-distributed',
+    text: 'SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)) AS distributed',
+    values: [source],
+  });
   return rows[0]?.distributed === true;
 }
 
