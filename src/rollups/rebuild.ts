@@ -9,7 +9,8 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { inRollupTransaction } from './refresh.ts';
+import { sourcePartitionsSelect, type SourcePartition } from './partition-changes.ts';
+import { inRollupTransaction } from './rollup-session.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -107,13 +108,18 @@ export async function rebuildRollup(
     // The transaction's snapshot is taken here: every source row this rebuild reads is visible in
     // it, every later write is not, so the next incremental refresh takes exactly those.
     const { rows: stateRows } = await client.query<
-      { cutoff: Date | null; next: string; nextSnapshot: string } & IdentityStateColumns
+      {
+        cutoff: Date | null;
+        next: string;
+        nextSnapshot: string;
+        source_partitions_now: SourcePartition[];
+      } & IdentityStateColumns
     >(
       // $1 rollup. Frozen before the later of the source's retention watermark and the rollup's own.
       `SELECT (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
                WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
-              ${identityStateSelect}
+              ${sourcePartitionsSelect}, ${identityStateSelect}
        FROM aggjobs.rollup_state s WHERE s.rollup = $1`,
       [def.name],
     );
@@ -212,13 +218,19 @@ export async function rebuildRollup(
       horizon: state.next,
       durationMs,
     };
-    // $1 rollup, $2 horizon, $3 snapshot, $4 result
+    // $1 rollup, $2 horizon, $3 snapshot, $4 result, $5 the source's partitions (partition-changes.ts)
     await client.query(
       `UPDATE aggjobs.rollup_state
        SET horizon = $2::xid8, snapshot = $3::pg_snapshot, horizon_at = now(), last_refresh_at = now(),
-           last_result = $4::jsonb
+           last_result = $4::jsonb, source_partitions = $5::jsonb
        WHERE rollup = $1`,
-      [def.name, state.next, state.nextSnapshot, JSON.stringify({ mode: 'rebuild', ...result })],
+      [
+        def.name,
+        state.next,
+        state.nextSnapshot,
+        JSON.stringify({ mode: 'rebuild', ...result }),
+        JSON.stringify(state.source_partitions_now),
+      ],
     );
     await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
     return result;

@@ -1,4 +1,4 @@
-import { inTransaction, releaseClient, type Pool, type PoolClient } from '../db/index.ts';
+import type { Pool, PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { RollupRebuildRequiredError } from './build-identity.ts';
 import { isDistributed, refreshOnNodes, type NodeRefreshResult } from './citus-refresh.ts';
@@ -9,7 +9,16 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { rollupSql } from './rollup-sql.ts';
+import {
+  partitionChanges,
+  sourcePartitionsSelect,
+  type PartitionChange,
+  type SourcePartition,
+} from './partition-changes.ts';
+import { rollupSql, type RollupSql } from './rollup-sql.ts';
+import { inRollupTransaction } from './rollup-session.ts';
+
+export { RefreshAbortedError } from './rollup-session.ts';
 
 export type RefreshMode = { kind: 'incremental' } | { kind: 'window'; start: Date; end: Date };
 
@@ -28,6 +37,8 @@ export interface RefreshResult {
   window?: { start: string; end: string };
   /** Incremental on Citus: what each node's refresh did (citus-refresh.ts). */
   nodes?: NodeRefreshResult[];
+  /** Incremental: partitions attached or detached since the last run, whose ranges it recomputed. */
+  partitions?: PartitionChange[];
 }
 
 export interface RefreshOptions {
@@ -44,28 +55,33 @@ export interface RefreshOptions {
   signal?: AbortSignal;
 }
 
-/** Thrown when a refresh was aborted through its signal (soft time limit, revoke). */
-export class RefreshAbortedError extends Error {
-  override readonly name = 'RefreshAbortedError';
-}
-
-async function cancelOnAbort(
-  pool: Pool,
-  client: PoolClient,
-  signal: AbortSignal | undefined,
-): Promise<() => void> {
-  if (signal === undefined) return () => undefined;
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const pid = rows[0]?.pid;
-  const onAbort = (): void => {
-    void pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
-  };
-  signal.addEventListener('abort', onAbort, { once: true });
-  return () => signal.removeEventListener('abort', onAbort);
-}
-
 function count(rows: Array<Record<string, unknown>>, column: string): number {
   return Number(rows[0]?.[column] ?? 0);
+}
+
+/** Recomputes the buckets of [start, end), widened to whole buckets and clipped to unfrozen ones. */
+async function recomputeWindow(
+  client: PoolClient,
+  sql: RollupSql,
+  range: { start: Date | string; end: Date | string },
+  timezone: string,
+  cutoff: Date | string,
+): Promise<{ lo: string; hi: string; groups: number; written: number; deleted: number }> {
+  const { rows } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
+    `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
+    [range.start, range.end, timezone, cutoff],
+  );
+  const lo = rows[0]?.lo ?? '-infinity';
+  const hi = rows[0]?.hi ?? 'infinity';
+  if (rows[0]?.nonempty !== true) return { lo, hi, groups: 0, written: 0, deleted: 0 };
+  const { rows: counts } = await client.query(sql.refreshWindow, [lo, hi, timezone]);
+  return {
+    lo,
+    hi,
+    groups: count(counts, 'groups'),
+    written: count(counts, 'written'),
+    deleted: count(counts, 'deleted'),
+  };
 }
 
 /**
@@ -93,6 +109,8 @@ export async function refreshRollup(
         next: string;
         nextSnapshot: string;
         citus: boolean;
+        source_partitions: SourcePartition[] | null;
+        source_partitions_now: SourcePartition[];
       } & IdentityStateColumns
     >(
       // $1 rollup, $2 statement timeout, $3 work_mem, $4 incremental. Frozen before the later of the source's
@@ -117,6 +135,7 @@ export async function refreshRollup(
                WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
               EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
+              s.source_partitions, ${sourcePartitionsSelect},
               ${identityStateSelect}
        FROM aggjobs.rollup_state s
        WHERE s.rollup = $1`,
@@ -163,6 +182,21 @@ export async function refreshRollup(
         nodes: done.nodes,
       };
     } else if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
+      // Partitions attached or detached since the last run: their ranges first (partition-changes.ts).
+      const moved = await partitionChanges(
+        client,
+        state.source_partitions,
+        state.source_partitions_now,
+        state.snapshot,
+        state.cutoff,
+      );
+      const done = { groups: 0, written: 0, deleted: 0 };
+      for (const change of moved) {
+        const w = await recomputeWindow(client, sql, change, options.timezone, cutoff);
+        done.groups += w.groups;
+        done.written += w.written;
+        done.deleted += w.deleted;
+      }
       const { rows } = await client.query(sql.refreshChanged, [
         state.horizon,
         options.timezone,
@@ -173,37 +207,24 @@ export async function refreshRollup(
       result = {
         rollup: def.name,
         mode: 'incremental',
-        groupsRecomputed: count(rows, 'groups'),
-        rowsWritten: count(rows, 'written'),
-        rowsDeleted: count(rows, 'deleted'),
+        groupsRecomputed: done.groups + count(rows, 'groups'),
+        rowsWritten: done.written + count(rows, 'written'),
+        rowsDeleted: done.deleted + count(rows, 'deleted'),
         horizon: state.next,
+        ...(moved.length > 0 ? { partitions: moved } : {}),
       };
     } else {
       const mode = options.mode;
       const initial = mode.kind === 'incremental';
-      const [start, end] = mode.kind === 'window' ? [mode.start, mode.end] : ['-infinity', 'infinity'];
-      const { rows } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
-        `SELECT to_json(lo) #>> '{}' AS lo, to_json(hi) #>> '{}' AS hi, lo < hi AS nonempty FROM (${sql.alignWindow}) w`,
-        [start, end, options.timezone, cutoff],
-      );
-      const lo = rows[0]?.lo ?? '-infinity';
-      const hi = rows[0]?.hi ?? 'infinity';
-      let groups = 0;
-      let written = 0;
-      let deleted = 0;
-      if (rows[0]?.nonempty === true) {
-        const { rows: counts } = await client.query(sql.refreshWindow, [lo, hi, options.timezone]);
-        groups = count(counts, 'groups');
-        written = count(counts, 'written');
-        deleted = count(counts, 'deleted');
-      }
+      const range = mode.kind === 'window' ? mode : { start: '-infinity', end: 'infinity' };
+      const w = await recomputeWindow(client, sql, range, options.timezone, cutoff);
       result = {
         rollup: def.name,
         mode: initial ? 'initial' : 'window',
-        groupsRecomputed: groups,
-        rowsWritten: written,
-        rowsDeleted: deleted,
-        ...(initial ? { horizon: state.next } : { window: { start: lo, end: hi } }),
+        groupsRecomputed: w.groups,
+        rowsWritten: w.written,
+        rowsDeleted: w.deleted,
+        ...(initial ? { horizon: state.next } : { window: { start: w.lo, end: w.hi } }),
       };
     }
     const durationMs = Math.round(performance.now() - started);
@@ -212,9 +233,16 @@ export async function refreshRollup(
        SET horizon = coalesce($2::xid8, horizon),
            snapshot = CASE WHEN $2::xid8 IS NULL THEN snapshot ELSE $4::pg_snapshot END,
            horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
+           source_partitions = CASE WHEN $2::xid8 IS NULL THEN source_partitions ELSE $5::jsonb END,
            last_refresh_at = now(), last_result = $3
        WHERE rollup = $1`,
-      [def.name, result.horizon ?? null, JSON.stringify({ ...result, durationMs }), state.nextSnapshot],
+      [
+        def.name,
+        result.horizon ?? null,
+        JSON.stringify({ ...result, durationMs }),
+        state.nextSnapshot,
+        JSON.stringify(state.source_partitions_now),
+      ],
     );
     // Recorded by a run that read the sources from a snapshot on (incremental, initial) when the
     // state lacks it, or after an initial run (which recomputed every unfrozen bucket): the first
@@ -223,113 +251,6 @@ export async function refreshRollup(
       await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
     return { ...result, durationMs };
   });
-}
-
-interface RollupSession {
-  readonly client: PoolClient;
-  /** Stops cancelling on the signal and gives the session back (releaseRollupSession). */
-  release(): Promise<void>;
-}
-
-/**
- * Runs `fn` in a REPEATABLE READ transaction on the session of a refresh or rebuild of `def`
- * (openRollupSession): committed when `fn` returns, rolled back when it throws. A throw after
- * `signal` aborted is a RefreshAbortedError saying nothing was written.
- */
-export async function inRollupTransaction<T>(
-  pool: Pool,
-  def: RollupDefinition,
-  what: 'refresh' | 'rebuild',
-  options: { signal?: AbortSignal; lockTimeoutMs?: number },
-  fn: (client: PoolClient) => Promise<T>,
-): Promise<T> {
-  const session = await openRollupSession(pool, def, what, options);
-  try {
-    return await inTransaction(session.client, fn, { isolation: 'repeatable read' });
-  } catch (error) {
-    if (options.signal?.aborted === true) {
-      throw new RefreshAbortedError(`${what} of ${def.name} aborted: nothing was written`, { cause: error });
-    }
-    throw error;
-  } finally {
-    await session.release();
-  }
-}
-
-/**
- * Opens the session of a refresh or rebuild of `def`: a pooled connection, cancelled when `signal`
- * aborts, holding the rollup's advisory lock (waiting at most lockTimeoutMs). The lock and the lock
- * timeout take one round trip: on a new hour the statements around a refresh cost as much as the
- * refresh itself (bench/report.md, Engine). On failure the session is given back before the throw.
- */
-async function openRollupSession(
-  pool: Pool,
-  def: RollupDefinition,
-  what: 'refresh' | 'rebuild',
-  options: { signal?: AbortSignal; lockTimeoutMs?: number },
-): Promise<RollupSession> {
-  const client = await pool.connect();
-  let releaseCancel = (): void => undefined;
-  let locked = false;
-  let previousLockTimeout: string | undefined;
-  const release = async (): Promise<void> => {
-    releaseCancel();
-    await releaseRollupSession(client, def.name, locked, previousLockTimeout);
-  };
-  try {
-    releaseCancel = await cancelOnAbort(pool, client, options.signal);
-    if (options.signal?.aborted === true) throw new RefreshAbortedError(`${what} of ${def.name} aborted`);
-    // $1 lock timeout, $2 rollup
-    const { rows } = await client.query<{ previous: string }>(
-      `SELECT current_setting('lock_timeout') AS previous, set_config('lock_timeout', $1, false),
-              pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($2))`,
-      [String(options.lockTimeoutMs ?? 30_000), def.name],
-    );
-    previousLockTimeout = rows[0]?.previous;
-    locked = true;
-    return { client, release };
-  } catch (error) {
-    await release();
-    if (options.signal?.aborted === true && !(error instanceof RefreshAbortedError)) {
-      throw new RefreshAbortedError(`${what} of ${def.name} aborted: nothing was written`, { cause: error });
-    }
-    throw error;
-  }
-}
-
-/**
- * Gives back the session of a refresh or rebuild: unlocks the rollup's advisory lock (when it was
- * taken) and sets the lock timeout back to `previousLockTimeout` (the session's value before the
- * refresh set its own), or resets it when that is unknown. One round trip. A session that cannot
- * (killed, server gone) is closed, not pooled.
- */
-async function releaseRollupSession(
-  client: PoolClient,
-  rollup: string,
-  locked: boolean,
-  previousLockTimeout?: string,
-): Promise<void> {
-  let broken: unknown;
-  const keep = (error: unknown): void => {
-    broken ??= error;
-  };
-  if (previousLockTimeout === undefined) {
-    if (locked)
-      await client
-        .query("SELECT pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1))", [rollup])
-        .catch(keep);
-    await client.query('RESET lock_timeout').catch(keep);
-  } else {
-    // $1 rollup, $2 whether it was locked, $3 the lock timeout to restore
-    await client
-      .query(
-        `SELECT CASE WHEN $2::boolean THEN pg_advisory_unlock(hashtext('aggjobs.rollup'), hashtext($1)) END,
-                set_config('lock_timeout', $3, false)`,
-        [rollup, locked, previousLockTimeout],
-      )
-      .catch(keep);
-  }
-  releaseClient(client, broken);
 }
 
 /**

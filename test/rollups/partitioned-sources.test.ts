@@ -10,6 +10,7 @@ import {
   prepareDatabase,
   rebuildRollup,
   refreshRollup,
+  type RefreshResult,
 } from '../../src/rollups/index.ts';
 import { createLogger } from '../../src/log/index.ts';
 import { runEagerly } from '../../src/runtime/index.ts';
@@ -259,6 +260,63 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     for (const def of onLogs) await rebuildRollup(db.pool, def, { timezone: ZONE });
     await refreshAll(db.pool, ZONE);
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+
+  it('recomputes the range of a partition attached with rows, and of one detached or dropped with rows', async () => {
+    const logs = 'public.execution_logs';
+    const columns = 'workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used';
+    const rowsAt = (offsetDays: number, n: number): string =>
+      `SELECT 1 + i % 3, i % 4, i % 2, 'success', timestamptz '${utcDay(offsetDays)}T00:00:00Z' + make_interval(mins => i * 17), i, 1
+       FROM generate_series(1, ${n}) i`;
+    const bounds = (offsetDays: number): string =>
+      `FOR VALUES FROM ('${utcDay(offsetDays)}T00:00:00Z') TO ('${utcDay(offsetDays + 1)}T00:00:00Z')`;
+    await db.pool.query(`INSERT INTO ${logs} (${columns}) ${rowsAt(-6, 40)}`);
+    await refreshAll(db.pool, ZONE);
+    // Two staging tables filled before the next refresh's snapshot: one stamped by the column
+    // default (LIKE … INCLUDING DEFAULTS), one without a stamp (as rows written before aggjobs).
+    await db.pool.query(
+      `CREATE TABLE public.staging_a (LIKE ${logs} INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+       INSERT INTO public.staging_a (${columns}) ${rowsAt(45, 30)};
+       CREATE TABLE public.staging_b (LIKE ${logs} INCLUDING CONSTRAINTS);
+       INSERT INTO public.staging_b (id, ${columns}) SELECT nextval('public.execution_logs_id_seq'), r.* FROM (${rowsAt(46, 20)}) r`,
+    );
+    await refreshAll(db.pool, ZONE);
+    await db.pool.query(
+      `ALTER TABLE ${logs} ATTACH PARTITION public.staging_a ${bounds(45)};
+       ALTER TABLE ${logs} ATTACH PARTITION public.staging_b ${bounds(46)}`,
+    );
+    // A partition created after the last refresh and filled after it: the change log's business,
+    // nothing to recompute.
+    await db.pool.query(`CREATE TABLE public.later_c PARTITION OF ${logs} ${bounds(47)}`);
+    await db.pool.query(`INSERT INTO ${logs} (${columns}) ${rowsAt(47, 10)}`);
+    const attached = await refreshAll(db.pool, ZONE);
+    const onLogs = (results: RefreshResult[]): RefreshResult[] =>
+      results.filter((r) => builtinRollups.find((d) => d.name === r.rollup)?.source === logs);
+    for (const r of onLogs(attached))
+      expect(r.partitions?.map((p) => `${p.partition} ${p.change}`)).toEqual([
+        'public.staging_a attached',
+        'public.staging_b attached',
+      ]);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+
+    // Detached with its rows, and dropped with its rows.
+    const { rows } = await db.pool.query<{ part: string }>(
+      `SELECT DISTINCT tableoid::regclass::text AS part FROM ${logs} WHERE started_at >= '${utcDay(-6)}' AND started_at < '${utcDay(-5)}'`,
+    );
+    const sixDaysAgo = rows[0]?.part ?? '';
+    await db.pool.query(`ALTER TABLE ${logs} DETACH PARTITION ${sixDaysAgo}`);
+    await db.pool.query('DROP TABLE public.staging_a');
+    const gone = await refreshAll(db.pool, ZONE);
+    for (const r of onLogs(gone))
+      expect(r.partitions?.map((p) => `${p.partition} ${p.change}`).sort()).toEqual([
+        `public.${sixDaysAgo} detached`,
+        'public.staging_a detached',
+      ]);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    // And the next run has nothing more to recompute.
+    for (const r of onLogs(await refreshAll(db.pool, ZONE))) expect(r.partitions).toBeUndefined();
+    await db.pool.query(`DROP TABLE ${sixDaysAgo}, public.staging_b, public.later_c`);
+    await refreshAll(db.pool, ZONE);
   });
 });
 
