@@ -179,7 +179,8 @@ describe('the materialized views on Citus', () => {
     expect(sourceRows).toBeGreaterThan(24_000);
 
     // Reading the views: the workers group and join the rollups' shards, co-located; the coordinator
-    // receives the view's rows, nothing more (each worker evaluates the 30-day start itself; the coordinator sends public.workspaces).
+    // receives the view's rows, nothing more (each worker evaluates the 30-day start itself; the
+    // coordinator sends public.workspaces).
     for (const view of ['mv_daily_user_metrics', 'mv_workspace_summary']) {
       const { rows: viewRows } = await db.pool.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM analytics.${view}`,
