@@ -255,7 +255,7 @@ const lines = [
         : (r.text?.reference ?? `${r.reference.name}: ${ms(r.reference.summary.median)}`),
       r.spread !== undefined ? formatRatios(r.spread) : r.ratio === undefined ? '' : r.ratio.toFixed(3),
       r.goal?.text ?? '',
-      r.met === undefined ? (r.note ?? '') : `${r.met ? 'met' : 'NOT met'}${r.note ? ` — ${r.note}` : ''}`,
+      verdict(r),
     ]
       .join(' | ')
       .replace(/^/, '| ')
@@ -281,3 +281,19 @@ writeFileSync(
   lines.join('\n'),
 );
 process.stdout.write(lines.join('\n'));
+
+/**
+ * The last column: met or NOT met at the median, or not decided when the goal lies within the
+ * IQR of the paired ratios (saying which side the median is on).
+ */
+function verdict(r: CaseResult): string {
+  if (r.met === undefined) return r.note ?? '';
+  const within =
+    r.spread !== undefined &&
+    r.goal !== undefined &&
+    r.goal.value >= r.spread.q1 &&
+    r.goal.value <= r.spread.q3;
+  if (within)
+    return `not decided: the goal is within the IQR of the paired ratios (the median ${r.met ? 'meets' : 'misses'} it)`;
+  return `${r.met ? 'met' : 'NOT met'}${r.note ? ` — ${r.note}` : ''}`;
+}
