@@ -93,6 +93,36 @@ async function checkPrimaryKey(client: PoolClient, source: string): Promise<void
     );
 }
 
+/**
+ * The source has the definition's time column, as timestamptz, and its dimension columns. A
+ * `timestamp without time zone` would be placed in buckets through the session's TimeZone, which
+ * nothing records (build-identity.ts): refused rather than guessed.
+ */
+async function checkSourceColumns(client: PoolClient, def: RollupDefinition): Promise<void> {
+  // $1 source
+  const { rows } = await client.query<{ name: string; type: string }>(
+    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
+    [def.source],
+  );
+  const typeOf = new Map(rows.map((r) => [r.name, r.type]));
+  const fail = (field: string, rule: string, got: string): never => {
+    throw new Error(`rollup ${JSON.stringify(def.name)}: ${field} must be ${rule}, got ${got}`);
+  };
+  const time = typeOf.get(def.timeColumn);
+  if (time === undefined) fail('timeColumn', `a column of ${def.source}`, JSON.stringify(def.timeColumn));
+  if (time !== 'timestamp with time zone')
+    fail(
+      'timeColumn',
+      `of type timestamptz (timestamp with time zone)`,
+      `${def.source}.${def.timeColumn} of type ${time}; convert it with ALTER TABLE ${def.source} ALTER COLUMN ` +
+        `${def.timeColumn} TYPE timestamptz USING ${def.timeColumn} AT TIME ZONE '<the zone its values are in>'`,
+    );
+  for (const d of def.dimensions)
+    if (!typeOf.has(d.column))
+      fail('dimensions[].column', `a column of ${def.source}`, JSON.stringify(d.column));
+}
+
 async function checkColumns(pool: Pool, def: RollupDefinition): Promise<void> {
   const { rows } = await pool.query<{ column_name: string }>(
     `SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' AND table_name = $1`,
@@ -130,8 +160,9 @@ export async function installRollups(pool: Pool, given: readonly RollupDefinitio
   if (citus) await installNodeCapture(pool);
   await withTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
+    for (const [source] of groupColumnsBySource(definitions)) await checkPrimaryKey(client, source);
+    for (const def of definitions) await checkSourceColumns(client, def);
     for (const [source, columns] of groupColumnsBySource(definitions)) {
-      await checkPrimaryKey(client, source);
       if (citus) continue;
       for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
       // A partitioned source: the statement triggers on every partition too, for statements that

@@ -345,6 +345,45 @@ describe('user-defined rollups', () => {
     }
   });
 
+  it('refuses a time column without time zone, or a dimension the source lacks, naming the field; writes nothing', async () => {
+    await db.pool.query(
+      'CREATE TABLE public.naive_events (id bigserial PRIMARY KEY, happened_at timestamp NOT NULL, kind text NOT NULL)',
+    );
+    const naive: RollupDefinition = {
+      name: 'naive_daily',
+      source: 'public.naive_events',
+      timeColumn: 'happened_at',
+      grain: 'day',
+      dimensions: [{ column: 'kind', type: 'text' }],
+      measures: [{ name: 'events', type: 'bigint', sql: 'count(*)' }],
+    };
+    try {
+      await expect(installRollups(db.pool, [naive])).rejects.toThrow(
+        'rollup "naive_daily": timeColumn must be of type timestamptz (timestamp with time zone), got ' +
+          'public.naive_events.happened_at of type timestamp without time zone; convert it with ALTER TABLE ' +
+          "public.naive_events ALTER COLUMN happened_at TYPE timestamptz USING happened_at AT TIME ZONE '<the zone its values are in>'",
+      );
+      await expect(installRollups(db.pool, [{ ...naive, timeColumn: 'occurred_at' }])).rejects.toThrow(
+        'rollup "naive_daily": timeColumn must be a column of public.naive_events, got "occurred_at"',
+      );
+      await db.pool.query('ALTER TABLE public.naive_events ALTER COLUMN happened_at TYPE timestamptz');
+      await expect(
+        installRollups(db.pool, [{ ...naive, dimensions: [{ column: 'knd', type: 'text' }] }]),
+      ).rejects.toThrow(
+        'rollup "naive_daily": dimensions[].column must be a column of public.naive_events, got "knd"',
+      );
+      // Nothing was installed: no table, no state row, no trigger on the source.
+      const { rows } = await db.pool.query(
+        `SELECT to_regclass('analytics.naive_daily') AS t,
+                (SELECT count(*)::int FROM aggjobs.rollup_state WHERE rollup = 'naive_daily') AS state,
+                (SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public.naive_events'::regclass) AS triggers`,
+      );
+      expect(rows).toEqual([{ t: null, state: 0, triggers: 0 }]);
+    } finally {
+      await db.pool.query('DROP TABLE public.naive_events');
+    }
+  });
+
   it('rejects a bad definition naming the field and the rule', async () => {
     const bad = { ...hourly, name: 'Bad Name' };
     await expect(installRollups(db.pool, [bad])).rejects.toThrow(
