@@ -99,27 +99,33 @@ async function checkPrimaryKey(client: PoolClient, source: string): Promise<void
  * nothing records (build-identity.ts): refused rather than guessed.
  */
 async function checkSourceColumns(client: PoolClient, def: RollupDefinition): Promise<void> {
-  // $1 source
-  const { rows } = await client.query<{ name: string; type: string }>(
-    `SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute
-     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`,
+  // $1 source. zoned: timestamptz, with a precision or under a domain.
+  const { rows } = await client.query<{ name: string; type: string; zoned: boolean; naive: boolean }>(
+    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            coalesce(nullif(t.typbasetype, 0), a.atttypid) = 'timestamptz'::regtype AS zoned,
+            coalesce(nullif(t.typbasetype, 0), a.atttypid) = 'timestamp'::regtype AS naive
+     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
     [def.source],
   );
-  const typeOf = new Map(rows.map((r) => [r.name, r.type]));
+  const columns = new Map(rows.map((r) => [r.name, r]));
   const fail = (field: string, rule: string, got: string): never => {
     throw new Error(`rollup ${JSON.stringify(def.name)}: ${field} must be ${rule}, got ${got}`);
   };
-  const time = typeOf.get(def.timeColumn);
+  const time = columns.get(def.timeColumn);
   if (time === undefined) fail('timeColumn', `a column of ${def.source}`, JSON.stringify(def.timeColumn));
-  if (time !== 'timestamp with time zone')
+  else if (!time.zoned)
     fail(
       'timeColumn',
-      `of type timestamptz (timestamp with time zone)`,
-      `${def.source}.${def.timeColumn} of type ${time}; convert it with ALTER TABLE ${def.source} ALTER COLUMN ` +
-        `${def.timeColumn} TYPE timestamptz USING ${def.timeColumn} AT TIME ZONE '<the zone its values are in>'`,
+      'of type timestamptz (timestamp with time zone)',
+      `${def.source}.${def.timeColumn} of type ${time.type}` +
+        (time.naive
+          ? `; convert it with ALTER TABLE ${def.source} ALTER COLUMN ${def.timeColumn} TYPE timestamptz ` +
+            `USING ${def.timeColumn} AT TIME ZONE '<the zone its values are in>'`
+          : ''),
     );
   for (const d of def.dimensions)
-    if (!typeOf.has(d.column))
+    if (!columns.has(d.column))
       fail('dimensions[].column', `a column of ${def.source}`, JSON.stringify(d.column));
 }
 

@@ -9,7 +9,7 @@ import {
   recordIdentitySql,
   type IdentityStateColumns,
 } from './identity-state.ts';
-import { sourcePartitionsSelect, type SourcePartition } from './partition-changes.ts';
+import { readSourcePartitions } from './partition-changes.ts';
 import { inRollupTransaction } from './rollup-session.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
@@ -112,20 +112,21 @@ export async function rebuildRollup(
         cutoff: Date | null;
         next: string;
         nextSnapshot: string;
-        source_partitions_now: SourcePartition[];
       } & IdentityStateColumns
     >(
       // $1 rollup. Frozen before the later of the source's retention watermark and the rollup's own.
       `SELECT (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
                WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
-              ${sourcePartitionsSelect}, ${identityStateSelect}
+              ${identityStateSelect}
        FROM aggjobs.rollup_state s WHERE s.rollup = $1`,
       [def.name],
     );
     const state = stateRows[0];
     if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
     const identity = identityOf(def, options.timezone, state);
+    // Read at the start, as the rows are (partition-changes.ts): the next refresh compares with them.
+    const partitions = await readSourcePartitions(client, def);
 
     const shape = await tableMatches(client, def);
     const tableRecreated = shape === false;
@@ -229,7 +230,7 @@ export async function rebuildRollup(
         state.next,
         state.nextSnapshot,
         JSON.stringify({ mode: 'rebuild', ...result }),
-        JSON.stringify(state.source_partitions_now),
+        JSON.stringify(partitions),
       ],
     );
     await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));

@@ -11,9 +11,10 @@ import {
 } from './identity-state.ts';
 import {
   partitionChanges,
-  sourcePartitionsSelect,
+  partitionKeySql,
+  readSourcePartitions,
   type PartitionChange,
-  type SourcePartition,
+  type RecordedPartitions,
 } from './partition-changes.ts';
 import { rollupSql, type RollupSql } from './rollup-sql.ts';
 import { inRollupTransaction } from './rollup-session.ts';
@@ -109,8 +110,8 @@ export async function refreshRollup(
         next: string;
         nextSnapshot: string;
         citus: boolean;
-        source_partitions: SourcePartition[] | null;
-        source_partitions_now: SourcePartition[];
+        source_partitions: RecordedPartitions | null;
+        partitions_key: string;
       } & IdentityStateColumns
     >(
       // $1 rollup, $2 statement timeout, $3 work_mem, $4 incremental. Frozen before the later of the source's
@@ -135,7 +136,7 @@ export async function refreshRollup(
                WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
               EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') AS citus,
-              s.source_partitions, ${sourcePartitionsSelect},
+              s.source_partitions, ${partitionKeySql('s.source_table')} AS partitions_key,
               ${identityStateSelect}
        FROM aggjobs.rollup_state s
        WHERE s.rollup = $1`,
@@ -161,6 +162,8 @@ export async function refreshRollup(
       throw new RollupRebuildRequiredError(def.name, identity.changes);
     const cutoff: Date | string = state.cutoff ?? '-infinity';
     let result: Omit<RefreshResult, 'durationMs'>;
+    // The source's partitions, when this run read them (partition-changes.ts); recorded with its snapshot.
+    let partitions: RecordedPartitions | undefined;
 
     if (onNodes) {
       const done = await refreshOnNodes(pool, client, def, {
@@ -183,13 +186,19 @@ export async function refreshRollup(
       };
     } else if (options.mode.kind === 'incremental' && state.horizon !== null && state.snapshot !== null) {
       // Partitions attached or detached since the last run: their ranges first (partition-changes.ts).
-      const moved = await partitionChanges(
-        client,
-        state.source_partitions,
-        state.source_partitions_now,
-        state.snapshot,
-        state.cutoff,
-      );
+      // A state from before migration 000015 records them without comparing.
+      let moved: PartitionChange[] = [];
+      if (state.source_partitions?.key !== state.partitions_key) {
+        partitions = await readSourcePartitions(client, def);
+        if (state.source_partitions !== null)
+          moved = await partitionChanges(
+            client,
+            state.source_partitions.partitions,
+            partitions.partitions,
+            state.snapshot,
+            state.cutoff,
+          );
+      }
       const done = { groups: 0, written: 0, deleted: 0 };
       for (const change of moved) {
         const w = await recomputeWindow(client, sql, change, options.timezone, cutoff);
@@ -217,6 +226,7 @@ export async function refreshRollup(
       const mode = options.mode;
       const initial = mode.kind === 'incremental';
       const range = mode.kind === 'window' ? mode : { start: '-infinity', end: 'infinity' };
+      if (initial) partitions = await readSourcePartitions(client, def);
       const w = await recomputeWindow(client, sql, range, options.timezone, cutoff);
       result = {
         rollup: def.name,
@@ -233,7 +243,7 @@ export async function refreshRollup(
        SET horizon = coalesce($2::xid8, horizon),
            snapshot = CASE WHEN $2::xid8 IS NULL THEN snapshot ELSE $4::pg_snapshot END,
            horizon_at = CASE WHEN $2::xid8 IS NULL THEN horizon_at ELSE now() END,
-           source_partitions = CASE WHEN $2::xid8 IS NULL THEN source_partitions ELSE $5::jsonb END,
+           source_partitions = coalesce($5::jsonb, source_partitions),
            last_refresh_at = now(), last_result = $3
        WHERE rollup = $1`,
       [
@@ -241,7 +251,7 @@ export async function refreshRollup(
         result.horizon ?? null,
         JSON.stringify({ ...result, durationMs }),
         state.nextSnapshot,
-        JSON.stringify(state.source_partitions_now),
+        partitions === undefined ? null : JSON.stringify(partitions),
       ],
     );
     // Recorded by a run that read the sources from a snapshot on (incremental, initial) when the

@@ -366,7 +366,11 @@ describe('user-defined rollups', () => {
       await expect(installRollups(db.pool, [{ ...naive, timeColumn: 'occurred_at' }])).rejects.toThrow(
         'rollup "naive_daily": timeColumn must be a column of public.naive_events, got "occurred_at"',
       );
-      await db.pool.query('ALTER TABLE public.naive_events ALTER COLUMN happened_at TYPE timestamptz');
+      // timestamptz with a precision, or under a domain, is timestamptz.
+      await db.pool.query(
+        `CREATE DOMAIN public.event_time AS timestamptz(3);
+         ALTER TABLE public.naive_events ALTER COLUMN happened_at TYPE public.event_time`,
+      );
       await expect(
         installRollups(db.pool, [{ ...naive, dimensions: [{ column: 'knd', type: 'text' }] }]),
       ).rejects.toThrow(
@@ -379,8 +383,13 @@ describe('user-defined rollups', () => {
                 (SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public.naive_events'::regclass) AS triggers`,
       );
       expect(rows).toEqual([{ t: null, state: 0, triggers: 0 }]);
+      // And with the right columns it installs.
+      await installRollups(db.pool, [naive]);
+      await db.pool.query(
+        `DROP TABLE analytics.naive_daily; DELETE FROM aggjobs.rollup_state WHERE rollup = 'naive_daily'`,
+      );
     } finally {
-      await db.pool.query('DROP TABLE public.naive_events');
+      await db.pool.query('DROP TABLE public.naive_events; DROP DOMAIN IF EXISTS public.event_time');
     }
   });
 

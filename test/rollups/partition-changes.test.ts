@@ -1,0 +1,128 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { installRollups, refreshRollup, type RollupDefinition } from '../../src/rollups/index.ts';
+import { readSourcePartitions } from '../../src/rollups/partition-changes.ts';
+import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+
+/**
+ * Partition changes that fire no trigger (src/rollups/partition-changes.ts), on sources the
+ * application partitioned itself: by id rather than time, a partition detached, changed while
+ * detached and attached again, and bounds printed under another DateStyle and TimeZone. The
+ * expected rows are a plain GROUP BY over the source, written here.
+ */
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterEach(async () => {
+  await db.pool.query(
+    `DROP TABLE IF EXISTS public.ev, public.ev_a, public.ev_b, public.ev_c, analytics.ev_daily;
+     DELETE FROM aggjobs.rollup_state WHERE rollup = 'ev_daily'`,
+  );
+});
+
+const def: RollupDefinition = {
+  name: 'ev_daily',
+  source: 'public.ev',
+  timeColumn: 'at',
+  grain: 'day',
+  dimensions: [{ column: 'ws', type: 'bigint' }],
+  measures: [{ name: 'n', type: 'bigint', sql: 'count(*)' }],
+};
+
+async function refresh(): Promise<void> {
+  await refreshRollup(db.pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+}
+
+async function differing(): Promise<number> {
+  const { rows } = await db.pool.query<{ n: number }>(
+    `WITH want AS (SELECT date_trunc('day', at, 'UTC') AS bucket_start, ws, count(*) AS n FROM public.ev GROUP BY 1, 2),
+          have AS (SELECT bucket_start, ws, n FROM analytics.ev_daily)
+     SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT SELECT * FROM have) a)::int
+          + (SELECT count(*) FROM (SELECT * FROM have EXCEPT SELECT * FROM want) b)::int AS n`,
+  );
+  return rows[0]?.n ?? -1;
+}
+
+describe('partitions changed behind the triggers', () => {
+  it('a source partitioned by id, not time: refreshes work, and a detached partition is recomputed whole', async () => {
+    await db.pool.query(
+      `CREATE TABLE public.ev (id bigint PRIMARY KEY, ws bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (id);
+       CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM (0) TO (1000);
+       CREATE TABLE public.ev_b PARTITION OF public.ev FOR VALUES FROM (1000) TO (MAXVALUE)`,
+    );
+    await installRollups(db.pool, [def]);
+    await db.pool.query(
+      `INSERT INTO public.ev (id, ws, at) SELECT g, g % 3, timestamptz '2026-11-01' + g * interval '7 minutes' FROM generate_series(1, 2000) g`,
+    );
+    await refresh();
+    await refresh();
+    expect(await differing()).toBe(0);
+    await db.pool.query('ALTER TABLE public.ev DETACH PARTITION public.ev_a');
+    const result = await refreshRollup(db.pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(result.partitions).toEqual([
+      { partition: 'public.ev_a', change: 'detached', start: '-infinity', end: 'infinity' },
+    ]);
+    expect(await differing()).toBe(0);
+  });
+
+  it('a partition detached, changed (deletes, updates, a truncate) and attached again is recomputed', async () => {
+    await db.pool.query(
+      `CREATE TABLE public.ev (id bigint, ws bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+       CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2026-11-01Z') TO ('2026-11-03Z');
+       CREATE TABLE public.ev_b PARTITION OF public.ev FOR VALUES FROM ('2026-11-03Z') TO ('2026-11-05Z')`,
+    );
+    await installRollups(db.pool, [def]);
+    await db.pool.query(
+      `INSERT INTO public.ev (id, ws, at) SELECT g, g % 3, timestamptz '2026-11-01' + g * interval '5 minutes' FROM generate_series(1, 1100) g`,
+    );
+    await refresh();
+    await refresh();
+    await db.pool.query(
+      `ALTER TABLE public.ev DETACH PARTITION public.ev_a;
+       DELETE FROM public.ev_a WHERE ws = 1;
+       UPDATE public.ev_a SET ws = 7 WHERE ws = 2;
+       ALTER TABLE public.ev ATTACH PARTITION public.ev_a FOR VALUES FROM ('2026-11-01Z') TO ('2026-11-03Z');
+       ALTER TABLE public.ev DETACH PARTITION public.ev_b;
+       TRUNCATE public.ev_b;
+       ALTER TABLE public.ev ATTACH PARTITION public.ev_b FOR VALUES FROM ('2026-11-03Z') TO ('2026-11-05Z')`,
+    );
+    const result = await refreshRollup(db.pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(result.partitions?.map((p) => `${p.partition} ${p.change}`).sort()).toEqual([
+      'public.ev_a attached',
+      'public.ev_a detached',
+      'public.ev_b attached',
+      'public.ev_b detached',
+    ]);
+    expect(await differing()).toBe(0);
+    // Nothing more to recompute on the next run.
+    const next = await refreshRollup(db.pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
+    expect(next.partitions).toBeUndefined();
+  });
+
+  it('reads bounds as instants whatever the session DateStyle and TimeZone', async () => {
+    await db.pool.query(
+      `CREATE TABLE public.ev (id bigint, ws bigint NOT NULL, at timestamptz NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+       CREATE TABLE public.ev_a PARTITION OF public.ev FOR VALUES FROM ('2026-11-01Z') TO ('2026-11-02Z');
+       CREATE TABLE public.ev_b PARTITION OF public.ev FOR VALUES FROM ('2026-11-02Z') TO (MAXVALUE)`,
+    );
+    const client = await db.pool.connect();
+    try {
+      // 'SQL' prints zone abbreviations (CST for Asia/Shanghai), which read back as US Central.
+      await client.query(`BEGIN; SET LOCAL DateStyle = 'SQL, MDY'; SET LOCAL TimeZone = 'Asia/Shanghai'`);
+      const { partitions } = await readSourcePartitions(client, def);
+      await client.query('ROLLBACK');
+      expect(
+        partitions.map((p) => [
+          p.name,
+          p.from && new Date(p.from).toISOString(),
+          p.to && new Date(p.to).toISOString(),
+        ]),
+      ).toEqual([
+        ['public.ev_a', '2026-11-01T00:00:00.000Z', '2026-11-02T00:00:00.000Z'],
+        ['public.ev_b', '2026-11-02T00:00:00.000Z', null],
+      ]);
+    } finally {
+      client.release();
+    }
+  });
+});
