@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { parseSettings } from '../src/config/index.ts';
-import { createPool, migrate, type Pool } from '../src/db/index.ts';
+import { createPool, migrate, MigrationMismatchError, type Pool } from '../src/db/index.ts';
 import { builtinRollups, prepareDatabase, refreshRollup } from '../src/rollups/index.ts';
 import { seedDemoData, type SeedOptions } from '../src/workload/index.ts';
 
@@ -35,7 +35,8 @@ export async function openDataset(
     `SELECT shobj_description(oid, 'pg_database') AS tag FROM pg_database WHERE datname = $1`,
     [name],
   );
-  const reuse = rows[0]?.tag === tag;
+  let reuse = rows[0]?.tag === tag;
+  if (reuse) reuse = await migratesCleanly(withDatabase(adminUrl, name), log);
   if (!reuse) {
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await admin.query(`CREATE DATABASE "${name}"`);
@@ -66,11 +67,29 @@ export async function openDataset(
     await pool.query('VACUUM ANALYZE');
     await admin.query(`COMMENT ON DATABASE "${name}" IS ${`'${tag.replaceAll("'", "''")}'`}`);
   } else {
-    // Migrations that landed since the data set was seeded (the runtime cases use aggjobs.task_runs).
-    const applied = await migrate(pool);
-    log(`reusing ${name}${applied.length > 0 ? `; applied ${applied.map((m) => m.name).join(', ')}` : ''}`);
+    log(`reusing ${name}`);
   }
   await admin.end();
   const { rows: count } = await pool.query<{ n: number }>('SELECT count(*) AS n FROM public.execution_logs');
   return { name, pool, url, executions: count[0]?.n ?? 0 };
+}
+
+/**
+ * Applies the migrations that landed since the data set was seeded (the runtime cases use
+ * aggjobs.task_runs). False when the data set was migrated with another version of a migration
+ * (one edited before it landed, in a working tree): it is seeded again rather than refused.
+ */
+async function migratesCleanly(url: string, log: (line: string) => void): Promise<boolean> {
+  const pool = createPool({ connectionString: url, max: 1, applicationName: 'aggjobs bench' });
+  try {
+    const applied = await migrate(pool);
+    if (applied.length > 0) log(`applied ${applied.map((m) => m.name).join(', ')} to the data set`);
+    return true;
+  } catch (error) {
+    if (!(error instanceof MigrationMismatchError)) throw error;
+    log(`the data set was migrated with another version of a migration (${error.message}): seeding it again`);
+    return false;
+  } finally {
+    await pool.end();
+  }
 }
