@@ -1,7 +1,9 @@
 export {
   aggjobsTypes,
   createPool,
+  prepareConnections,
   releaseClient,
+  sessionStyles,
   type Pool,
   type PoolClient,
   type Queryable,

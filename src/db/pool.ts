@@ -18,6 +18,33 @@ export const aggjobsTypes: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/**
+ * What every aggjobs session sets before anything else runs on it: node-postgres reads timestamps,
+ * dates and intervals in PostgreSQL's default output styles only. Under a DateStyle such as
+ * 'SQL, DMY' (set for the server, a database or a role) every timestamp aggjobs read came back null
+ * (pg 8.23), and the run log, the dashboard and the engine's windows with it.
+ */
+export const sessionStyles = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'";
+
+/**
+ * Prepares each new connection of `pool`: `sessionStyles` first (queued before the caller's first
+ * query: pg-pool emits 'connect' before it hands the client over), and an error listener. pg-pool
+ * listens for 'error' on idle clients only: it removes that listener while a client is checked out,
+ * so a connection killed under a running query (pg_terminate_backend, a failover) emitted an
+ * 'error' nobody heard — an uncaught exception that ended the task thread. The same error also
+ * rejects the query in flight (57P01 or "Connection terminated unexpectedly"), which is where
+ * callers see it; the dead client is dropped by the pool when it is released. An idle client that
+ * loses its server (restart, admin kill) emits on the pool, which replaces it.
+ */
+export function prepareConnections(pool: pg.Pool): void {
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    // A failure here is a lost connection: the caller's own query fails with it.
+    client.query(sessionStyles).catch(() => undefined);
+  });
+}
+
 export interface PoolOptions {
   connectionString: string;
   max: number;
@@ -34,16 +61,7 @@ export function createPool(options: PoolOptions): Pool {
     connectionTimeoutMillis: 10_000,
     types: aggjobsTypes,
   });
-  // An idle client that loses its server (restart, admin kill) emits here; the pool replaces it.
-  pool.on('error', () => undefined);
-  // pg-pool listens for 'error' on idle clients only: it removes that listener while a client is
-  // checked out, so a connection killed under a running query (pg_terminate_backend, a failover)
-  // emitted an 'error' nobody heard — an uncaught exception that ended the task thread. The same
-  // error also rejects the query in flight (57P01 or "Connection terminated unexpectedly"), which is
-  // where callers see it; the dead client is dropped by the pool when it is released.
-  pool.on('connect', (client) => {
-    client.on('error', () => undefined);
-  });
+  prepareConnections(pool);
   return pool;
 }
 

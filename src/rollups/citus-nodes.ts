@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Pool, Queryable } from '../db/index.ts';
+import { prepareConnections, type Pool, type Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 
 /**
@@ -96,8 +96,7 @@ function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): 
       idleTimeoutMillis: 30_000,
       allowExitOnIdle: true,
     });
-    found.on('error', () => undefined);
-    found.on('connect', (client) => client.on('error', () => undefined));
+    prepareConnections(found);
     pools.set(key, found);
   }
   return found;

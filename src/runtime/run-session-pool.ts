@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { aggjobsTypes } from '../db/index.ts';
+import { aggjobsTypes, prepareConnections, sessionStyles } from '../db/index.ts';
 import { runApplicationName } from './thread-protocol.ts';
 
 /** The application_name of a task thread's sessions between runs (and after a `RESET ALL`). */
@@ -45,12 +45,7 @@ export class RunSessionPool extends pg.Pool {
       connectionTimeoutMillis: 10_000,
       types: aggjobsTypes,
     });
-    // As in createPool (src/db/pool.ts): an idle client that loses its server emits on the pool, a
-    // checked-out one on itself; the query in flight is rejected with the error either way.
-    this.on('error', () => undefined);
-    this.on('connect', (client) => {
-      client.on('error', () => undefined);
-    });
+    prepareConnections(this);
   }
 
   /** Every checkout from now on serves this attempt of a run, named for it (runApplicationName). */
@@ -132,7 +127,7 @@ export class RunSessionPool extends pg.Pool {
         const reset =
           previous === undefined
             ? ''
-            : 'RESET ALL; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; ';
+            : `RESET ALL; ${sessionStyles}; CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; `;
         const results = (await client.query(`${reset}${name}${fence}`)) as unknown as
           pg.QueryResult | pg.QueryResult[];
         const last = Array.isArray(results) ? results.at(-1) : results;
