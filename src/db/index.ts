@@ -1,9 +1,10 @@
 export {
   aggjobsTypes,
   createPool,
-  prepareConnections,
+  hearConnectionErrors,
   releaseClient,
   sessionStyles,
+  setSessionStyles,
   type Pool,
   type PoolClient,
   type Queryable,
@@ -12,6 +13,7 @@ export { withTransaction, inTransaction } from './transaction.ts';
 export {
   migrate,
   migrationStatus,
+  pendingMigrations,
   readMigrations,
   MigrationMismatchError,
   type Migration,

@@ -142,6 +142,26 @@ export async function migrate(
   }
 }
 
+/**
+ * The migrations this build knows that the database has not applied, in order (all of them on a
+ * database aggjobs never migrated). Migrations the database has and this build does not know are
+ * not its business: `migrate` and `migrationStatus` refuse those.
+ */
+export async function pendingMigrations(
+  pool: Pool,
+  migrations: Migration[] = readMigrations(),
+): Promise<Migration[]> {
+  const { rows: ledger } = await pool.query<{ exists: boolean }>(
+    "SELECT to_regclass('aggjobs.schema_migrations') IS NOT NULL AS exists",
+  );
+  const { rows } =
+    ledger[0]?.exists === true
+      ? await pool.query<{ version: number }>('SELECT version FROM aggjobs.schema_migrations')
+      : { rows: [] };
+  const applied = new Set(rows.map((r) => r.version));
+  return migrations.filter((m) => !applied.has(m.version));
+}
+
 /** Every migration this build knows, with when it was applied (undefined: pending). */
 export async function migrationStatus(
   pool: Pool,

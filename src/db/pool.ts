@@ -27,21 +27,29 @@ export const aggjobsTypes: pg.CustomTypesConfig = {
 export const sessionStyles = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'";
 
 /**
- * Prepares each new connection of `pool`: `sessionStyles` first (queued before the caller's first
- * query: pg-pool emits 'connect' before it hands the client over), and an error listener. pg-pool
- * listens for 'error' on idle clients only: it removes that listener while a client is checked out,
- * so a connection killed under a running query (pg_terminate_backend, a failover) emitted an
- * 'error' nobody heard — an uncaught exception that ended the task thread. The same error also
- * rejects the query in flight (57P01 or "Connection terminated unexpectedly"), which is where
- * callers see it; the dead client is dropped by the pool when it is released. An idle client that
- * loses its server (restart, admin kill) emits on the pool, which replaces it.
+ * pg-pool's `onConnect` for aggjobs' pools: `sessionStyles` on each new connection, awaited before
+ * the connection serves its first caller (a failure fails that checkout). pg-pool 3.14 awaits the
+ * promise the hook returns (`_promiseTry(() => this.options.onConnect(client))`); @types/pg still
+ * types the hook as returning void, hence the cast. (A query sent from the pool's 'connect' event
+ * instead queued the caller's first query behind it, which pg 8.23 warns is deprecated.)
  */
-export function prepareConnections(pool: pg.Pool): void {
+export const setSessionStyles = (async (client: pg.ClientBase): Promise<void> => {
+  await client.query(sessionStyles);
+}) as (client: pg.ClientBase) => void;
+
+/**
+ * Listens for connection errors of `pool` that nobody else hears. pg-pool listens for 'error' on
+ * idle clients only: it removes that listener while a client is checked out, so a connection killed
+ * under a running query (pg_terminate_backend, a failover) emitted an 'error' nobody heard — an
+ * uncaught exception that ended the task thread. The same error also rejects the query in flight
+ * (57P01 or "Connection terminated unexpectedly"), which is where callers see it; the dead client is
+ * dropped by the pool when it is released. An idle client that loses its server (restart, admin
+ * kill) emits on the pool, which replaces it.
+ */
+export function hearConnectionErrors(pool: pg.Pool): void {
   pool.on('error', () => undefined);
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
-    // A failure here is a lost connection: the caller's own query fails with it.
-    client.query(sessionStyles).catch(() => undefined);
   });
 }
 
@@ -60,8 +68,9 @@ export function createPool(options: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     types: aggjobsTypes,
+    onConnect: setSessionStyles,
   });
-  prepareConnections(pool);
+  hearConnectionErrors(pool);
   return pool;
 }
 

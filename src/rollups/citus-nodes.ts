@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { prepareConnections, type Pool, type Queryable } from '../db/index.ts';
+import { hearConnectionErrors, setSessionStyles, type Pool, type Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 
 /**
@@ -95,8 +95,9 @@ function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): 
       max: 2,
       idleTimeoutMillis: 30_000,
       allowExitOnIdle: true,
+      onConnect: setSessionStyles,
     });
-    prepareConnections(found);
+    hearConnectionErrors(found);
     pools.set(key, found);
   }
   return found;
