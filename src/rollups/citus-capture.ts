@@ -14,7 +14,8 @@ import { ident, literal, qualified } from './sql-identifier.ts';
  *   the writing transaction's id *on that node*. A column default would not do: Citus evaluates a
  *   volatile default on the coordinator for a routed INSERT.
  * - deletes and moves are logged by AFTER statement triggers on the shards into
- *   `aggjobs_node.change_log`, a plain table on each node, under the shard's name;
+ *   `aggjobs_node.change_log`, a plain table on each node, under the shard's name; a TRUNCATE of a
+ *   shard into `aggjobs_node.truncations`;
  * - `aggjobs_node.rollup_state` on each node holds, per rollup, the snapshot of that node's last
  *   refresh and the shard placements it covered (citus-refresh.ts).
  *
@@ -33,10 +34,23 @@ CREATE TABLE IF NOT EXISTS aggjobs_node.change_log (
 );
 CREATE INDEX IF NOT EXISTS change_log_source_xid_idx ON aggjobs_node.change_log (source_table, xid);`;
 
+/**
+ * A node's record of TRUNCATEs of its shards (no row trigger sees the rows a TRUNCATE removes): the
+ * node's refresh recomputes whole each pair whose source shard was truncated since its previous
+ * snapshot.
+ */
+const truncationsSql = `
+CREATE TABLE IF NOT EXISTS aggjobs_node.truncations (
+  source_table text NOT NULL,
+  xid          xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  truncated_at timestamptz NOT NULL DEFAULT now()
+);`;
+
 const nodeObjectsSql = `
 SET LOCAL citus.enable_ddl_propagation = off;
 CREATE SCHEMA IF NOT EXISTS aggjobs_node;
 ${changeLogSql}
+${truncationsSql}
 CREATE TABLE IF NOT EXISTS aggjobs_node.rollup_state (
   rollup       text PRIMARY KEY,
   source_table text NOT NULL,
@@ -87,6 +101,27 @@ BEGIN
                   SELECT %L, jsonb_build_object(%s) FROM old_rows o
                   WHERE NOT EXISTS (SELECT FROM new_rows n WHERE %s AND NOT (%s))',
                  source, picked, coalesce(same_key, 'false'), moved);
+  RETURN NULL;
+END
+$$;
+-- A TRUNCATE. On the coordinator, of the distributed table: recorded where the coordinator's refresh
+-- looks, as on one server (aggjobs.source_truncations, migration 000013), so the rollups of the source
+-- are refused until rebuilt. Of a shard (Citus puts this trigger on the shards a move or a split
+-- creates, not on the others): into this node's truncations, under the shard's name, created here
+-- when missing as the change log is; the node's next refresh recomputes that shard whole.
+CREATE OR REPLACE FUNCTION aggjobs_node.log_truncate() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF to_regclass('aggjobs.source_truncations') IS NOT NULL
+     AND EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = TG_RELID) THEN
+    INSERT INTO aggjobs.source_truncations (source_table, truncated_table)
+    VALUES (format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
+    RETURN NULL;
+  END IF;
+  IF to_regclass('aggjobs_node.truncations') IS NULL THEN
+    ${truncationsSql}
+  END IF;
+  INSERT INTO aggjobs_node.truncations (source_table) VALUES (format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
   RETURN NULL;
 END
 $$;`;
@@ -141,5 +176,8 @@ export function citusChangeCaptureSql(source: string, columns: readonly string[]
     `CREATE TRIGGER aggjobs_log_moves AFTER UPDATE ON ${table}
        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
        FOR EACH STATEMENT EXECUTE FUNCTION aggjobs_node.log_old_groups(${args})`,
+    `DROP TRIGGER IF EXISTS aggjobs_log_truncate ON ${table}`,
+    `CREATE TRIGGER aggjobs_log_truncate AFTER TRUNCATE ON ${table}
+       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs_node.log_truncate()`,
   ];
 }

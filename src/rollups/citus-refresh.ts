@@ -25,7 +25,8 @@ import { literal } from './sql-identifier.ts';
  *   groups recomputed from the shard's rows;
  * - a pair the node's previous refresh did not cover (the first run, or a shard moved here by
  *   `citus_move_shard_placement` or a rebalance since: a new placement id) is recomputed whole: its
- *   rows carry stamps from another node's transaction ids, and its deletes were logged there;
+ *   rows carry stamps from another node's transaction ids, and its deletes were logged there; so is
+ *   a pair whose source shard was truncated since (no trigger sees the rows a TRUNCATE removes);
  * - the node's state (snapshot, horizon, placements) is written with the rows.
  * The nodes commit, all at once, when every node has done its work: a node that is down or fails
  * makes the refresh fail before any node commits, naming the node. Readers see each node's refresh
@@ -35,7 +36,7 @@ import { literal } from './sql-identifier.ts';
 export interface NodeRefreshResult {
   node: string;
   shards: number;
-  /** Shards recomputed whole: first run on the node, or moved here since its last refresh. */
+  /** Shards recomputed whole: first run on the node, or moved here or truncated since its last refresh. */
   shardsRecomputed: number;
   groupsRecomputed: number;
   rowsWritten: number;
@@ -97,6 +98,8 @@ interface NodeHead {
   snapshot: string | null;
   horizon: string | null;
   placements: string[] | null;
+  /** Source shards of this node truncated by transactions its previous snapshot does not see. */
+  truncated: string[] | null;
 }
 
 /** The results of a message of several statements (one round trip), one per statement. */
@@ -140,7 +143,9 @@ async function refreshNode(
               set_config('plan_cache_mode', 'force_custom_plan', true),
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
               (SELECT array_agg(name) FROM pg_prepared_statements) AS prepared,
-              s.snapshot::text AS snapshot, s.horizon::text AS horizon, s.placements::text[] AS placements
+              s.snapshot::text AS snapshot, s.horizon::text AS horizon, s.placements::text[] AS placements,
+              (SELECT array_agg(DISTINCT t.source_table) FROM aggjobs_node.truncations t
+               WHERE NOT pg_visible_in_snapshot(t.xid, s.snapshot)) AS truncated
        FROM (SELECT) one LEFT JOIN aggjobs_node.rollup_state s ON s.rollup = ${lit(def.name)}`,
     );
     head = selected?.rows[0] as NodeHead | undefined;
@@ -154,6 +159,7 @@ async function refreshNode(
       ? undefined
       : { snapshot: head.snapshot, horizon: head.horizon };
   const covered = new Set(previous === undefined ? [] : (head.placements ?? []));
+  const truncated = new Set(head.truncated ?? []);
   const result: NodeRefreshResult = {
     node: nodeName(shards.node),
     shards: shards.pairs.length,
@@ -174,7 +180,11 @@ async function refreshNode(
   let aligned: { lo: string; hi: string; nonempty: boolean } | undefined;
   for (const pair of shards.pairs) {
     const sql = shardSql(def, pair);
-    if (previous !== undefined && pair.placements.every((p) => covered.has(p))) {
+    if (
+      previous !== undefined &&
+      pair.placements.every((p) => covered.has(p)) &&
+      !truncated.has(pair.source)
+    ) {
       const name = statementName(sql.refreshChanged);
       if (!prepared.has(name)) {
         statements.push(
@@ -186,7 +196,8 @@ async function refreshNode(
       statements.push(`EXECUTE ${name} (${values.map(lit).join(', ')})`);
       continue;
     }
-    // Recomputed whole (the node's first run, or a shard moved here): rare, a statement at a time.
+    // Recomputed whole (the node's first run, a shard moved here, or one truncated since): rare, a
+    // statement at a time.
     result.shardsRecomputed += 1;
     if (aligned === undefined) {
       const { rows: window } = await client.query<{ lo: string; hi: string; nonempty: boolean }>(
@@ -231,6 +242,9 @@ async function commitNode(
     `UPDATE aggjobs_node.rollup_state SET last_result = ${lit(JSON.stringify(result))} WHERE rollup = ${lit(def.name)};
      COMMIT;
      DELETE FROM aggjobs_node.change_log
+     WHERE source_table = ANY (ARRAY[${sources.join(', ')}]::text[])
+       AND xid < (SELECT min(horizon) FROM aggjobs_node.rollup_state WHERE source_table = ${lit(def.source)});
+     DELETE FROM aggjobs_node.truncations
      WHERE source_table = ANY (ARRAY[${sources.join(', ')}]::text[])
        AND xid < (SELECT min(horizon) FROM aggjobs_node.rollup_state WHERE source_table = ${lit(def.source)})`,
   );

@@ -124,6 +124,7 @@ describe('aggjobs migrate on a Citus coordinator', () => {
       triggers: [
         'aggjobs_log_deletes aggjobs_node.log_old_groups',
         'aggjobs_log_moves aggjobs_node.log_old_groups',
+        'aggjobs_log_truncate aggjobs_node.log_truncate',
         'aggjobs_stamp_xid aggjobs_node.stamp_row_xid',
       ],
       defaults: 0,
