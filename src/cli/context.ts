@@ -1,5 +1,5 @@
 import { ConfigError, loadSettings, settingsScrubber, type Settings } from '../config/index.ts';
-import { connectDatabase, pendingMigrations, type Database } from '../db/index.ts';
+import { connectDatabase, describePending, pendingMigrations, type Database } from '../db/index.ts';
 import { createLogger, resolveLogFormat, type Logger } from '../log/index.ts';
 import { BrokerUnreachableError, createRuntime, type Runtime } from '../runtime/index.ts';
 import { taskNames } from '../tasks/index.ts';
@@ -74,14 +74,10 @@ export async function openContext(options: { name: string; logLevel?: string }):
  */
 export async function createRuntimeFor(ctx: CliContext): Promise<Runtime> {
   const pending = await pendingMigrations(ctx.db.pool);
-  if (pending.length > 0) {
-    const names = pending.map((m) => `${String(m.version).padStart(6, '0')}_${m.name}`);
-    const shown = names.length > 3 ? [...names.slice(0, 3), `and ${names.length - 3} more`] : names;
+  if (pending.length > 0)
     throw new OperationalError(
-      `${ctx.db.describe} lacks ${pending.length} migration${pending.length === 1 ? '' : 's'} this version of aggjobs needs ` +
-        `(${shown.join(', ')}): run aggjobs migrate first`,
+      `${ctx.db.describe} lacks ${describePending(pending)}: run aggjobs migrate first`,
     );
-  }
   try {
     return await createRuntime({
       settings: ctx.settings,

@@ -14,6 +14,7 @@ export {
   migrate,
   migrationStatus,
   pendingMigrations,
+  describePending,
   readMigrations,
   MigrationMismatchError,
   type Migration,

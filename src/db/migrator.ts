@@ -162,6 +162,13 @@ export async function pendingMigrations(
   return migrations.filter((m) => !applied.has(m.version));
 }
 
+/** "2 migrations this version of aggjobs needs (000014_…, 000015_…)": at most three named. */
+export function describePending(pending: readonly Migration[]): string {
+  const names = pending.map((m) => `${String(m.version).padStart(6, '0')}_${m.name}`);
+  const shown = names.length > 3 ? [...names.slice(0, 3), `and ${names.length - 3} more`] : names;
+  return `${pending.length} migration${pending.length === 1 ? '' : 's'} this version of aggjobs needs (${shown.join(', ')})`;
+}
+
 /** Every migration this build knows, with when it was applied (undefined: pending). */
 export async function migrationStatus(
   pool: Pool,

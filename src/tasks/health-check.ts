@@ -1,5 +1,5 @@
 import type { Settings } from '../config/index.ts';
-import type { Pool } from '../db/index.ts';
+import { describePending, pendingMigrations, type Pool } from '../db/index.ts';
 import type { RollupDefinition } from '../rollups/index.ts';
 import {
   checkAnomalies,
@@ -35,6 +35,13 @@ function message(error: unknown): string {
 async function checkDatabase(pool: Pool): Promise<HealthCheckResult> {
   try {
     const [, ms] = await timed(() => pool.query('SELECT 1'));
+    const pending = await pendingMigrations(pool);
+    if (pending.length > 0)
+      return {
+        status: 'unhealthy',
+        detail: `connected, round trip ${ms} ms; lacks ${describePending(pending)}: run aggjobs migrate`,
+        data: { latencyMs: ms, pendingMigrations: pending.length },
+      };
     return {
       status: ms > DB_LATENCY_DEGRADED_MS ? 'degraded' : 'healthy',
       detail: `connected, round trip ${ms} ms`,

@@ -54,7 +54,7 @@ async function withPool<T>(url: string, work: (p: pg.Pool) => Promise<T>): Promi
 }
 
 describe('a database without the migrations this build needs', () => {
-  it('never migrated: worker, beat and run refuse in one line naming them and aggjobs migrate; nothing written', async () => {
+  it('never migrated: worker, beat and run refuse in one line naming them and aggjobs migrate, health says it; nothing written', async () => {
     const url = await emptyDatabase();
     const count = readMigrations().length;
     for (const args of [['worker'], ['beat'], ['run', 'hourly_rollup']]) {
@@ -68,6 +68,14 @@ describe('a database without the migrations this build needs', () => {
         ),
       );
     }
+    // The health command says it too, on its database check, and exits unhealthy.
+    const health = await runCli(['health'], env(url), 60_000);
+    expect(health.status, health.stderr).toBe(2);
+    expect(health.stdout).toMatch(
+      new RegExp(
+        `unhealthy +database +connected, round trip \\d+ ms; lacks ${count} migrations .*: run aggjobs migrate`,
+      ),
+    );
     const schemas = await withPool(url, async (p) => {
       const { rows } = await p.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname IN ('aggjobs', 'analytics', 'bullmq')",

@@ -15,7 +15,12 @@ export function healthCommand(): Command {
       const ctx = await openContext({ name: 'health', logLevel: 'warn' });
       let report: HealthReport;
       try {
-        const runtime = await createRuntimeFor(ctx).catch(() => undefined);
+        // Without a runtime (the broker unreachable, migrations missing) the broker checks say why.
+        let unavailable = new Error('cannot connect to the broker');
+        const runtime = await createRuntimeFor(ctx).catch((error: unknown) => {
+          if (error instanceof Error) unavailable = error;
+          return undefined;
+        });
         report = await taskRegistry.health_check.run(
           {
             pool: ctx.db.pool,
@@ -26,8 +31,8 @@ export function healthCommand(): Command {
             attempt: 1,
             broker: runtime?.broker ?? {
               kind: ctx.settings.brokerUrl === undefined ? 'postgres' : 'redis',
-              ping: () => Promise.reject(new Error('cannot connect to the broker')),
-              counts: () => Promise.reject(new Error('cannot connect to the broker')),
+              ping: () => Promise.reject(unavailable),
+              counts: () => Promise.reject(unavailable),
             },
             runs: runHistory(ctx.db.pool),
             now: () => new Date(),
