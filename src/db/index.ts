@@ -4,7 +4,7 @@ export {
   hearConnectionErrors,
   releaseClient,
   sessionStyles,
-  setSessionStyles,
+  sessionStylesHook,
   type Pool,
   type PoolClient,
   type Queryable,

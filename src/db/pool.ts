@@ -26,16 +26,19 @@ export const aggjobsTypes: pg.CustomTypesConfig = {
  */
 export const sessionStyles = "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'";
 
-/**
- * pg-pool's `onConnect` for aggjobs' pools: `sessionStyles` on each new connection, awaited before
- * the connection serves its first caller (a failure fails that checkout). pg-pool 3.14 awaits the
- * promise the hook returns (`_promiseTry(() => this.options.onConnect(client))`); @types/pg still
- * types the hook as returning void, hence the cast. (A query sent from the pool's 'connect' event
- * instead queued the caller's first query behind it, which pg 8.23 warns is deprecated.)
- */
-export const setSessionStyles = (async (client: pg.ClientBase): Promise<void> => {
+/** Sets `sessionStyles` on a new connection. */
+async function setSessionStyles(client: pg.ClientBase): Promise<void> {
   await client.query(sessionStyles);
-}) as (client: pg.ClientBase) => void;
+}
+
+/**
+ * pg-pool's `onConnect` for aggjobs' pools: `setSessionStyles`, awaited before the connection serves
+ * its first caller (a failure fails that checkout). pg-pool 3.14 awaits the promise the hook
+ * returns (`_promiseTry(() => this.options.onConnect(client))`); @types/pg still types the hook as
+ * returning void, hence the cast, here only. (A query sent from the pool's 'connect' event instead
+ * queued the caller's first query behind it, which pg 8.23 warns is deprecated.)
+ */
+export const sessionStylesHook = setSessionStyles as (client: pg.ClientBase) => void;
 
 /**
  * Listens for connection errors of `pool` that nobody else hears. pg-pool listens for 'error' on
@@ -68,7 +71,7 @@ export function createPool(options: PoolOptions): Pool {
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 10_000,
     types: aggjobsTypes,
-    onConnect: setSessionStyles,
+    onConnect: sessionStylesHook,
   });
   hearConnectionErrors(pool);
   return pool;

@@ -106,14 +106,19 @@ END
 $$;
 -- A TRUNCATE. On the coordinator, of the distributed table: recorded where the coordinator's refresh
 -- looks, as on one server (aggjobs.source_truncations, migration 000013), so the rollups of the source
--- are refused until rebuilt. Of a shard (Citus puts this trigger on the shards a move or a split
+-- are refused until rebuilt; on a worker node, of the distributed table: refused. Of a shard (Citus puts this trigger on the shards a move or a split
 -- creates, not on the others): into this node's truncations, under the shard's name, created here
 -- when missing as the change log is; the node's next refresh recomputes that shard whole.
 CREATE OR REPLACE FUNCTION aggjobs_node.log_truncate() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-  IF to_regclass('aggjobs.source_truncations') IS NOT NULL
-     AND EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = TG_RELID) THEN
+  IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = TG_RELID) THEN
+    -- The distributed table on a worker node (Citus 11+ takes queries there): the record would be
+    -- where no refresh looks, and the other nodes' shards are emptied without one. Refused.
+    IF to_regclass('aggjobs.source_truncations') IS NULL THEN
+      RAISE EXCEPTION 'TRUNCATE % on the Citus coordinator, not on a worker node: aggjobs records a truncation there, so that the rollups of the table are rebuilt',
+        format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    END IF;
     INSERT INTO aggjobs.source_truncations (source_table, truncated_table)
     VALUES (format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME));
     RETURN NULL;

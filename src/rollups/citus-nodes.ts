@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { hearConnectionErrors, setSessionStyles, type Pool, type Queryable } from '../db/index.ts';
+import { hearConnectionErrors, sessionStylesHook, type Pool, type Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 
 /**
@@ -95,7 +95,7 @@ function nodePool(pool: Pool, node: CitusNodeAddress, applicationName: string): 
       max: 2,
       idleTimeoutMillis: 30_000,
       allowExitOnIdle: true,
-      onConnect: setSessionStyles,
+      onConnect: sessionStylesHook,
     });
     hearConnectionErrors(found);
     pools.set(key, found);
@@ -160,8 +160,8 @@ export async function onEachNode<T>(
 /** A node without the aggjobs_node schema, which every refresh and health check of it needs. */
 export function nodeNotMigratedError(node: string): Error {
   return new Error(
-    `Citus node ${node} has no aggjobs_node schema (a worker added after aggjobs migrate): ` +
-      'run aggjobs migrate again',
+    `Citus node ${node} lacks aggjobs' node objects (schema aggjobs_node and its tables: a worker added ` +
+      'after aggjobs migrate, or objects of an older version of aggjobs): run aggjobs migrate again',
   );
 }
 

@@ -99,6 +99,19 @@ async function checkPrimaryKey(client: PoolClient, source: string): Promise<void
  * nothing records (build-identity.ts): refused rather than guessed.
  */
 async function checkSourceColumns(client: PoolClient, def: RollupDefinition): Promise<void> {
+  // The triggers record a source by its SQL spelling (format('%I.%I')), the refresh looks it up by
+  // the definition's: a reserved word (public.order) is spelled quoted, so its deletes and
+  // truncations were never found (silent wrong rows). Such a name is refused.
+  const { rows: spelled } = await client.query<{ quoted: string }>(
+    "SELECT quote_ident(split_part($1, '.', 1)) || '.' || quote_ident(split_part($1, '.', 2)) AS quoted",
+    [def.source],
+  );
+  const quoted = spelled[0]?.quoted ?? def.source;
+  if (quoted !== def.source)
+    throw new Error(
+      `rollup ${JSON.stringify(def.name)}: source must be a name SQL needs no quotes for (not a reserved word), ` +
+        `got ${def.source}, which SQL spells ${quoted}: rename the table (ALTER TABLE ${quoted} RENAME TO …)`,
+    );
   // $1 source. zoned: timestamptz, with a precision or under a domain.
   const { rows } = await client.query<{ name: string; type: string; zoned: boolean; naive: boolean }>(
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,

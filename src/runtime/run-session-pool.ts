@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { aggjobsTypes, hearConnectionErrors, sessionStyles, setSessionStyles } from '../db/index.ts';
+import { aggjobsTypes, hearConnectionErrors, sessionStyles, sessionStylesHook } from '../db/index.ts';
 import { runApplicationName } from './thread-protocol.ts';
 
 /** The application_name of a task thread's sessions between runs (and after a `RESET ALL`). */
@@ -44,7 +44,7 @@ export class RunSessionPool extends pg.Pool {
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 10_000,
       types: aggjobsTypes,
-      onConnect: setSessionStyles,
+      onConnect: sessionStylesHook,
     });
     hearConnectionErrors(this);
   }

@@ -448,7 +448,7 @@ describe('more tasks on Citus', { timeout: 300_000 }, () => {
       await b.query('ALTER TABLE aggjobs_node.rollup_state_away RENAME TO rollup_state');
     }
     expect(bare.status).toBe('unhealthy');
-    expect(bare.detail).toContain(`Citus node ${nameOf(second)} has no aggjobs_node schema`);
+    expect(bare.detail).toContain(`Citus node ${nameOf(second)} lacks aggjobs' node objects`);
     expect(bare.detail).toContain('run aggjobs migrate again');
 
     await b.end();

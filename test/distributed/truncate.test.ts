@@ -103,6 +103,31 @@ describe('TRUNCATE of a distributed source', () => {
     );
   });
 
+  it('a TRUNCATE of the distributed table sent to a worker node is refused, naming the coordinator; nothing changes', async () => {
+    await resetData(db.pool);
+    await apply({
+      op: 'insert',
+      table: 'execution_logs',
+      ws: 3,
+      user: 1,
+      at: '2026-10-27T10:00:00Z',
+      status: 'success',
+      n: 4,
+    });
+    await refreshOne(hourly);
+    const [worker] = db.ports.workerPorts as [number];
+    await expect(onWorker(worker, 'TRUNCATE public.execution_logs')).rejects.toThrow(
+      'TRUNCATE public.execution_logs on the Citus coordinator, not on a worker node',
+    );
+    const { rows } = await db.pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.execution_logs',
+    );
+    expect(rows[0]?.n).toBe(4);
+    const after = await refreshOne(hourly);
+    expect(recomputedWhole(after)).toBe(0);
+    expect(await oracleDiff([hourly])).toEqual([]);
+  });
+
   it('a TRUNCATE rolled back changes nothing', async () => {
     await resetData(db.pool);
     await apply({

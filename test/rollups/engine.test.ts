@@ -393,6 +393,35 @@ describe('user-defined rollups', () => {
     }
   });
 
+  it('refuses a source whose name is a reserved word (its triggers spell it quoted), naming it; writes nothing', async () => {
+    // Found by review: public.order's deletes and truncations were logged as public."order" and never
+    // found by its refresh, which looks the source up as written.
+    await db.pool.query(
+      'CREATE TABLE public."order" (id bigserial PRIMARY KEY, placed_at timestamptz NOT NULL, kind text NOT NULL)',
+    );
+    const orders: RollupDefinition = {
+      name: 'orders_daily',
+      source: 'public.order',
+      timeColumn: 'placed_at',
+      grain: 'day',
+      dimensions: [{ column: 'kind', type: 'text' }],
+      measures: [{ name: 'orders', type: 'bigint', sql: 'count(*)' }],
+    };
+    try {
+      await expect(installRollups(db.pool, [orders])).rejects.toThrow(
+        'rollup "orders_daily": source must be a name SQL needs no quotes for (not a reserved word), got ' +
+          'public.order, which SQL spells public."order": rename the table (ALTER TABLE public."order" RENAME TO …)',
+      );
+      const { rows } = await db.pool.query(
+        `SELECT to_regclass('analytics.orders_daily') AS t,
+                (SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public."order"'::regclass) AS triggers`,
+      );
+      expect(rows).toEqual([{ t: null, triggers: 0 }]);
+    } finally {
+      await db.pool.query('DROP TABLE public."order"');
+    }
+  });
+
   it('rejects a bad definition naming the field and the rule', async () => {
     const bad = { ...hourly, name: 'Bad Name' };
     await expect(installRollups(db.pool, [bad])).rejects.toThrow(
