@@ -142,6 +142,13 @@ export async function migrate(
   }
 }
 
+let shippedMigrations: Migration[] | undefined;
+/** This build's migrations, read from disk once per process (the health check asks on every run). */
+function shipped(): Migration[] {
+  shippedMigrations ??= readMigrations();
+  return shippedMigrations;
+}
+
 /**
  * The migrations this build knows that the database has not applied, in order (all of them on a
  * database aggjobs never migrated). Migrations the database has and this build does not know are
@@ -149,7 +156,7 @@ export async function migrate(
  */
 export async function pendingMigrations(
   pool: Pool,
-  migrations: Migration[] = readMigrations(),
+  migrations: Migration[] = shipped(),
 ): Promise<Migration[]> {
   const { rows: ledger } = await pool.query<{ exists: boolean }>(
     "SELECT to_regclass('aggjobs.schema_migrations') IS NOT NULL AS exists",

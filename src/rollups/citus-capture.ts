@@ -106,8 +106,9 @@ END
 $$;
 -- A TRUNCATE. On the coordinator, of the distributed table: recorded where the coordinator's refresh
 -- looks, as on one server (aggjobs.source_truncations, migration 000013), so the rollups of the source
--- are refused until rebuilt; on a worker node, of the distributed table: refused. Of a shard (Citus puts this trigger on the shards a move or a split
--- creates, not on the others): into this node's truncations, under the shard's name, created here
+-- are refused until rebuilt; on a worker node, of the distributed table: refused.
+-- Of a shard (Citus puts this trigger on the shards a move creates, not on
+-- the others): into this node's truncations, under the shard's name, created here
 -- when missing as the change log is; the node's next refresh recomputes that shard whole.
 CREATE OR REPLACE FUNCTION aggjobs_node.log_truncate() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

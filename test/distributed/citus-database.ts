@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { createPool, type Pool } from '../../src/db/index.ts';
 import { createCitusDatabase, dropCitusDatabase, type ClusterPorts } from '../support/citus-cluster.ts';
@@ -27,4 +28,21 @@ export async function createCitusTestDatabase(): Promise<CitusTestDatabase> {
     await dropCitusDatabase(citus, name);
   });
   return { url, pool, name, ports: citus };
+}
+
+/** Runs `sql` on the worker node at `port` directly (not through the coordinator); its rows. */
+export async function queryWorker<T extends pg.QueryResultRow = pg.QueryResultRow>(
+  db: CitusTestDatabase,
+  port: number,
+  sql: string,
+): Promise<T[]> {
+  const direct = new pg.Client({
+    connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${port}/`),
+  });
+  await direct.connect();
+  try {
+    return (await direct.query<T>(sql)).rows;
+  } finally {
+    await direct.end();
+  }
 }

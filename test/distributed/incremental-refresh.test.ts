@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/index.ts';
 import {
@@ -11,7 +10,7 @@ import {
 } from '../../src/rollups/index.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { resetData } from '../support/rollup-helpers.ts';
-import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { createCitusTestDatabase, queryWorker, type CitusTestDatabase } from './citus-database.ts';
 import { apply as applyOn, BASE, opArb, ZONE, type Op } from './citus-ops.ts';
 
 // The incremental refresh on Citus: change capture per node, one refresh per worker node, each exact
@@ -40,22 +39,10 @@ async function oracleDiff(defs: readonly RollupDefinition[] = checked): Promise<
   return compareWithOracle(db.pool, ZONE, { tables: defs.map((d) => d.name) });
 }
 
-/** Runs `sql` on the worker on `port`, directly (not through the coordinator). */
-async function onWorker<T extends pg.QueryResultRow>(port: number, sql: string): Promise<T[]> {
-  const direct = new pg.Client({
-    connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${port}/`),
-  });
-  await direct.connect();
-  try {
-    return (await direct.query<T>(sql)).rows;
-  } finally {
-    await direct.end();
-  }
-}
-
 /** The worker's next transaction id. */
 async function nextXid(port: number): Promise<bigint> {
-  const [row] = await onWorker<{ next: string }>(
+  const [row] = await queryWorker<{ next: string }>(
+    db,
     port,
     'SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS next',
   );
@@ -70,7 +57,8 @@ async function nextXid(port: number): Promise<bigint> {
 async function advanceXidsPast(port: number, target: bigint): Promise<void> {
   const missing = target - (await nextXid(port)) + 1n;
   if (missing <= 0n) return;
-  await onWorker(
+  await queryWorker(
+    db,
     port,
     `DO $$ BEGIN FOR i IN 1..${missing} LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$`,
   );
@@ -363,15 +351,7 @@ describe('shard moves between refreshes', () => {
     await refreshIncremental([hourly]);
     // As on a worker added after aggjobs migrate: the trigger functions are there, the log is not.
     const [worker] = db.ports.workerPorts as [number];
-    const direct = new pg.Client({
-      connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${worker}/`),
-    });
-    await direct.connect();
-    try {
-      await direct.query('DROP TABLE aggjobs_node.change_log');
-    } finally {
-      await direct.end();
-    }
+    await queryWorker(db, worker, 'DROP TABLE aggjobs_node.change_log');
     for (const ws of [1, 2, 3, 4, 5, 6]) {
       await db.pool.query(
         'DELETE FROM public.execution_logs WHERE workspace_id = $1 AND id = (SELECT min(id) FROM public.execution_logs WHERE workspace_id = $1)',

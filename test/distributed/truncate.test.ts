@@ -1,5 +1,4 @@
 import fc from 'fast-check';
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSettings } from '../../src/config/index.ts';
 import {
@@ -13,7 +12,7 @@ import {
 } from '../../src/rollups/index.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { resetData } from '../support/rollup-helpers.ts';
-import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { createCitusTestDatabase, queryWorker, type CitusTestDatabase } from './citus-database.ts';
 import { apply as applyOn, opArb, ZONE, type Op } from './citus-ops.ts';
 
 // A TRUNCATE of a distributed source: no row trigger sees the rows it removes.
@@ -49,18 +48,6 @@ const oracleDiff = (defs: readonly RollupDefinition[] = checked): Promise<unknow
 
 const recomputedWhole = (r: RefreshResult | undefined): number =>
   (r?.nodes ?? []).reduce((n, node) => n + node.shardsRecomputed, 0);
-
-async function onWorker(port: number, sql: string): Promise<pg.QueryResultRow[]> {
-  const direct = new pg.Client({
-    connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${port}/`),
-  });
-  await direct.connect();
-  try {
-    return (await direct.query(sql)).rows;
-  } finally {
-    await direct.end();
-  }
-}
 
 describe('TRUNCATE of a distributed source', () => {
   it('refuses the rollups of that source until rebuilt, naming the table; the rebuild is exact, after random writes around it', async () => {
@@ -116,7 +103,7 @@ describe('TRUNCATE of a distributed source', () => {
     });
     await refreshOne(hourly);
     const [worker] = db.ports.workerPorts as [number];
-    await expect(onWorker(worker, 'TRUNCATE public.execution_logs')).rejects.toThrow(
+    await expect(queryWorker(db, worker, 'TRUNCATE public.execution_logs')).rejects.toThrow(
       'TRUNCATE public.execution_logs on the Citus coordinator, not on a worker node',
     );
     const { rows } = await db.pool.query<{ n: number }>(
@@ -183,13 +170,14 @@ describe('TRUNCATE of a distributed source', () => {
     expect(await oracleDiff([hourly])).toEqual([]);
 
     const name = `execution_logs_${shard.shardid}`;
-    const triggers = await onWorker(
+    const triggers = await queryWorker(
+      db,
       to,
       `SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.${name}'::regclass`,
     );
     expect(triggers.map((t) => String(t.tgname))).toContain(`aggjobs_log_truncate_${shard.shardid}`);
     // Citus refuses it unless the operator says so.
-    await onWorker(to, `SET citus.enable_manual_changes_to_shards = on; TRUNCATE public.${name}`);
+    await queryWorker(db, to, `SET citus.enable_manual_changes_to_shards = on; TRUNCATE public.${name}`);
     const after = await refreshOne(hourly);
     const node = after.nodes?.find((n) => n.node === `127.0.0.1:${to}`);
     expect(node?.shardsRecomputed).toBe(1);
@@ -200,7 +188,8 @@ describe('TRUNCATE of a distributed source', () => {
     // Pruned once every rollup of the source on the node saw it.
     for (const def of builtinRollups.filter((d) => d.source === 'public.execution_logs'))
       await refreshOne(def);
-    const left = await onWorker(
+    const left = await queryWorker(
+      db,
       to,
       `SELECT count(*)::int AS n FROM aggjobs_node.truncations WHERE source_table = 'public.${name}'`,
     );
