@@ -98,6 +98,11 @@ export interface WorkerTuning {
 
 type SlottedJob = Job<JobData, unknown, string, never>;
 
+/** What a BullMQ 6 Worker keeps private and resume() uses: the queue its main loop waits on. */
+interface LoopQueueOf {
+  mainLoopQueue: { add(promise: Promise<unknown>): void } | null;
+}
+
 /** The broker's Redis did not answer at start; the message names it (password hidden) and the variables. */
 export class BrokerUnreachableError extends Error {
   override readonly name = 'BrokerUnreachableError';
@@ -128,6 +133,22 @@ class SlottedWorker
     super(name, processor, opts, factory);
     slots.register(this);
     this.on('closed', () => slots.unregister(this));
+  }
+
+  override get concurrency(): number {
+    return super.concurrency;
+  }
+
+  /**
+   * JobSlots raises this when a slot frees. BullMQ's loop reads it only between jobs: a Worker held
+   * to the jobs it has (another queue's Worker had the other slots) waits in its loop for one of them
+   * to end, minutes for a backfill window, while the freed slot stays idle. So a rise wakes the loop
+   * the way BullMQ's own resume() does: a settled promise on the queue the loop waits on.
+   */
+  override set concurrency(value: number) {
+    const raised = value > super.concurrency;
+    super.concurrency = value;
+    if (raised && this.reserved > 0) (this as unknown as LoopQueueOf).mainLoopQueue?.add(Promise.resolve());
   }
 
   protected override async moveToActive(token: string, name?: string): Promise<SlottedJob> {

@@ -194,6 +194,47 @@ describe.each(backends)('worker on %s', (backend) => {
     expect(listed).toMatchObject({ online: true, queues: ['aggregation', 'maintenance'] });
   });
 
+  // One worker, two queues, two slots: a maintenance run holds one, a long aggregation run the other.
+  // When the maintenance run ends, the aggregation Worker takes the freed slot at once (it used to
+  // wait in BullMQ's loop for its long run to end: a backfill window's minutes).
+  it('a slot freed on one queue goes at once to the next job of another queue whose run still runs', async () => {
+    const shared = await testRuntime(backend, db);
+    const w = await startWorker(shared, workerOptions({ name: `w-${backend}-slots`, concurrency: 2 }));
+    await db.pool.query(
+      'CREATE TABLE IF NOT EXISTS public.test_counters (key text PRIMARY KEY, n int NOT NULL)',
+    );
+    await db.pool.query(`INSERT INTO public.test_counters VALUES ('slots-${backend}', 0)`);
+    const holder = await db.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM public.test_counters WHERE key = 'slots-${backend}' FOR UPDATE`);
+      const blocked = await shared.enqueue('test_locked_increment', { kwargs: { key: `slots-${backend}` } });
+      await eventually(async () => (await blocked.info())?.state === 'running' || undefined);
+      const long = await shared.enqueue('test_sleep', { kwargs: { ms: 15_000 } });
+      await eventually(async () => (await long.info())?.state === 'running' || undefined);
+      const next = await shared.enqueue('test_sleep', { kwargs: { ms: 1 } });
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await next.info())?.state).toBe('queued');
+
+      await holder.query('COMMIT');
+      await expect(blocked.get({ timeout: 20 })).resolves.toEqual({ n: 1 });
+      await next.get({ timeout: 20 });
+      // The next one ran in the freed slot while the long one still ran.
+      expect((await long.info())?.state).toBe('running');
+      await long.get({ timeout: 30 });
+      const runs = await Promise.all([blocked.info(), long.info(), next.info()]);
+      expect(runs.map((r) => [r?.state, r?.attempts])).toEqual([
+        ['succeeded', 1],
+        ['succeeded', 1],
+        ['succeeded', 1],
+      ]);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+      await w.close();
+    }
+  }, 90_000);
+
   it('replaces a task thread after max-tasks-per-child tasks', async () => {
     const recycler = await testRuntime(backend, db);
     const w = await startWorker(
