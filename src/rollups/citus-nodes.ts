@@ -202,12 +202,15 @@ export interface NodeShards {
 
 /**
  * Where each shard of `def`'s source is, with its co-located rollup shard (the same hash range, on
- * the same node: co-location moves them together). From the coordinator's metadata.
+ * the same node: co-location moves them together), from the coordinator's metadata; null when the
+ * source is not a Citus table (the engine's one-server path). One round trip: the distribution
+ * check and the shard map were two on every incremental run.
  */
-export async function shardPairsByNode(db: Queryable, def: RollupDefinition): Promise<NodeShards[]> {
+export async function shardPairsByNode(db: Queryable, def: RollupDefinition): Promise<NodeShards[] | null> {
   const { rows } = await db.query<{
-    host: string;
-    port: number;
+    distributed: boolean;
+    host: string | null;
+    port: number | null;
     source_schema: string;
     source_shard: string;
     target_shard: string;
@@ -217,24 +220,30 @@ export async function shardPairsByNode(db: Queryable, def: RollupDefinition): Pr
     // Named: prepared once per connection, then run by its generic plan. Planning this join of
     // Citus's catalogs took 3-4 ms, three times its execution, on every incremental run (a new
     // hour's run is ~25-40 ms on the bench's cluster).
-    name: 'aggjobs-citus-shard-pairs',
-    // $1 source table, $2 rollup table
-    text: `SELECT n.nodename AS host, n.nodeport AS port,
-            (SELECT nspname FROM pg_namespace WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = s.logicalrelid)) AS source_schema,
-            (parse_ident(shard_name(s.logicalrelid, s.shardid)))[cardinality(parse_ident(shard_name(s.logicalrelid, s.shardid)))] AS source_shard,
-            (parse_ident(shard_name(t.logicalrelid, t.shardid)))[cardinality(parse_ident(shard_name(t.logicalrelid, t.shardid)))] AS target_shard,
-            ps.placementid::text AS source_placement, pt.placementid::text AS target_placement
-     FROM pg_dist_shard s
-     JOIN pg_dist_shard t ON t.logicalrelid = to_regclass($2) AND t.shardminvalue = s.shardminvalue
-     JOIN pg_dist_placement ps ON ps.shardid = s.shardid
-     JOIN pg_dist_placement pt ON pt.shardid = t.shardid AND pt.groupid = ps.groupid
-     JOIN pg_dist_node n ON n.groupid = ps.groupid AND n.noderole = 'primary'
-     WHERE s.logicalrelid = to_regclass($1)
-     ORDER BY n.nodename, n.nodeport, s.shardid`,
+    name: 'aggjobs-citus-shard-map',
+    // $1 source table, $2 rollup table. One row with distributed and nulls when there are no pairs.
+    text: `SELECT d.distributed, p.* FROM
+       (SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)) AS distributed) d
+     LEFT JOIN LATERAL (
+       SELECT n.nodename AS host, n.nodeport AS port, s.shardid AS source_shard_id,
+              (SELECT nspname FROM pg_namespace WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = s.logicalrelid)) AS source_schema,
+              (parse_ident(shard_name(s.logicalrelid, s.shardid)))[cardinality(parse_ident(shard_name(s.logicalrelid, s.shardid)))] AS source_shard,
+              (parse_ident(shard_name(t.logicalrelid, t.shardid)))[cardinality(parse_ident(shard_name(t.logicalrelid, t.shardid)))] AS target_shard,
+              ps.placementid::text AS source_placement, pt.placementid::text AS target_placement
+       FROM pg_dist_shard s
+       JOIN pg_dist_shard t ON t.logicalrelid = to_regclass($2) AND t.shardminvalue = s.shardminvalue
+       JOIN pg_dist_placement ps ON ps.shardid = s.shardid
+       JOIN pg_dist_placement pt ON pt.shardid = t.shardid AND pt.groupid = ps.groupid
+       JOIN pg_dist_node n ON n.groupid = ps.groupid AND n.noderole = 'primary'
+       WHERE s.logicalrelid = to_regclass($1)
+     ) p ON true
+     ORDER BY p.host, p.port, p.source_shard_id`,
     values: [def.source, `analytics.${def.name}`],
   });
+  if (rows[0]?.distributed !== true) return null;
   const byNode = new Map<string, { node: CitusNodeAddress; pairs: ShardPair[] }>();
   for (const row of rows) {
+    if (row.host === null || row.port === null) continue;
     const node = { host: row.host, port: row.port };
     const entry = byNode.get(nodeName(node)) ?? { node, pairs: [] };
     entry.pairs.push({

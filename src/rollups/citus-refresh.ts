@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { SqlState, sqlStateOf, type Pool, type Queryable } from '../db/index.ts';
+import { SqlState, sqlStateOf, type Pool } from '../db/index.ts';
 import {
   connectPooledNode,
   nodeName,
   nodeNotMigratedError,
-  shardPairsByNode,
   type NodeShards,
   type ShardPair,
 } from './citus-nodes.ts';
@@ -65,16 +64,6 @@ export interface CitusRefreshOptions {
   signal?: AbortSignal;
 }
 
-/** Is `source` a distributed table of this Citus database? (Called only where Citus is installed.) */
-export async function isDistributed(db: Queryable, source: string): Promise<boolean> {
-  const { rows } = await db.query<{ distributed: boolean }>({
-    name: 'aggjobs-citus-is-distributed',
-    text: 'SELECT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = to_regclass($1)) AS distributed',
-    values: [source],
-  });
-  return rows[0]?.distributed === true;
-}
-
 function count(rows: Array<Record<string, unknown>>, column: string): number {
   return Number(rows[0]?.[column] ?? 0);
 }
@@ -90,16 +79,12 @@ function shardSql(def: RollupDefinition, pair: ShardPair): RollupSql {
   return { ...sql, refreshChanged: parts.join('aggjobs_node.change_log') };
 }
 
-/** A node's open transaction: its snapshot, its previous state and the statements it has prepared. */
+/** What a node's refresh read in its first statement: its snapshot, and how each pair is refreshed. */
 interface NodeHead {
   next: string;
   nextSnapshot: string;
-  prepared: string[] | null;
-  snapshot: string | null;
-  horizon: string | null;
-  placements: string[] | null;
-  /** Source shards of this node truncated by transactions its previous snapshot does not see. */
-  truncated: string[] | null;
+  /** Per shard pair, in order: brought up to date from the node's previous refresh (else recomputed whole). */
+  incremental: boolean[];
 }
 
 /** The results of a message of several statements (one round trip), one per statement. */
@@ -115,12 +100,25 @@ const statementName = (text: string): string =>
   `aggjobs_refresh_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
 
 /**
+ * The statements each node connection has prepared, by name. A connection that fails is closed
+ * (refreshOnNodes), so a statement recorded here exists on its connection.
+ */
+const preparedOn = new WeakMap<pg.PoolClient, Set<string>>();
+
+/** The largest xid8: a pair's statement run with it as its horizon finds no changes (a no-op). */
+const NO_CHANGES = '18446744073709551615';
+
+/**
  * Runs one node's refresh up to (not including) its commit; the transaction stays open. Round trips
- * are what a new hour costs (docs/scaling.md), so a node takes two: one message opens the
- * transaction, takes its snapshot and reads the node's state; one runs every shard pair's statement.
- * The statements are prepared once per connection (parsed once; each run still plans them with its
- * values, plan_cache_mode force_custom_plan, as the unnamed statements did), and their values are
- * sent as literals, which a message of several statements needs.
+ * are what a new hour costs (docs/scaling.md), so a node takes one message: it opens the
+ * transaction, takes its snapshot and reads the node's state, decides per shard pair whether the
+ * previous state covers it (in SQL, whose answer the client then follows), runs every pair's
+ * statement with the previous horizon and snapshot from that answer (a pair that is not covered
+ * gets a horizon past every transaction id: its statement changes nothing) and writes the node's
+ * new state. The pairs recomputed whole (rare) follow, a statement at a time. The statements are
+ * prepared once per connection (parsed once; each run still plans them with its values,
+ * plan_cache_mode force_custom_plan, as the unnamed statements did); the values are literals or
+ * read back from the transaction's settings, which a message of several statements needs.
  */
 async function refreshNode(
   client: pg.PoolClient,
@@ -129,37 +127,72 @@ async function refreshNode(
   options: CitusRefreshOptions,
 ): Promise<NodeRefreshResult> {
   const started = performance.now();
-  let head: NodeHead | undefined;
-  try {
-    // The SELECT is the transaction's first statement: it takes the node's snapshot. Every write
-    // visible in it is folded in by this refresh, and the next refresh takes the writes not visible in it.
-    const [, selected] = await messages(
-      client,
-      `BEGIN ISOLATION LEVEL REPEATABLE READ;
-       SELECT set_config('statement_timeout', ${lit(String(options.statementTimeoutMs))}, true),
-              set_config('work_mem', ${lit(options.workMem)}, true),
-              set_config('lock_timeout', ${lit(String(options.lockTimeoutMs))}, true),
-              set_config('synchronous_commit', 'off', true),
-              set_config('plan_cache_mode', 'force_custom_plan', true),
-              pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
-              (SELECT array_agg(name) FROM pg_prepared_statements) AS prepared,
-              s.snapshot::text AS snapshot, s.horizon::text AS horizon, s.placements::text[] AS placements,
-              (SELECT array_agg(DISTINCT t.source_table) FROM aggjobs_node.truncations t
-               WHERE NOT pg_visible_in_snapshot(t.xid, s.snapshot)) AS truncated
-       FROM (SELECT) one LEFT JOIN aggjobs_node.rollup_state s ON s.rollup = ${lit(def.name)}`,
+  const pairs = shards.pairs.map((pair) => ({ pair, sql: shardSql(def, pair) }));
+  // A pair is covered when the node's previous refresh covered both its placements (not moved or
+  // copied here since) and its source shard was not truncated since.
+  const covered = pairs.map(({ pair }) =>
+    options.initial
+      ? 'false'
+      : `(s.snapshot IS NOT NULL AND s.horizon IS NOT NULL
+          AND s.placements @> ARRAY[${pair.placements.map(lit).join(', ')}]::bigint[]
+          AND NOT EXISTS (SELECT FROM aggjobs_node.truncations t
+                          WHERE t.source_table = ${lit(pair.source)} AND NOT pg_visible_in_snapshot(t.xid, s.snapshot)))`,
+  );
+  const prepared = preparedOn.get(client) ?? new Set<string>();
+  // The SELECT is the transaction's first statement: it takes the node's snapshot. Every write
+  // visible in it is folded in by this refresh, and the next refresh takes the writes not visible in it.
+  const statements = [
+    'BEGIN ISOLATION LEVEL REPEATABLE READ',
+    `SELECT set_config('statement_timeout', ${lit(String(options.statementTimeoutMs))}, true),
+            set_config('work_mem', ${lit(options.workMem)}, true),
+            set_config('lock_timeout', ${lit(String(options.lockTimeoutMs))}, true),
+            set_config('synchronous_commit', 'off', true),
+            set_config('plan_cache_mode', 'force_custom_plan', true),
+            set_config('aggjobs.refresh_next_snapshot', pg_current_snapshot()::text, true),
+            set_config('aggjobs.refresh_snapshot', coalesce(s.snapshot, pg_current_snapshot())::text, true),
+            ${pairs.map((_, i) => `set_config('aggjobs.refresh_horizon_${i}', CASE WHEN f.incremental[${i + 1}] THEN s.horizon::text ELSE '${NO_CHANGES}' END, true),`).join('\n            ')}
+            pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
+            f.incremental
+     FROM (SELECT) one LEFT JOIN aggjobs_node.rollup_state s ON s.rollup = ${lit(def.name)}
+     CROSS JOIN LATERAL (SELECT ARRAY[${covered.join(', ')}]::boolean[] AS incremental) f`,
+  ];
+  const executed: number[] = [];
+  pairs.forEach(({ pair, sql }, i) => {
+    if (options.initial) return;
+    const name = statementName(sql.refreshChanged);
+    if (!prepared.has(name)) {
+      statements.push(
+        `PREPARE ${name} (xid8, text, text, timestamptz, pg_snapshot) AS ${sql.refreshChanged}`,
+      );
+      prepared.add(name);
+    }
+    executed.push(statements.length);
+    statements.push(
+      `EXECUTE ${name} (current_setting('aggjobs.refresh_horizon_${i}')::xid8, ${lit(options.timezone)},
+         ${lit(pair.source)}, ${lit(options.cutoff)}, current_setting('aggjobs.refresh_snapshot')::pg_snapshot)`,
     );
-    head = selected?.rows[0] as NodeHead | undefined;
+  });
+  // The node's state with its rows, before any node commits (its result follows at the commit).
+  const placements = shards.pairs.flatMap((p) => p.placements).map(lit);
+  statements.push(
+    `INSERT INTO aggjobs_node.rollup_state (rollup, source_table, snapshot, horizon, placements, refreshed_at)
+     SELECT ${lit(def.name)}, ${lit(def.source)}, n.snapshot, pg_snapshot_xmin(n.snapshot), ARRAY[${placements.join(', ')}]::bigint[], now()
+     FROM (SELECT current_setting('aggjobs.refresh_next_snapshot')::pg_snapshot AS snapshot) n
+     ON CONFLICT (rollup) DO UPDATE SET source_table = EXCLUDED.source_table, snapshot = EXCLUDED.snapshot,
+       horizon = EXCLUDED.horizon, placements = EXCLUDED.placements, refreshed_at = EXCLUDED.refreshed_at`,
+  );
+  let done: pg.QueryResult[];
+  try {
+    done = await messages(client, statements.join(';\n'));
   } catch (error) {
-    if (sqlStateOf(error) === SqlState.undefinedTable) throw nodeNotMigratedError(nodeName(shards.node));
+    // Only the node's own objects are named aggjobs_node.*: missing, the node was not migrated.
+    if (sqlStateOf(error) === SqlState.undefinedTable && (error as Error).message.includes('aggjobs_node.'))
+      throw nodeNotMigratedError(nodeName(shards.node));
     throw error;
   }
+  preparedOn.set(client, prepared);
+  const head = done[1]?.rows[0] as NodeHead | undefined;
   if (head === undefined) throw new Error(`no snapshot from Citus node ${nodeName(shards.node)}`);
-  const previous =
-    options.initial || head.snapshot === null || head.horizon === null
-      ? undefined
-      : { snapshot: head.snapshot, horizon: head.horizon };
-  const covered = new Set(previous === undefined ? [] : (head.placements ?? []));
-  const truncated = new Set(head.truncated ?? []);
   const result: NodeRefreshResult = {
     node: nodeName(shards.node),
     shards: shards.pairs.length,
@@ -175,27 +208,10 @@ async function refreshNode(
     result.rowsWritten += count(rows, 'written');
     result.rowsDeleted += count(rows, 'deleted');
   };
-  const prepared = new Set(head.prepared ?? []);
-  const statements: string[] = [];
+  for (const at of executed) add(done[at]?.rows ?? []);
   let aligned: { lo: string; hi: string; nonempty: boolean } | undefined;
-  for (const pair of shards.pairs) {
-    const sql = shardSql(def, pair);
-    if (
-      previous !== undefined &&
-      pair.placements.every((p) => covered.has(p)) &&
-      !truncated.has(pair.source)
-    ) {
-      const name = statementName(sql.refreshChanged);
-      if (!prepared.has(name)) {
-        statements.push(
-          `PREPARE ${name} (xid8, text, text, timestamptz, pg_snapshot) AS ${sql.refreshChanged}`,
-        );
-        prepared.add(name);
-      }
-      const values = [previous.horizon, options.timezone, pair.source, options.cutoff, previous.snapshot];
-      statements.push(`EXECUTE ${name} (${values.map(lit).join(', ')})`);
-      continue;
-    }
+  for (const [i, { sql }] of pairs.entries()) {
+    if (head.incremental[i] === true) continue;
     // Recomputed whole (the node's first run, a shard moved here, or one truncated since): rare, a
     // statement at a time.
     result.shardsRecomputed += 1;
@@ -209,17 +225,6 @@ async function refreshNode(
     if (!aligned.nonempty) continue;
     add((await client.query(sql.refreshWindow, [aligned.lo, aligned.hi, options.timezone])).rows);
   }
-  // The node's state with its rows, before any node commits (its result follows at the commit).
-  const placements = shards.pairs.flatMap((p) => p.placements).map(lit);
-  statements.push(
-    `INSERT INTO aggjobs_node.rollup_state (rollup, source_table, snapshot, horizon, placements, refreshed_at)
-     VALUES (${lit(def.name)}, ${lit(def.source)}, ${lit(head.nextSnapshot)}::pg_snapshot, ${lit(head.next)}::xid8,
-             ARRAY[${placements.join(', ')}]::bigint[], now())
-     ON CONFLICT (rollup) DO UPDATE SET source_table = EXCLUDED.source_table, snapshot = EXCLUDED.snapshot,
-       horizon = EXCLUDED.horizon, placements = EXCLUDED.placements, refreshed_at = EXCLUDED.refreshed_at`,
-  );
-  for (const done of await messages(client, statements.join(';\n')))
-    if (done.command === 'SELECT') add(done.rows);
   result.durationMs = Math.round(performance.now() - started);
   return result;
 }
@@ -257,12 +262,11 @@ async function commitNode(
  */
 export async function refreshOnNodes(
   pool: Pool,
-  coordinator: Queryable,
+  nodes: readonly NodeShards[],
   def: RollupDefinition,
   options: CitusRefreshOptions,
 ): Promise<CitusRefreshResult> {
   const what = `incremental refresh of ${def.name}`;
-  const nodes = await shardPairsByNode(coordinator, def);
   const clients = new Map<string, pg.PoolClient>();
   // A client goes back to its pool only after its node committed and pruned; any other way (an
   // error, an abort) it is closed, which rolls back what it had open on its node.

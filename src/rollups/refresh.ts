@@ -1,7 +1,8 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 import { RollupRebuildRequiredError } from './build-identity.ts';
-import { isDistributed, refreshOnNodes, type NodeRefreshResult } from './citus-refresh.ts';
+import { shardPairsByNode } from './citus-nodes.ts';
+import { refreshOnNodes, type NodeRefreshResult } from './citus-refresh.ts';
 import {
   identityOf,
   identityStateSelect,
@@ -149,10 +150,10 @@ export async function refreshRollup(
     );
     const state = stateRows[0];
     if (state === undefined) throw new Error(`rollup ${def.name} is not installed: run aggjobs migrate`);
-    // A distributed source is refreshed per node (citus-refresh.ts); its catalog query only where
-    // Citus is installed.
+    // A distributed source is refreshed per node (citus-refresh.ts), on the shards where its shard
+    // map places them; the map (null: not a Citus table) only where Citus is installed.
     const onNodes =
-      options.mode.kind === 'incremental' && state.citus && (await isDistributed(client, def.source));
+      options.mode.kind === 'incremental' && state.citus ? await shardPairsByNode(client, def) : null;
     // Before anything is written: were the rows built by this zone, definition and cluster?
     // A rollup never refreshed incrementally (no snapshot) is recomputed whole by this run, as by
     // a rebuild, and records what it runs with.
@@ -165,8 +166,8 @@ export async function refreshRollup(
     // The source's partitions, when this run read them (partition-changes.ts); recorded with its snapshot.
     let partitions: RecordedPartitions | undefined;
 
-    if (onNodes) {
-      const done = await refreshOnNodes(pool, client, def, {
+    if (onNodes !== null) {
+      const done = await refreshOnNodes(pool, onNodes, def, {
         timezone: options.timezone,
         cutoff,
         initial: initialRun,
