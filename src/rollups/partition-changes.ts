@@ -1,4 +1,4 @@
-import type { Queryable } from '../db/index.ts';
+import type { Pool, Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 
 /**
@@ -11,6 +11,14 @@ import type { RollupDefinition } from './definition.ts';
  *
  * Every refresh compares a cheap key (each partition's oid and the xmin of its pg_inherits row,
  * which every ATTACH writes anew); only when it differs are the leaves and their bounds read.
+ *
+ * A partition the application creates or attaches itself has the row triggers, which PostgreSQL
+ * clones from the parent, but not the statement triggers that log deletes, moves and truncations
+ * (migration 000012: aggjobs puts them on each partition it knows of). Until it has them, a
+ * statement that names it goes unlogged, so every refresh recomputes its range; the refresh then
+ * puts them on (`capturePartitions`), and the next run recomputes its range once more, for what
+ * changed between the two. The key holds each partition's triggers (the xmin of their rows), so
+ * that next run sees them arrive.
  */
 
 /** A leaf partition of the source, as `aggjobs.rollup_state.source_partitions` records it. */
@@ -23,6 +31,11 @@ export interface SourcePartition {
   /** Range bounds on the time column as ISO text; null: unbounded, DEFAULT, or keyed otherwise. */
   from: string | null;
   to: string | null;
+  /**
+   * The xmins of its change-capture statement triggers, joined by '/'; null when it lacks one
+   * that the source has. Absent in records from before 2026-12-01 (taken as captured).
+   */
+  captured?: string | null;
 }
 
 /** What `aggjobs.rollup_state.source_partitions` holds. */
@@ -33,16 +46,37 @@ export interface RecordedPartitions {
 
 export interface PartitionChange {
   partition: string;
-  change: 'attached' | 'detached';
+  /** uncaptured: it lacks the statement triggers; captured: it got them since the last run. */
+  change: 'attached' | 'detached' | 'uncaptured' | 'captured';
   start: string;
   end: string;
 }
 
+const captureTriggers = `('aggjobs_log_deletes', 'aggjobs_log_moves', 'aggjobs_log_truncate')`;
+
+/**
+ * A LATERAL subquery: `captured` of partition `rel` of source `root` (SQL expressions), '-' where
+ * it lacks one of the source's statement triggers.
+ */
+const capturedSql = (rel: string, root: string): string => `SELECT CASE
+          WHEN count(*) = (SELECT count(*) FROM pg_trigger r WHERE r.tgrelid = ${root} AND r.tgname IN ${captureTriggers})
+          THEN coalesce(string_agg(x.xmin::text, '/' ORDER BY x.tgname), '') ELSE '-' END AS captured
+        FROM pg_trigger x WHERE x.tgrelid = ${rel} AND x.tgname IN ${captureTriggers}`;
+
 /** The key of the partitions of `table` (an SQL expression naming the source): '' for a plain table. */
 export const partitionKeySql = (table: string): string => `(SELECT coalesce(string_agg(
-          i.inhrelid::text || ':' || i.xmin::text, ',' ORDER BY i.inhrelid), '')
+          i.inhrelid::text || ':' || i.xmin::text || ':' || c.captured, ',' ORDER BY i.inhrelid), '')
         FROM pg_partition_tree(to_regclass(${table})) t JOIN pg_inherits i ON i.inhrelid = t.relid
+        CROSS JOIN LATERAL (${capturedSql('i.inhrelid', `to_regclass(${table})`)}) c
         WHERE t.level > 0)`;
+
+/**
+ * Whether this run must read the partitions: their key changed, or one lacked the statement
+ * triggers at the last run (recomputed by every run until it has them).
+ */
+export function partitionsToRead(recorded: RecordedPartitions | null, key: string): boolean {
+  return recorded?.key !== key || recorded.partitions.some((p) => p.captured === null);
+}
 
 /**
  * The source's leaf partitions with their bounds, and the key. A bound is read only where the
@@ -60,7 +94,7 @@ export async function readSourcePartitions(
     `SELECT c.oid::text AS oid, i.xmin::text AS attached, format('%I.%I', n.nspname, c.relname) AS name,
             to_json(CASE WHEN k.keyed THEN (regexp_match(b.bound, 'FROM \\(''([^'']*)''\\)'))[1]::timestamptz END) #>> '{}' AS "from",
             to_json(CASE WHEN k.keyed THEN (regexp_match(b.bound, 'TO \\(''([^'']*)''\\)'))[1]::timestamptz END) #>> '{}' AS "to",
-            ${partitionKeySql('$1')} AS key
+            nullif(cap.captured, '-') AS captured, ${partitionKeySql('$1')} AS key
      FROM pg_partition_tree(to_regclass($1)) t
      JOIN pg_inherits i ON i.inhrelid = t.relid
      JOIN pg_class c ON c.oid = t.relid
@@ -70,6 +104,7 @@ export async function readSourcePartitions(
      CROSS JOIN LATERAL (SELECT p.partstrat = 'r' AND p.partnatts = 1 AND b.bound <> 'DEFAULT'
                                 AND p.partattrs[0] = (SELECT a.attnum FROM pg_attribute a
                                                       WHERE a.attrelid = i.inhparent AND a.attname = $2) AS keyed) k
+     CROSS JOIN LATERAL (${capturedSql('c.oid', 'to_regclass($1)')}) cap
      WHERE t.isleaf AND t.level > 0
      ORDER BY c.oid`,
     [def.source, def.timeColumn],
@@ -82,7 +117,8 @@ export async function readSourcePartitions(
  * The ranges to recompute: each partition attached since `recorded` — always when it is one
  * attached again (same oid), else when it holds a row the stored snapshot sees or an unstamped one
  * — and each partition gone (or attached again) since, whose range is not frozen (retention
- * detaches only partitions wholly before its watermark, `cutoff`).
+ * detaches only partitions wholly before its watermark, `cutoff`). And each partition without the
+ * statement triggers, and each that got them since the last run (or, new, after its attach).
  */
 export async function partitionChanges(
   db: Queryable,
@@ -92,29 +128,65 @@ export async function partitionChanges(
   cutoff: Date | null,
 ): Promise<PartitionChange[]> {
   const id = (p: SourcePartition): string => `${p.oid}:${p.attached}`;
-  const before = new Set(recorded.map(id));
   const now = new Set(current.map(id));
   const knownOids = new Set(recorded.map((p) => p.oid));
   const range = (p: SourcePartition): { start: string; end: string } => ({
     start: p.from ?? '-infinity',
     end: p.to ?? 'infinity',
   });
+  const recordedById = new Map(recorded.map((r) => [id(r), r]));
   const changes: PartitionChange[] = [];
-  for (const p of current.filter((c) => !before.has(id(c)))) {
-    if (!knownOids.has(p.oid)) {
+  for (const p of current) {
+    const known = recordedById.get(id(p));
+    let attached = false;
+    if (known === undefined && knownOids.has(p.oid)) attached = true;
+    else if (known === undefined) {
       // $1 stored snapshot (a scan of the partition, once, when it first appears)
       const { rows } = await db.query<{ missed: boolean }>(
         `SELECT EXISTS (SELECT FROM ${p.name}
                         WHERE aggjobs_xid IS NULL OR pg_visible_in_snapshot(aggjobs_xid, $1::pg_snapshot)) AS missed`,
         [storedSnapshot],
       );
-      if (rows[0]?.missed !== true) continue;
+      attached = rows[0]?.missed === true;
     }
-    changes.push({ partition: p.name, change: 'attached', ...range(p) });
+    // Got its triggers after its attach (new: the application attached it, aggjobs attaches with
+    // them in one transaction), or since the last run: what changed before them was not logged.
+    const triggers = p.captured === undefined || p.captured === null ? [] : p.captured.split('/');
+    const capturedLate =
+      known === undefined ? triggers.some((x) => x !== '' && x !== p.attached) : known.captured === null;
+    if (attached) changes.push({ partition: p.name, change: 'attached', ...range(p) });
+    else if (p.captured === null) changes.push({ partition: p.name, change: 'uncaptured', ...range(p) });
+    else if (capturedLate) changes.push({ partition: p.name, change: 'captured', ...range(p) });
   }
   for (const p of recorded.filter((r) => !now.has(id(r)))) {
     if (cutoff !== null && p.to !== null && new Date(p.to).getTime() <= cutoff.getTime()) continue;
     changes.push({ partition: p.name, change: 'detached', ...range(p) });
   }
   return changes;
+}
+
+/**
+ * Puts the statement triggers on the partitions of `source` that lack them (migration 000012's
+ * `aggjobs.capture_partitions`), in a transaction of its own under a short lock timeout: CREATE
+ * TRIGGER waits for the partition's writers, and writers queue behind it meanwhile. Returns how
+ * many triggers it created, or why it could not (the refresh then recomputes those partitions
+ * again next run).
+ */
+export async function capturePartitions(pool: Pool, source: string): Promise<number | string> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query("SELECT set_config('lock_timeout', '1000', true)");
+    const { rows } = await client.query<{ made: number }>(
+      'SELECT aggjobs.capture_partitions($1::regclass) AS made',
+      [source],
+    );
+    await client.query('COMMIT');
+    return rows[0]?.made ?? 0;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    client.release();
+  }
 }

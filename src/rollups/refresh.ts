@@ -11,8 +11,10 @@ import {
   type IdentityStateColumns,
 } from './identity-state.ts';
 import {
+  capturePartitions,
   partitionChanges,
   partitionKeySql,
+  partitionsToRead,
   readSourcePartitions,
   type PartitionChange,
   type RecordedPartitions,
@@ -41,6 +43,11 @@ export interface RefreshResult {
   nodes?: NodeRefreshResult[];
   /** Incremental: partitions attached or detached since the last run, whose ranges it recomputed. */
   partitions?: PartitionChange[];
+  /**
+   * After a run that found partitions without the change-capture statement triggers: how many
+   * triggers it then put on them, or why it could not (partition-changes.ts).
+   */
+  partitionCapture?: { created: number } | { error: string };
 }
 
 export interface RefreshOptions {
@@ -101,8 +108,10 @@ export async function refreshRollup(
 ): Promise<RefreshResult> {
   const sql = rollupSql(def);
   const started = performance.now();
+  // Partitions found without the statement triggers get them after the run (partition-changes.ts).
+  let uncaptured = false;
   // One round trip for the settings with the state (and one for the lock, openRollupSession).
-  return await inRollupTransaction(pool, def, 'refresh', options, async (client) => {
+  const refreshed = await inRollupTransaction(pool, def, 'refresh', options, async (client) => {
     const { rows: stateRows } = await client.query<
       {
         horizon: string | null;
@@ -189,7 +198,7 @@ export async function refreshRollup(
       // Partitions attached or detached since the last run: their ranges first (partition-changes.ts).
       // A state from before migration 000015 records them without comparing.
       let moved: PartitionChange[] = [];
-      if (state.source_partitions?.key !== state.partitions_key) {
+      if (partitionsToRead(state.source_partitions, state.partitions_key)) {
         partitions = await readSourcePartitions(client, def);
         if (state.source_partitions !== null)
           moved = await partitionChanges(
@@ -238,6 +247,7 @@ export async function refreshRollup(
         ...(initial ? { horizon: state.next } : { window: { start: w.lo, end: w.hi } }),
       };
     }
+    uncaptured = partitions?.partitions.some((p) => p.captured === null) === true;
     const durationMs = Math.round(performance.now() - started);
     await client.query(
       `UPDATE aggjobs.rollup_state
@@ -262,6 +272,9 @@ export async function refreshRollup(
       await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
     return { ...result, durationMs };
   });
+  if (!uncaptured) return refreshed;
+  const made = await capturePartitions(pool, def.source);
+  return { ...refreshed, partitionCapture: typeof made === 'number' ? { created: made } : { error: made } };
 }
 
 /**

@@ -243,6 +243,71 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
   });
 
+  it('a partition the application adds is recomputed until it has the statement triggers, which the refresh puts on', async () => {
+    const logs = 'public.execution_logs';
+    const own = `public.execution_logs_p${utcDay(50).replaceAll('-', '')}`;
+    await refreshAll(db.pool, ZONE);
+    await db.pool.query(
+      `CREATE TABLE ${own} PARTITION OF ${logs} FOR VALUES FROM ('${utcDay(50)}T00:00:00Z') TO ('${utcDay(51)}T00:00:00Z')`,
+    );
+    await db.pool.query(
+      `INSERT INTO ${logs} (workspace_id, user_id, workflow_id, status, started_at, duration_ms, credits_used)
+       SELECT 1 + i % 4, i % 3, 1, 'success', timestamptz '${utcDay(50)}T00:00:00Z' + make_interval(mins => i * 37), i, 1
+       FROM generate_series(1, 30) i`,
+    );
+    const onLogs = (results: RefreshResult[]): RefreshResult[] =>
+      results.filter((r) => builtinRollups.find((d) => d.name === r.rollup)?.source === logs);
+    const changes = (r: RefreshResult): string[] =>
+      r.partitions?.map((p) => `${p.partition} ${p.change}`) ?? [];
+    // A writer of the partition holds it: the triggers cannot go on (CREATE TRIGGER waits 1 s).
+    const writer = await db.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query(
+        `INSERT INTO ${own} (workspace_id, user_id, workflow_id, status, started_at) VALUES (2, 1, 1, 'failed', '${utcDay(50)}T05:00:00Z')`,
+      );
+      for (const r of onLogs(await refreshAll(db.pool, ZONE))) {
+        expect(changes(r)).toEqual([`${own} uncaptured`]);
+        expect(r.partitionCapture).toMatchObject({ error: expect.stringMatching(/lock timeout/) });
+      }
+      // Statements that name the partition, not logged: it has no statement triggers yet.
+      await writer.query(`DELETE FROM ${own} WHERE duration_ms % 3 = 0`);
+      await writer.query(
+        `UPDATE ${own} SET workspace_id = 7, started_at = started_at + interval '2 hours' WHERE duration_ms % 5 = 0`,
+      );
+      await writer.query('COMMIT');
+    } finally {
+      await writer.query('ROLLBACK').catch(() => undefined);
+      writer.release();
+    }
+    expect(
+      (
+        await db.pool.query(
+          `SELECT count(*)::int AS n FROM aggjobs.change_log WHERE old_row->>'workspace_id' = '7'`,
+        )
+      ).rows[0],
+    ).toEqual({ n: 0 });
+    // Recomputed again; the first rollup's run puts the triggers on, the others find them.
+    const [first, ...others] = onLogs(await refreshAll(db.pool, ZONE));
+    expect(changes(first as RefreshResult)).toEqual([`${own} uncaptured`]);
+    expect(first?.partitionCapture).toEqual({ created: 3 });
+    for (const r of others) expect(changes(r)).toEqual([`${own} captured`]);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    // From here statements that name it are logged; the first rollup recomputes it once more.
+    await db.pool.query(`DELETE FROM ${own} WHERE duration_ms % 7 = 0`);
+    const [firstAgain, ...othersAgain] = onLogs(await refreshAll(db.pool, ZONE));
+    expect(changes(firstAgain as RefreshResult)).toEqual([`${own} captured`]);
+    for (const r of othersAgain) expect(r.partitions).toBeUndefined();
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    for (const r of onLogs(await refreshAll(db.pool, ZONE))) expect(r.partitions).toBeUndefined();
+    await db.pool.query(
+      `DELETE FROM ${logs} WHERE started_at >= '${utcDay(50)}' AND started_at < '${utcDay(51)}'`,
+    );
+    await db.pool.query(`DROP TABLE ${own}`);
+    await refreshAll(db.pool, ZONE);
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+  });
+
   it('records a TRUNCATE that names a partition under the parent: its rollups refuse until rebuilt', async () => {
     const { rows } = await db.pool.query<{ part: string }>(
       `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at)
@@ -285,19 +350,43 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       `ALTER TABLE ${logs} ATTACH PARTITION public.staging_a ${bounds(45)};
        ALTER TABLE ${logs} ATTACH PARTITION public.staging_b ${bounds(46)}`,
     );
-    // A partition created after the last refresh and filled after it: the change log's business,
-    // nothing to recompute.
+    // A partition created after the last refresh and filled after it: its rows are the change
+    // log's business, but it lacks the statement triggers (so do the two staging tables).
     await db.pool.query(`CREATE TABLE public.later_c PARTITION OF ${logs} ${bounds(47)}`);
     await db.pool.query(`INSERT INTO ${logs} (${columns}) ${rowsAt(47, 10)}`);
     const attached = await refreshAll(db.pool, ZONE);
     const onLogs = (results: RefreshResult[]): RefreshResult[] =>
       results.filter((r) => builtinRollups.find((d) => d.name === r.rollup)?.source === logs);
-    for (const r of onLogs(attached))
-      expect(r.partitions?.map((p) => `${p.partition} ${p.change}`)).toEqual([
+    const changes = (r: RefreshResult): string[] =>
+      r.partitions?.map((p) => `${p.partition} ${p.change}`) ?? [];
+    // The first rollup refreshed recomputes later_c as a partition without triggers, then puts
+    // them on the three (3 each); the others find later_c with triggers put on after its attach.
+    const [first, ...others] = onLogs(attached);
+    expect(others).toHaveLength(3);
+    expect(changes(first as RefreshResult)).toEqual([
+      'public.staging_a attached',
+      'public.staging_b attached',
+      'public.later_c uncaptured',
+    ]);
+    expect(first?.partitionCapture).toEqual({ created: 9 });
+    for (const r of others) {
+      expect(changes(r)).toEqual([
         'public.staging_a attached',
         'public.staging_b attached',
+        'public.later_c captured',
       ]);
+      expect(r.partitionCapture).toBeUndefined();
+    }
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    // The first one's next run recomputes the three once more (they had no triggers at its last
+    // run), the others' nothing.
+    const [firstAgain, ...othersAgain] = onLogs(await refreshAll(db.pool, ZONE));
+    expect(changes(firstAgain as RefreshResult)).toEqual([
+      'public.staging_a captured',
+      'public.staging_b captured',
+      'public.later_c captured',
+    ]);
+    for (const r of othersAgain) expect(r.partitions).toBeUndefined();
 
     // Detached with its rows, and dropped with its rows.
     const { rows } = await db.pool.query<{ part: string }>(
