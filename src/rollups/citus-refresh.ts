@@ -141,6 +141,10 @@ async function refreshNode(
   const prepared = preparedOn.get(client) ?? new Set<string>();
   // The SELECT is the transaction's first statement: it takes the node's snapshot. Every write
   // visible in it is folded in by this refresh, and the next refresh takes the writes not visible in it.
+  // jit off but on the first run (as on the coordinator's incremental path, refresh.ts): once the
+  // source shards are analyzed with recent stamps, a new hour's statement is estimated at ~190,000,
+  // past jit_above_cost, and compiled 114 functions in 120-240 ms of a 130-450 ms statement that takes
+  // 3-10 ms without (bench's data, load 4).
   const statements = [
     'BEGIN ISOLATION LEVEL REPEATABLE READ',
     `SELECT set_config('statement_timeout', ${lit(String(options.statementTimeoutMs))}, true),
@@ -148,6 +152,7 @@ async function refreshNode(
             set_config('lock_timeout', ${lit(String(options.lockTimeoutMs))}, true),
             set_config('synchronous_commit', 'off', true),
             set_config('plan_cache_mode', 'force_custom_plan', true),
+            set_config('jit', ${options.initial ? "current_setting('jit')" : "'off'"}, true),
             set_config('aggjobs.refresh_next_snapshot', pg_current_snapshot()::text, true),
             set_config('aggjobs.refresh_snapshot', coalesce(s.snapshot, pg_current_snapshot())::text, true),
             ${pairs.map((_, i) => `set_config('aggjobs.refresh_horizon_${i}', CASE WHEN f.incremental[${i + 1}] THEN s.horizon::text ELSE '${NO_CHANGES}' END, true),`).join('\n            ')}
