@@ -7,7 +7,8 @@
  * seed's three views on Citus, bench/distributed-views.ts), workers (1 against 2); all by default,
  * or some with DISTRIBUTED_PARTS=new-hour,views (then the report's name says which).
  * DISTRIBUTED_NEW_HOUR_PAIRS sets the new hour's pairs alone (a case of about a second a pair, whose
- * spread needs more pairs than the others').
+ * spread needs more pairs than the others'); DISTRIBUTED_NEW_HOUR_HISTORY=N first adds N hours and
+ * analyzes the source (its statistics as autovacuum leaves them in steady state).
  */
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -279,6 +280,20 @@ export async function runDistributedBench(options: { size: string; runs?: string
     if (parts.has('new-hour')) {
       log('incremental after one new hour ÷ bare GROUP BY of that hour (into a table, and to the client)');
       const newHourPairs = Number(process.env.DISTRIBUTED_NEW_HOUR_PAIRS ?? pairs);
+      // DISTRIBUTED_NEW_HOUR_HISTORY=N: N hours inserted and refreshed first (untimed), then the source
+      // analyzed, as autovacuum leaves a source that takes a new hour every hour: its stamps' statistics
+      // then cover more than the seed's 30 transactions, and a new hour's estimates are no longer 1 row.
+      const history = Number(process.env.DISTRIBUTED_NEW_HOUR_HISTORY ?? 0);
+      if (history > 0) {
+        for (let i = 0; i < history; i += 1) {
+          await insertHour(nextHour());
+          await incremental(pool);
+        }
+        await pool.query('ANALYZE public.execution_logs');
+        notes.push(
+          `New hour: ${history} hours inserted and refreshed before it (untimed), then the source analyzed.`,
+        );
+      }
       // After the backfill cases the rollup was just truncated and refilled: its shards have no
       // statistics until autovacuum analyzes them, as after a user's backfill. Said in the report.
       const statistics = await rollupShardStatistics(pool);
@@ -446,7 +461,7 @@ export async function runDistributedBench(options: { size: string; runs?: string
     '|---|---|---|---|---|',
     ...lines,
     '',
-    `Repeat: \`${only === undefined ? '' : `DISTRIBUTED_PARTS=${only} `}${process.env.DISTRIBUTED_NEW_HOUR_PAIRS === undefined ? '' : `DISTRIBUTED_NEW_HOUR_PAIRS=${process.env.DISTRIBUTED_NEW_HOUR_PAIRS} `}npm run bench -- --cases distributed --size ${size}\``,
+    `Repeat: \`${only === undefined ? '' : `DISTRIBUTED_PARTS=${only} `}${process.env.DISTRIBUTED_NEW_HOUR_PAIRS === undefined ? '' : `DISTRIBUTED_NEW_HOUR_PAIRS=${process.env.DISTRIBUTED_NEW_HOUR_PAIRS} `}${process.env.DISTRIBUTED_NEW_HOUR_HISTORY === undefined ? '' : `DISTRIBUTED_NEW_HOUR_HISTORY=${process.env.DISTRIBUTED_NEW_HOUR_HISTORY} `}npm run bench -- --cases distributed --size ${size}\``,
     '',
   ].join('\n');
   const file = `results/${size}-distributed${only === undefined ? '' : `-${[...parts].join('+')}`}`;
