@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../db/index.ts';
+import type { Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { RollupDefinition } from './definition.ts';
 
 /**
@@ -56,12 +56,13 @@ const captureTriggers = `('aggjobs_log_deletes', 'aggjobs_log_moves', 'aggjobs_l
 
 /**
  * A LATERAL subquery: `captured` of partition `rel` of source `root` (SQL expressions), '-' where
- * it lacks one of the source's statement triggers.
+ * it lacks one of the source's statement triggers or has it disabled (a trigger enabled for
+ * replication only, 'R', does not fire for the application's statements either).
  */
 const capturedSql = (rel: string, root: string): string => `SELECT CASE
           WHEN count(*) = (SELECT count(*) FROM pg_trigger r WHERE r.tgrelid = ${root} AND r.tgname IN ${captureTriggers})
           THEN coalesce(string_agg(x.xmin::text, '/' ORDER BY x.tgname), '') ELSE '-' END AS captured
-        FROM pg_trigger x WHERE x.tgrelid = ${rel} AND x.tgname IN ${captureTriggers}`;
+        FROM pg_trigger x WHERE x.tgrelid = ${rel} AND x.tgname IN ${captureTriggers} AND x.tgenabled IN ('O', 'A')`;
 
 /** The key of the partitions of `table` (an SQL expression naming the source): '' for a plain table. */
 export const partitionKeySql = (table: string): string => `(SELECT coalesce(string_agg(
@@ -150,10 +151,13 @@ export async function partitionChanges(
       attached = rows[0]?.missed === true;
     }
     // Got its triggers after its attach (new: the application attached it, aggjobs attaches with
-    // them in one transaction), or since the last run: what changed before them was not logged.
+    // them in one transaction), or they changed since the last run (put on, or disabled and enabled
+    // again): what changed before them may not have been logged.
     const triggers = p.captured === undefined || p.captured === null ? [] : p.captured.split('/');
     const capturedLate =
-      known === undefined ? triggers.some((x) => x !== '' && x !== p.attached) : known.captured === null;
+      known === undefined
+        ? triggers.some((x) => x !== '' && x !== p.attached)
+        : known.captured !== undefined && known.captured !== p.captured;
     if (attached) changes.push({ partition: p.name, change: 'attached', ...range(p) });
     else if (p.captured === null) changes.push({ partition: p.name, change: 'uncaptured', ...range(p) });
     else if (capturedLate) changes.push({ partition: p.name, change: 'captured', ...range(p) });
@@ -166,27 +170,39 @@ export async function partitionChanges(
 }
 
 /**
- * Puts the statement triggers on the partitions of `source` that lack them (migration 000012's
- * `aggjobs.capture_partitions`), in a transaction of its own under a short lock timeout: CREATE
- * TRIGGER waits for the partition's writers, and writers queue behind it meanwhile. Returns how
- * many triggers it created, or why it could not (the refresh then recomputes those partitions
- * again next run).
+ * Puts the statement triggers on `partitions` of `source`, which lack them (migration 000012's
+ * `aggjobs.capture_partitions`), in a transaction of its own. CREATE TRIGGER waits for the
+ * partition's writers and writers queue behind it meanwhile, so the partitions are locked first
+ * under a 100 ms lock timeout: a writer waits at most that long, and only behind a transaction
+ * that holds the partition longer. Returns how many triggers it created, or why it could not (the
+ * refresh then recomputes those partitions again next run).
  */
-export async function capturePartitions(pool: Pool, source: string): Promise<number | string> {
-  const client = await pool.connect();
+export async function capturePartitions(
+  pool: Pool,
+  source: string,
+  partitions: readonly string[],
+): Promise<number | string> {
+  let client: PoolClient | undefined;
   try {
+    client = await pool.connect();
     await client.query('BEGIN');
-    await client.query("SELECT set_config('lock_timeout', '1000', true)");
+    await client.query("SELECT set_config('lock_timeout', '100', true)");
+    // Names as format('%I.%I') wrote them, read from the catalog.
+    await client.query(`LOCK TABLE ${partitions.join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
     const { rows } = await client.query<{ made: number }>(
       'SELECT aggjobs.capture_partitions($1::regclass) AS made',
       [source],
     );
     await client.query('COMMIT');
-    return rows[0]?.made ?? 0;
+    const made = rows[0]?.made ?? 0;
+    // It creates none where a trigger of that name is there, disabled (by the application).
+    if (made === 0)
+      return `the change-capture triggers of ${partitions.join(', ')} are disabled: ALTER TABLE … ENABLE TRIGGER`;
+    return made;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await client?.query('ROLLBACK').catch(() => undefined);
     return error instanceof Error ? error.message : String(error);
   } finally {
-    client.release();
+    client?.release();
   }
 }

@@ -109,7 +109,7 @@ export async function refreshRollup(
   const sql = rollupSql(def);
   const started = performance.now();
   // Partitions found without the statement triggers get them after the run (partition-changes.ts).
-  let uncaptured = false;
+  let uncaptured: string[] = [];
   // One round trip for the settings with the state (and one for the lock, openRollupSession).
   const refreshed = await inRollupTransaction(pool, def, 'refresh', options, async (client) => {
     const { rows: stateRows } = await client.query<
@@ -247,7 +247,7 @@ export async function refreshRollup(
         ...(initial ? { horizon: state.next } : { window: { start: w.lo, end: w.hi } }),
       };
     }
-    uncaptured = partitions?.partitions.some((p) => p.captured === null) === true;
+    uncaptured = partitions?.partitions.filter((p) => p.captured === null).map((p) => p.name) ?? [];
     const durationMs = Math.round(performance.now() - started);
     await client.query(
       `UPDATE aggjobs.rollup_state
@@ -272,8 +272,8 @@ export async function refreshRollup(
       await client.query(recordIdentitySql, recordIdentityParams(def.name, identity.current));
     return { ...result, durationMs };
   });
-  if (!uncaptured) return refreshed;
-  const made = await capturePartitions(pool, def.source);
+  if (uncaptured.length === 0) return refreshed;
+  const made = await capturePartitions(pool, def.source, uncaptured);
   return { ...refreshed, partitionCapture: typeof made === 'number' ? { created: made } : { error: made } };
 }
 

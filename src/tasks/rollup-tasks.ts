@@ -49,6 +49,11 @@ export async function refreshGrain(
       signal: ctx.signal,
     });
     ctx.logger.info({ ...result }, `refreshed ${def.name}`);
+    if (result.partitionCapture !== undefined && 'error' in result.partitionCapture)
+      ctx.logger.warn(
+        { rollup: def.name, partitions: result.partitions },
+        `${def.source}: partitions without change capture are recomputed by every run until it is on; putting it on failed: ${result.partitionCapture.error}`,
+      );
     rollups.push(result);
   }
   let changeLogPruned = 0;

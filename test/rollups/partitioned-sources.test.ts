@@ -300,6 +300,16 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
     for (const r of othersAgain) expect(r.partitions).toBeUndefined();
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
     for (const r of onLogs(await refreshAll(db.pool, ZONE))) expect(r.partitions).toBeUndefined();
+    // A trigger disabled is as good as none: recomputed by every run, and the run says so.
+    await db.pool.query(`ALTER TABLE ${own} DISABLE TRIGGER aggjobs_log_deletes`);
+    await db.pool.query(`DELETE FROM ${own} WHERE duration_ms % 11 = 0`);
+    for (const r of onLogs(await refreshAll(db.pool, ZONE))) {
+      expect(changes(r)).toEqual([`${own} uncaptured`]);
+      expect(r.partitionCapture).toMatchObject({ error: expect.stringMatching(/are disabled/) });
+    }
+    expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+    await db.pool.query(`ALTER TABLE ${own} ENABLE TRIGGER aggjobs_log_deletes`);
+    for (const r of onLogs(await refreshAll(db.pool, ZONE))) expect(changes(r)).toEqual([`${own} captured`]);
     await db.pool.query(
       `DELETE FROM ${logs} WHERE started_at >= '${utcDay(50)}' AND started_at < '${utcDay(51)}'`,
     );
