@@ -55,14 +55,19 @@ export interface PartitionChange {
 const captureTriggers = `('aggjobs_log_deletes', 'aggjobs_log_moves', 'aggjobs_log_truncate')`;
 
 /**
- * A LATERAL subquery: `captured` of partition `rel` of source `root` (SQL expressions), '-' where
- * it lacks one of the source's statement triggers or has it disabled (a trigger enabled for
- * replication only, 'R', does not fire for the application's statements either).
+ * A LATERAL subquery: `captured` of partition `rel` of source `root` (SQL expressions): the
+ * triggers of `rel` and of each level between it and the root (a statement that names a middle
+ * level fires only that level's triggers, migration 000016); '-' where one of them lacks one of the
+ * source's statement triggers or has it disabled (a trigger enabled for replication only, 'R', does
+ * not fire for the application's statements either).
  */
 const capturedSql = (rel: string, root: string): string => `SELECT CASE
-          WHEN count(*) = (SELECT count(*) FROM pg_trigger r WHERE r.tgrelid = ${root} AND r.tgname IN ${captureTriggers})
-          THEN coalesce(string_agg(x.xmin::text, '/' ORDER BY x.tgname), '') ELSE '-' END AS captured
-        FROM pg_trigger x WHERE x.tgrelid = ${rel} AND x.tgname IN ${captureTriggers} AND x.tgenabled IN ('O', 'A')`;
+          WHEN count(x.*) = (SELECT count(*) FROM pg_trigger r WHERE r.tgrelid = ${root} AND r.tgname IN ${captureTriggers})
+                            * (SELECT count(*) FROM pg_partition_ancestors(${rel}) l WHERE l.relid <> ${root})
+          THEN coalesce(string_agg(x.xmin::text, '/' ORDER BY x.tgrelid, x.tgname), '') ELSE '-' END AS captured
+        FROM pg_partition_ancestors(${rel}) a
+        JOIN pg_trigger x ON x.tgrelid = a.relid AND x.tgname IN ${captureTriggers} AND x.tgenabled IN ('O', 'A')
+        WHERE a.relid <> ${root}`;
 
 /** The key of the partitions of `table` (an SQL expression naming the source): '' for a plain table. */
 export const partitionKeySql = (table: string): string => `(SELECT coalesce(string_agg(
