@@ -259,7 +259,7 @@ describe('aggjobs migrate on source tables the application partitioned by day', 
       results.filter((r) => builtinRollups.find((d) => d.name === r.rollup)?.source === logs);
     const changes = (r: RefreshResult): string[] =>
       r.partitions?.map((p) => `${p.partition} ${p.change}`) ?? [];
-    // A writer of the partition holds it: the triggers cannot go on (CREATE TRIGGER waits 1 s).
+    // A writer of the partition holds it: the triggers cannot go on (the lock on it waits 100 ms).
     const writer = await db.pool.connect();
     try {
       await writer.query('BEGIN');
