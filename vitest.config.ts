@@ -30,7 +30,8 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Two cores: two files at a time keeps PostgreSQL responsive for the timing-sensitive tests.
           maxWorkers: 2,
-          // Runs after the unit tests (vitest needs an order for projects with their own maxWorkers).
+          // Runs after the unit tests (vitest needs an order for projects with their own maxWorkers),
+          // together with the distributed project.
           sequence: { groupOrder: 1 },
         },
       },
@@ -44,10 +45,12 @@ export default defineConfig({
           globalSetup: ['test/distributed/cluster-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          // One file at a time: the files share one cluster, and concurrent node registrations in
-          // several of its databases fail.
-          maxWorkers: 1,
-          sequence: { groupOrder: 2 },
+          // With the integration files, two files at a time in all (vitest runs projects of one
+          // group together only when they have the same maxWorkers): the files share one cluster,
+          // each in a database of its own, created one at a time (createCitusDatabase); node-down
+          // starts a cluster of its own.
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
     ],
