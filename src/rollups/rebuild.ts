@@ -101,10 +101,12 @@ export async function rebuildRollup(
   const target = `analytics.${ident(def.name)}`;
   const started = performance.now();
   return await inRollupTransaction(pool, def, 'rebuild', options, async (client) => {
-    await client.query(`SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true)`, [
-      String(options.statementTimeoutMs ?? 600_000),
-      options.workMem ?? '64MB',
-    ]);
+    // jit off, as a refresh (refresh.ts: its window statements ran slower compiled).
+    await client.query(
+      `SELECT set_config('statement_timeout', $1, true), set_config('work_mem', $2, true),
+              set_config('jit', 'off', true)`,
+      [String(options.statementTimeoutMs ?? 600_000), options.workMem ?? '64MB'],
+    );
     // The transaction's snapshot is taken here: every source row this rebuild reads is visible in
     // it, every later write is not, so the next incremental refresh takes exactly those.
     const { rows: stateRows } = await client.query<
