@@ -76,7 +76,11 @@ export async function backfillScaling(
 ): Promise<BackfillScaling> {
   const start = new Date(options.end.getTime() - options.days * 86_400_000);
   const args = { start_date: iso(start), end_date: iso(options.end), granularity: 'hourly' } as const;
-  const bench = await benchRuntime(backend, db);
+  // The window length of the user's settings, when the bench runs with it (else the default).
+  const windowDays = process.env.BACKFILL_WINDOW_DAYS;
+  const bench = await benchRuntime(backend, db, {
+    env: windowDays === undefined ? {} : { BACKFILL_WINDOW_DAYS: windowDays },
+  });
   const { runtime } = bench;
   const id = backfillId(args, runtime.settings.analyticsTimezone);
   const byWorkers = new Map<number, number>();

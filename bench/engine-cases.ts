@@ -200,7 +200,7 @@ export async function backfillUserForm(
     reference: () => bareGroupBy(db.pool, hourlyRollups, range),
   });
   const user = pairedCase(
-    `backfill_aggregations over ${options.days} days, hourly (${hourlyRollups.length} rollups, ${options.days} windows), into existing rows, 1 worker, Redis`,
+    `backfill_aggregations over ${options.days} days, hourly (${hourlyRollups.length} rollups, windows of ${process.env.BACKFILL_WINDOW_DAYS === undefined ? 'a day (BACKFILL_WINDOW_DAYS unset)' : `BACKFILL_WINDOW_DAYS=${process.env.BACKFILL_WINDOW_DAYS}`}), into existing rows, 1 worker, Redis`,
     measured,
     `bare GROUP BY of the ${hourlyRollups.length} rollups over the same rows, CREATE TEMP TABLE … AS`,
     reference,
@@ -209,7 +209,7 @@ export async function backfillUserForm(
   if (breakdowns.length !== measured.length) return [user];
   const refresh = breakdowns.map((b) => b.refreshMs);
   const engine = pairedCase(
-    `of which the engine: the ${options.days * hourlyRollups.length} refreshes' durationMs summed (session, lock, state, the window statement, state update), from the same runs`,
+    `of which the engine: the ${(breakdowns[0]?.windows ?? options.days) * hourlyRollups.length} refreshes' durationMs summed (session, lock, state, the window statement, state update), from the same runs`,
     refresh,
     'the same bare GROUP BY (same pairs)',
     reference,

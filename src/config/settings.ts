@@ -21,6 +21,11 @@ export interface Settings {
   readonly weeklyRollupEnabled: boolean;
   readonly monthlyRollupEnabled: boolean;
   readonly retentionDays: number;
+  /**
+   * Days of source time one backfill window covers (rounded up to whole buckets of its grain).
+   * Unset: a day of hours, a week of days, four weeks, a month.
+   */
+  readonly backfillWindowDays: number | undefined;
   readonly analyticsTimezone: string;
   readonly dashboardPort: number;
   readonly dashboardUser: string | undefined;
@@ -218,6 +223,7 @@ export function parseSettings(env: Env): Settings {
     weeklyRollupEnabled: read(env, 'WEEKLY_ROLLUP_ENABLED', bool, true),
     monthlyRollupEnabled: read(env, 'MONTHLY_ROLLUP_ENABLED', bool, true),
     retentionDays: read(env, 'RETENTION_DAYS', int(1, 36500), 90),
+    backfillWindowDays: read(env, 'BACKFILL_WINDOW_DAYS', int(1, 366)),
     analyticsTimezone: read(env, 'ANALYTICS_TIMEZONE', timeZone, 'UTC'),
     dashboardPort: read(env, 'DASHBOARD_PORT', int(1, 65535), 5555),
     dashboardUser: read(env, 'DASHBOARD_USER', text),

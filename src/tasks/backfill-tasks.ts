@@ -4,7 +4,12 @@ import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-ta
 import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
 import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
-import { parseIsoInZone, splitIntoWindows, type TimeWindow } from './time-window.ts';
+import {
+  bucketsPerBackfillWindow,
+  parseIsoInZone,
+  splitIntoWindows,
+  type TimeWindow,
+} from './time-window.ts';
 import { z } from 'zod';
 
 export interface BackfillArgs {
@@ -41,22 +46,35 @@ export function backfillId(args: BackfillArgs, zone: string): string {
   return `${args.granularity} ${start} ${end}`;
 }
 
-function backfillWindows(args: BackfillArgs, zone: string): TimeWindow[] {
+function backfillWindows(args: BackfillArgs, zone: string, windowDays: number | undefined): TimeWindow[] {
   const start = parseIsoInZone(args.start_date, zone);
   const end = parseIsoInZone(args.end_date, zone);
   if (start === undefined || end === undefined) return [];
-  return splitIntoWindows(grainOfGranularity[args.granularity], { start, end }, zone, MAX_BACKFILL_DAYS * 24);
+  const grain = grainOfGranularity[args.granularity];
+  const buckets = bucketsPerBackfillWindow(grain, windowDays);
+  return splitIntoWindows(grain, { start, end }, zone, buckets, MAX_BACKFILL_DAYS * 24);
 }
 
 /**
  * Records the windows of a backfill and returns those still to do. Windows of an earlier run of the
- * same backfill that are done are kept (resume), unless all are done (then it starts over).
+ * same backfill that are done are kept (resume), unless all are done (then it starts over). Windows
+ * of an earlier run cut otherwise (BACKFILL_WINDOW_DAYS changed) are dropped, unless running: the
+ * new windows cover their range.
  */
 export async function planBackfill(
   pool: Pool,
   id: string,
   windows: readonly TimeWindow[],
 ): Promise<TimeWindow[]> {
+  const starts = windows.map((w) => w.start);
+  const ends = windows.map((w) => w.end);
+  // $1 backfill id, $2 and $3 the new windows' starts and ends
+  await pool.query(
+    `DELETE FROM aggjobs.backfill_windows
+     WHERE backfill_id = $1 AND state <> 'running'
+       AND (window_start, window_end) NOT IN (SELECT s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e))`,
+    [id, starts, ends],
+  );
   const { rows } = await pool.query<{ open: number; total: number }>(
     `SELECT count(*) FILTER (WHERE state <> 'done') AS open, count(*) AS total
      FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
@@ -73,7 +91,7 @@ export async function planBackfill(
      SELECT $1, s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
      ON CONFLICT (backfill_id, window_start) DO UPDATE
        SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now()`,
-    [id, windows.map((w) => w.start), windows.map((w) => w.end)],
+    [id, starts, ends],
   );
   const open = await pool.query<{ window_start: Date; window_end: Date }>(
     `SELECT window_start, window_end FROM aggjobs.backfill_windows
@@ -244,7 +262,11 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
       ]);
     }
     const id = backfillId(args, zone);
-    const todo = await planBackfill(env.pool, id, backfillWindows(args, zone));
+    const todo = await planBackfill(
+      env.pool,
+      id,
+      backfillWindows(args, zone, env.settings.backfillWindowDays),
+    );
     return todo.map((w) => ({
       task: 'backfill_window',
       args: {

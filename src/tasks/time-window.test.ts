@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketOf, parseIsoInZone, splitIntoWindows } from './time-window.ts';
+import { bucketOf, bucketsPerBackfillWindow, parseIsoInZone, splitIntoWindows } from './time-window.ts';
 
 const iso = (d: Date | undefined): string | undefined => d?.toISOString();
 
@@ -50,11 +50,37 @@ describe('splitIntoWindows', () => {
       'hour',
       { start: new Date('2025-01-01T10:30:00Z'), end: new Date('2025-01-03T00:00:00Z') },
       'UTC',
+      24,
       100,
     );
     expect(windows.map((w) => [iso(w.start), iso(w.end)])).toEqual([
       ['2025-01-01T10:00:00.000Z', '2025-01-02T10:00:00.000Z'],
       ['2025-01-02T10:00:00.000Z', '2025-01-03T00:00:00.000Z'],
+    ]);
+  });
+
+  it('holds BACKFILL_WINDOW_DAYS of source time per window, rounded up to whole buckets (unset: the defaults)', () => {
+    expect(['hour', 'day', 'week', 'month'].map((g) => bucketsPerBackfillWindow(g as 'hour', 7))).toEqual([
+      168, 7, 1, 1,
+    ]);
+    expect(
+      ['hour', 'day', 'week', 'month'].map((g) => bucketsPerBackfillWindow(g as 'hour', undefined)),
+    ).toEqual([24, 7, 4, 1]);
+    expect(bucketsPerBackfillWindow('week', 8)).toBe(2);
+    expect(bucketsPerBackfillWindow('month', 62)).toBe(2);
+    const windows = splitIntoWindows(
+      'day',
+      { start: new Date('2025-03-01T00:00:00Z'), end: new Date('2025-03-31T00:00:00Z') },
+      'Europe/Berlin',
+      bucketsPerBackfillWindow('day', 7),
+      100,
+    );
+    expect(windows.map((w) => [iso(w.start), iso(w.end)])).toEqual([
+      ['2025-02-28T23:00:00.000Z', '2025-03-07T23:00:00.000Z'],
+      ['2025-03-07T23:00:00.000Z', '2025-03-14T23:00:00.000Z'],
+      ['2025-03-14T23:00:00.000Z', '2025-03-21T23:00:00.000Z'],
+      ['2025-03-21T23:00:00.000Z', '2025-03-28T23:00:00.000Z'],
+      ['2025-03-28T23:00:00.000Z', '2025-03-31T22:00:00.000Z'],
     ]);
   });
 });

@@ -84,21 +84,33 @@ function firstInstant(midnight: DateTime, grain: Exclude<TaskGrain, 'hour'>): Da
   return midnight.toJSDate();
 }
 
-/** How many buckets of a grain one backfill window holds: a window is one job. */
-export const bucketsPerBackfillWindow: Record<TaskGrain, number> = { hour: 24, day: 7, week: 4, month: 1 };
+/** A backfill window's buckets when BACKFILL_WINDOW_DAYS is unset: a day, a week, four weeks, a month. */
+const defaultBucketsPerWindow: Record<TaskGrain, number> = { hour: 24, day: 7, week: 4, month: 1 };
+
+/**
+ * How many buckets of a grain one backfill window holds (a window is one job): `days` of source
+ * time (BACKFILL_WINDOW_DAYS), rounded up to whole buckets, at least one; unset, the defaults above.
+ */
+export function bucketsPerBackfillWindow(grain: TaskGrain, days: number | undefined): number {
+  if (days === undefined) return defaultBucketsPerWindow[grain];
+  if (grain === 'hour') return days * 24;
+  if (grain === 'day') return days;
+  return Math.max(1, Math.ceil(days / (grain === 'week' ? 7 : 31)));
+}
 
 /** Splits [start, end) into windows of whole buckets (the first widened down, the last up). */
 export function splitIntoWindows(
   grain: TaskGrain,
   range: TimeWindow,
   zone: string,
+  bucketsPerWindow: number,
   limit: number,
 ): TimeWindow[] {
   const windows: TimeWindow[] = [];
   let cursor = bucketOf(grain, range.start, zone).start;
   while (cursor < range.end) {
     const start = cursor;
-    for (let i = 0; i < bucketsPerBackfillWindow[grain] && cursor < range.end; i += 1) {
+    for (let i = 0; i < bucketsPerWindow && cursor < range.end; i += 1) {
       cursor = bucketOf(grain, cursor, zone).end;
     }
     windows.push({ start, end: cursor });

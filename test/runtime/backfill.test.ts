@@ -7,7 +7,7 @@ import {
   type RunRecord,
   type Runtime,
 } from '../../src/runtime/index.ts';
-import { InvalidTaskArgsError } from '../../src/tasks/index.ts';
+import { backfillId, InvalidTaskArgsError } from '../../src/tasks/index.ts';
 import { createDashboardApp } from '../../src/web/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertRollupsMatchOracle } from '../support/oracle.ts';
@@ -335,5 +335,30 @@ describe.each(backends)('backfill on %s', (backend) => {
       );
     }
     expect(await counts(db)).toEqual(before);
+  });
+
+  it('cuts its range into windows of BACKFILL_WINDOW_DAYS; a rerun cut otherwise drops the windows of the old cut', async () => {
+    const wide = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '3' } });
+    const worker = await startWorker(wide, workerOptions({ name: `w-${backend}-wide`, concurrency: 2 }));
+    const windows = async (): Promise<Array<{ span: number; state: string }>> => {
+      const { rows } = await db.pool.query<{ span: number; state: string }>(
+        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
+         FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
+        [backfillId(range, 'UTC')],
+      );
+      return rows;
+    };
+    try {
+      // The earlier tests' backfill of the same range (cancelled last), cut a day a window.
+      expect(await windows()).toEqual([24, 24, 24].map((span) => ({ span, state: 'cancelled' })));
+      const handle = await wide.enqueue('backfill_aggregations', { kwargs: range });
+      const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
+      expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
+      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
+      expect(await windows()).toEqual([{ span: 72, state: 'done' }]);
+      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+    } finally {
+      await worker.close();
+    }
   });
 });
