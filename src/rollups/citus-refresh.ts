@@ -141,7 +141,7 @@ async function refreshNode(
   const prepared = preparedOn.get(client) ?? new Set<string>();
   // The SELECT is the transaction's first statement: it takes the node's snapshot. Every write
   // visible in it is folded in by this refresh, and the next refresh takes the writes not visible in it.
-  // jit off but on the first run (as on the coordinator's incremental path, refresh.ts): once the
+  // jit off but on the first run (the coordinator's refreshes have it off always, refresh.ts): once the
   // source shards are analyzed with recent stamps, a new hour's statement is estimated at ~190,000,
   // past jit_above_cost, and compiled 114 functions in 120-240 ms of a 130-450 ms statement that takes
   // 3-10 ms without (bench's data, load 4).

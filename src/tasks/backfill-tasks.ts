@@ -1,15 +1,11 @@
 import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { rollupWatermarkKey } from '../rollups/index.ts';
 import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
-import { backfillArgs, grainOfGranularity, MAX_BACKFILL_DAYS, shown, type Granularity } from './task-args.ts';
+import { backfillWindows, planBackfill } from './backfill-plan.ts';
+import { backfillArgs, grainOfGranularity, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
 import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
-import {
-  bucketsPerBackfillWindow,
-  parseIsoInZone,
-  splitIntoWindows,
-  type TimeWindow,
-} from './time-window.ts';
+import { parseIsoInZone } from './time-window.ts';
 import { z } from 'zod';
 
 export interface BackfillArgs {
@@ -44,61 +40,6 @@ export function backfillId(args: BackfillArgs, zone: string): string {
   const start = parseIsoInZone(args.start_date, zone)?.toISOString() ?? args.start_date;
   const end = parseIsoInZone(args.end_date, zone)?.toISOString() ?? args.end_date;
   return `${args.granularity} ${start} ${end}`;
-}
-
-function backfillWindows(args: BackfillArgs, zone: string, windowDays: number | undefined): TimeWindow[] {
-  const start = parseIsoInZone(args.start_date, zone);
-  const end = parseIsoInZone(args.end_date, zone);
-  if (start === undefined || end === undefined) return [];
-  const grain = grainOfGranularity[args.granularity];
-  const buckets = bucketsPerBackfillWindow(grain, windowDays);
-  return splitIntoWindows(grain, { start, end }, zone, buckets, MAX_BACKFILL_DAYS * 24);
-}
-
-/**
- * Records the windows of a backfill and returns those still to do. Windows of an earlier run of the
- * same backfill that are done are kept (resume), unless all are done (then it starts over). Windows
- * of an earlier run cut otherwise (BACKFILL_WINDOW_DAYS changed) are dropped, unless running: the
- * new windows cover their range.
- */
-export async function planBackfill(
-  pool: Pool,
-  id: string,
-  windows: readonly TimeWindow[],
-): Promise<TimeWindow[]> {
-  const starts = windows.map((w) => w.start);
-  const ends = windows.map((w) => w.end);
-  // $1 backfill id, $2 and $3 the new windows' starts and ends
-  await pool.query(
-    `DELETE FROM aggjobs.backfill_windows
-     WHERE backfill_id = $1 AND state <> 'running'
-       AND (window_start, window_end) NOT IN (SELECT s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e))`,
-    [id, starts, ends],
-  );
-  const { rows } = await pool.query<{ open: number; total: number }>(
-    `SELECT count(*) FILTER (WHERE state <> 'done') AS open, count(*) AS total
-     FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
-    [id],
-  );
-  if ((rows[0]?.total ?? 0) > 0 && rows[0]?.open === 0) {
-    await pool.query(
-      `UPDATE aggjobs.backfill_windows SET state = 'pending', updated_at = now() WHERE backfill_id = $1`,
-      [id],
-    );
-  }
-  await pool.query(
-    `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end)
-     SELECT $1, s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
-     ON CONFLICT (backfill_id, window_start) DO UPDATE
-       SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now()`,
-    [id, starts, ends],
-  );
-  const open = await pool.query<{ window_start: Date; window_end: Date }>(
-    `SELECT window_start, window_end FROM aggjobs.backfill_windows
-     WHERE backfill_id = $1 AND state <> 'done' ORDER BY window_start`,
-    [id],
-  );
-  return open.rows.map((r) => ({ start: r.window_start, end: r.window_end }));
 }
 
 export async function backfillProgress(pool: Pool, id: string, startedAt?: Date): Promise<BackfillProgress> {
@@ -343,19 +284,21 @@ export const backfillWindowTask: TaskDefinition<
     }),
   hardLimitSeconds: 3600,
   async run(ctx, args) {
-    // $1 backfill id, $2 window start, $3 this window's run. Claims the window and, in the same
+    // $1 backfill id, $2 window start, $3 this window's run, $4 window end (a window of an older cut
+    // of the same backfill that starts at the same instant is not this one). Claims the window and, in the same
     // transaction, when it is the first window of the backfill to start, makes its parent run
     // `running` (RunHistory.startParent): the parent's duration then covers its windows.
     const claim = await withTransaction(ctx.pool, async (tx) => {
       const { rows } = await tx.query<{ was: string | null; claimed: boolean }>(
         `WITH claimed AS (
            UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
-           WHERE backfill_id = $1 AND window_start = $2 AND state NOT IN ('done', 'cancelled')
+           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state NOT IN ('done', 'cancelled')
            RETURNING 1
          )
-         SELECT (SELECT state FROM aggjobs.backfill_windows WHERE backfill_id = $1 AND window_start = $2) AS was,
+         SELECT (SELECT state FROM aggjobs.backfill_windows
+                 WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4) AS was,
                 EXISTS (SELECT FROM claimed) AS claimed`,
-        [args.backfill_id, args.window_start, ctx.runId],
+        [args.backfill_id, args.window_start, ctx.runId, args.window_end],
       );
       if (rows[0]?.claimed === true) await ctx.runs.startParent(ctx.runId, tx);
       return rows[0];
@@ -375,16 +318,21 @@ export const backfillWindowTask: TaskDefinition<
       });
       await ctx.pool.query(
         `UPDATE aggjobs.backfill_windows SET state = 'done', result = $3, error = NULL, updated_at = now()
-         WHERE backfill_id = $1 AND window_start = $2`,
-        [args.backfill_id, args.window_start, JSON.stringify(result)],
+         WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4`,
+        [args.backfill_id, args.window_start, JSON.stringify(result), args.window_end],
       );
       return result;
     } catch (error) {
       await ctx.pool
         .query(
           `UPDATE aggjobs.backfill_windows SET state = 'failed', error = $3, updated_at = now()
-           WHERE backfill_id = $1 AND window_start = $2 AND state = 'running'`,
-          [args.backfill_id, args.window_start, error instanceof Error ? error.message : String(error)],
+           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state = 'running'`,
+          [
+            args.backfill_id,
+            args.window_start,
+            error instanceof Error ? error.message : String(error),
+            args.window_end,
+          ],
         )
         .catch(() => undefined);
       throw error;

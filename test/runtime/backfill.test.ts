@@ -337,7 +337,7 @@ describe.each(backends)('backfill on %s', (backend) => {
     expect(await counts(db)).toEqual(before);
   });
 
-  it('cuts its range into windows of BACKFILL_WINDOW_DAYS; a rerun cut otherwise drops the windows of the old cut', async () => {
+  it('cuts its range into windows of BACKFILL_WINDOW_DAYS; a rerun cut otherwise drops the windows of the old cut, a running one too', async () => {
     const wide = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '3' } });
     const worker = await startWorker(wide, workerOptions({ name: `w-${backend}-wide`, concurrency: 2 }));
     const windows = async (): Promise<Array<{ span: number; state: string }>> => {
@@ -349,8 +349,14 @@ describe.each(backends)('backfill on %s', (backend) => {
       return rows;
     };
     try {
-      // The earlier tests' backfill of the same range (cancelled last), cut a day a window.
+      // The earlier tests' backfill of the same range (cancelled last), cut a day a window; its first
+      // window left `running` by a worker that died (it starts where the new cut's one window starts).
       expect(await windows()).toEqual([24, 24, 24].map((span) => ({ span, state: 'cancelled' })));
+      await db.pool.query(
+        `UPDATE aggjobs.backfill_windows SET state = 'running'
+         WHERE backfill_id = $1 AND window_start = (SELECT min(window_start) FROM aggjobs.backfill_windows WHERE backfill_id = $1)`,
+        [backfillId(range, 'UTC')],
+      );
       const handle = await wide.enqueue('backfill_aggregations', { kwargs: range });
       const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
       expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
