@@ -17,7 +17,10 @@ export default defineConfig({
           name: 'unit',
           include: ['src/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...excluded],
-          sequence: { groupOrder: 0 },
+          // With the integration files, in one pool of two (a group's projects must share maxWorkers):
+          // vitest takes a group's files project by project, so the unit files fill the last slots.
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
         },
       },
       {
@@ -30,8 +33,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           // Two cores: two files at a time keeps PostgreSQL responsive for the timing-sensitive tests.
           maxWorkers: 2,
-          // Runs after the unit tests (vitest needs an order for projects with their own maxWorkers),
-          // together with the distributed project.
+          // With the unit tests (vitest needs an order for projects with their own maxWorkers).
           sequence: { groupOrder: 1 },
         },
       },
@@ -45,12 +47,10 @@ export default defineConfig({
           globalSetup: ['test/distributed/cluster-setup.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          // With the integration files, two files at a time in all (vitest runs projects of one
-          // group together only when they have the same maxWorkers): the files share one cluster,
-          // each in a database of its own, created one at a time (createCitusDatabase); node-down
-          // starts a cluster of its own.
-          maxWorkers: 2,
-          sequence: { groupOrder: 1 },
+          // One file at a time: the files share one cluster, and concurrent node registrations in
+          // several of its databases fail.
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
         },
       },
     ],

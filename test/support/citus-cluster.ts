@@ -205,25 +205,18 @@ const nodeUrl = (port: number, database: string): string =>
  * metadata per database). Returns the coordinator's URL.
  */
 export async function createCitusDatabase(ports: ClusterPorts, name: string): Promise<string> {
-  // Test files run two at a time on the one cluster, and node registrations in several of its
-  // databases at once fail: one file creates its database at a time (a session lock on the
-  // coordinator, released when its connection ends).
-  return onNode(nodeUrl(ports.coordinatorPort, 'postgres'), async (lock) => {
-    await lock.query(`SELECT pg_advisory_lock(hashtext('aggjobs test: create a Citus database'))`);
-    await Promise.all(
-      [ports.coordinatorPort, ...ports.workerPorts].map(async (port) => {
-        await onNode(nodeUrl(port, 'postgres'), (c) => c.query(`CREATE DATABASE "${name}"`));
-        await onNode(nodeUrl(port, name), (c) => c.query('CREATE EXTENSION citus'));
-      }),
-    );
-    const url = nodeUrl(ports.coordinatorPort, name);
-    await onNode(url, async (c) => {
-      await c.query('SELECT citus_set_coordinator_host($1, $2)', ['127.0.0.1', ports.coordinatorPort]);
-      for (const port of ports.workerPorts)
-        await c.query('SELECT citus_add_node($1, $2)', ['127.0.0.1', port]);
-    });
-    return url;
+  await Promise.all(
+    [ports.coordinatorPort, ...ports.workerPorts].map(async (port) => {
+      await onNode(nodeUrl(port, 'postgres'), (c) => c.query(`CREATE DATABASE "${name}"`));
+      await onNode(nodeUrl(port, name), (c) => c.query('CREATE EXTENSION citus'));
+    }),
+  );
+  const url = nodeUrl(ports.coordinatorPort, name);
+  await onNode(url, async (c) => {
+    await c.query('SELECT citus_set_coordinator_host($1, $2)', ['127.0.0.1', ports.coordinatorPort]);
+    for (const port of ports.workerPorts) await c.query('SELECT citus_add_node($1, $2)', ['127.0.0.1', port]);
   });
+  return url;
 }
 
 export async function dropCitusDatabase(ports: ClusterPorts, name: string): Promise<void> {
