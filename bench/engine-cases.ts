@@ -200,7 +200,7 @@ export async function backfillUserForm(
     reference: () => bareGroupBy(db.pool, hourlyRollups, range),
   });
   const user = pairedCase(
-    `backfill_aggregations over ${options.days} days, hourly (${hourlyRollups.length} rollups, windows of ${process.env.BACKFILL_WINDOW_DAYS === undefined ? 'a day (BACKFILL_WINDOW_DAYS unset)' : `BACKFILL_WINDOW_DAYS=${process.env.BACKFILL_WINDOW_DAYS}`}), into existing rows, 1 worker, Redis`,
+    `backfill_aggregations over ${options.days} days, hourly (${hourlyRollups.length} rollups, ${breakdowns[0]?.windows ?? '?'} windows as run, BACKFILL_WINDOW_DAYS ${process.env.BACKFILL_WINDOW_DAYS ?? 'unset'}), into existing rows, 1 worker, Redis`,
     measured,
     `bare GROUP BY of the ${hourlyRollups.length} rollups over the same rows, CREATE TEMP TABLE … AS`,
     reference,
