@@ -7,6 +7,8 @@ const excluded = (process.env.TEST_EXCLUDE ?? '').split(',').filter((glob) => gl
 
 export default defineConfig({
   test: {
+    // Once for the whole run, before any project's files: the `aggjobs` command the tests spawn.
+    globalSetup: ['test/support/build-cli.ts'],
     reporters:
       process.env.CI === 'true'
         ? ['default', ['json', { outputFile: process.env.TEST_JSON_FILE ?? 'test-results/vitest.json' }]]

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createPool, migrate, migrationStatus, readMigrations } from '../src/db/index.ts';
+import { cliEntry } from './support/cli-command.ts';
 
 const run = promisify(execFile);
 const adminUrl = inject('pgAdminUrl');
@@ -32,7 +33,7 @@ function cli(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+  return run(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
   })
     .then((r) => ({ ...r, code: 0 }))

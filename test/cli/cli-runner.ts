@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { cliEntry } from '../support/cli-command.ts';
 
 export interface CliResult {
   status: number | null;
@@ -6,10 +7,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `aggjobs <args>` (tsx) to its end; a process still running after `timeoutMs` is killed. */
+/** Runs `aggjobs <args>` (built once per run: cli-command.ts) to its end; a process still running after `timeoutMs` is killed. */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 40_000): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    const child = spawn(process.execPath, [cliEntry, ...args], {
       env: { ...process.env, NODE_ENV: 'production', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

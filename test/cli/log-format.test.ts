@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.ts';
 import { runCli } from './cli-runner.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const db = await createTestDatabase();
 const env = { DATABASE_URL: db.url, REDIS_URL: '', CELERY_BROKER_URL: '', LOG_LEVEL: 'info' };
@@ -20,7 +21,7 @@ describe('the log format', () => {
 
   it('is pretty and coloured when stdout is a terminal', () => {
     // script(1) gives the command a pseudo-terminal.
-    const command = `${process.execPath} --import tsx src/cli/main.ts migrate`;
+    const command = `${process.execPath} ${cliEntry} migrate`;
     const out = spawnSync('script', ['-qec', command, '/dev/null'], {
       env: { ...process.env, NODE_ENV: 'production', ...env },
       encoding: 'utf8',
@@ -38,7 +39,7 @@ describe('the log format', () => {
     expect(pretty.status).toBe(0);
     expect(pretty.stdout).toMatch(prettyLine);
     expect(pretty.stdout).not.toContain(esc);
-    const command = `${process.execPath} --import tsx src/cli/main.ts migrate`;
+    const command = `${process.execPath} ${cliEntry} migrate`;
     const json = spawnSync('script', ['-qec', command, '/dev/null'], {
       env: { ...process.env, NODE_ENV: 'production', ...env, LOG_FORMAT: 'json' },
       encoding: 'utf8',
@@ -60,11 +61,9 @@ describe('the log format', () => {
         LOG_FORMAT: 'pretty',
         BROKER_KEY_PREFIX: `{lf${randomBytes(4).toString('hex')}}`,
       };
-      const worker = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'worker', '-c', '1', '--pool', pool],
-        { env: { ...process.env, NODE_ENV: 'production', ...workerEnv } },
-      );
+      const worker = spawn(process.execPath, [cliEntry, 'worker', '-c', '1', '--pool', pool], {
+        env: { ...process.env, NODE_ENV: 'production', ...workerEnv },
+      });
       let stdout = '';
       worker.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
       try {

@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testRedisUrl } from '../support/redis-url.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const page = readFileSync(new URL('../../docs/api.md', import.meta.url), 'utf8');
 
@@ -38,7 +39,7 @@ async function freePort(): Promise<number> {
 }
 
 function aggjobs(args: string[], ready: RegExp): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env });
+  const child = spawn(process.execPath, [cliEntry, ...args], { env });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {

@@ -25,6 +25,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPool, type Pool } from '../../src/db/index.ts';
 import { taskRegistry } from '../../src/tasks/index.ts';
+import { cliEntry } from '../support/cli-command.ts';
 import { latestSlotAtOrBefore } from '../support/cron-oracle.ts';
 import { testRedisUrl } from '../support/redis-url.ts';
 import { migrate, oneShotSteps, type Finished, type StepContext } from './doc-command-effects.ts';
@@ -252,10 +253,10 @@ beforeAll(async () => {
   url = parsed.toString();
   pool = createPool({ connectionString: url, max: 4, applicationName: 'aggjobs test' });
   binDir = mkdtempSync(join(tmpdir(), 'aggjobs-bin-'));
-  const cli = join(repo, 'src', 'cli', 'main.ts');
+  // The installed bin runs compiled JavaScript, as this one does (cli-command.ts).
   writeFileSync(
     join(binDir, 'aggjobs'),
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(cli)} "$@"\n`,
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(cliEntry)} "$@"\n`,
   );
   chmodSync(join(binDir, 'aggjobs'), 0o755);
   env = {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testRedisUrl } from '../support/redis-url.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const doc = readFileSync(new URL('../../docs/tasks.md', import.meta.url), 'utf8');
 const section = doc.slice(doc.indexOf('## From code'));
@@ -56,11 +57,7 @@ describe('docs/tasks.md: the programmatic example', () => {
     const dir = mkdtempSync(join(tmpdir(), 'aggjobs-example-'));
     const file = join(dir, 'example.mts');
     writeFileSync(file, example.replace("from 'aggjobs'", `from ${JSON.stringify(entry)}`));
-    const worker = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--concurrency', '2'],
-      { env },
-    );
+    const worker = spawn(process.execPath, [cliEntry, 'worker', '--concurrency', '2'], { env });
     try {
       const result = await run([file], 150_000);
       expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);

@@ -11,6 +11,7 @@ import {
 } from '../../src/rollups/index.ts';
 import { viewRollups } from '../../src/rollups/citus-view-rollups.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 // `aggjobs migrate` against a Citus coordinator: what it distributes, what it adopts, what it refuses.
 
@@ -20,7 +21,7 @@ const SOURCES = ['public.execution_logs', 'public.user_activity_events', 'public
 const ROLLUPS = [...builtinRollups, ...viewRollups].map((d) => `analytics.${d.name}`);
 
 async function cli(args: string[], url: string): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+  return run(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url },
   })
     .then((r) => ({ ...r, code: 0 }))

@@ -12,6 +12,7 @@ import { testRuntime, workerOptions } from '../runtime/runtime-harness.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
 import { apply } from './citus-ops.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 // More tasks on Citus, as an operator runs them (`aggjobs run <task> --eager`, `aggjobs rollups
 // rebuild`, a backfill over the broker with two workers), each checked against the oracle (a plain
@@ -32,7 +33,7 @@ interface CliResult {
 }
 
 async function cli(args: string[], url: string, env: Record<string, string> = {}): Promise<CliResult> {
-  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+  return run(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url, ANALYTICS_TIMEZONE: ZONE, ...env },
   })
     .then((r) => ({ ...r, code: 0 }))

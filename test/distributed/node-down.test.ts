@@ -21,6 +21,7 @@ import {
 } from '../support/citus-cluster.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { apply, BASE, ZONE, type Op } from './citus-ops.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 // A worker node that is down (stopped with pg_ctl) during an incremental refresh: the refresh fails
 // naming the node and writes nothing (on the node that is up either); once the node is back the next
@@ -200,7 +201,7 @@ async function health(): Promise<{
   status: string;
   checks: { data_freshness: Check; change_capture_lag: Check };
 }> {
-  const { stdout } = await run('npx', ['tsx', 'src/cli/main.ts', 'run', 'health_check', '--eager'], {
+  const { stdout } = await run(process.execPath, [cliEntry, 'run', 'health_check', '--eager'], {
     env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url, ANALYTICS_TIMEZONE: ZONE },
   });
   return (

@@ -6,6 +6,7 @@ import { materializedViewNames, rollupWatermarkKey } from '../../src/rollups/ind
 import { materializedViewSql } from '../../src/rollups/materialized-views.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 // The scheduled tasks on Citus, as an operator runs them (`aggjobs run <task> --eager`): the hourly
 // and daily rollups incrementally (per node), cleanup with the retention rules, then the rollups
@@ -16,7 +17,7 @@ const ZONE = 'UTC';
 const DAY = 86_400_000;
 
 async function cli(args: string[], url: string): Promise<{ stdout: string; stderr: string; code: number }> {
-  return run('npx', ['tsx', 'src/cli/main.ts', ...args], {
+  return run(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: url, ANALYTICS_TIMEZONE: ZONE },
   })
     .then((r) => ({ ...r, code: 0 }))

@@ -9,6 +9,7 @@ import { materializedViewNames, prepareDatabase, refreshMaterializedViews } from
 import { materializedViewSql } from '../../src/rollups/materialized-views.ts';
 import { apply, opArb, ZONE } from './citus-ops.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 // The seed's three materialized views on Citus (src/rollups/citus-views.ts): under their names and
 // columns, each equal to its single-server definition run over the source rows, after random
@@ -247,8 +248,8 @@ describe('the materialized views on Citus', () => {
     expect(await hourOf(hourly(200))).toBe(1);
 
     const cleanup = await promisify(execFile)(
-      'npx',
-      ['tsx', 'src/cli/main.ts', 'run', 'cleanup_old_data', '--eager'],
+      process.execPath,
+      [cliEntry, 'run', 'cleanup_old_data', '--eager'],
       { env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: db.url, ANALYTICS_TIMEZONE: ZONE } },
     );
     expect(cleanup.stderr).not.toMatch(/error/i);

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cliEntry } from '../support/cli-command.ts';
 
-/** An `aggjobs` command in its own process (tsx), its stdout and stderr kept together. */
+/** An `aggjobs` command in its own process (built once per run: cli-command.ts), its stdout and stderr kept together. */
 export interface CliProcess {
   readonly child: ChildProcess;
   output(): string;
@@ -12,7 +13,7 @@ export interface CliProcess {
 }
 
 export function spawnCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  const child = spawn(process.execPath, [cliEntry, ...args], {
     env: { ...process.env, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

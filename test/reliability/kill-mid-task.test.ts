@@ -5,6 +5,7 @@ import { startWorker } from '../../src/runtime/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertRollupsMatchOracle } from '../support/oracle.ts';
 import { eventually, testRedisUrl, testRuntime, workerOptions } from '../runtime/runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 /**
  * kill -9 of a worker process in the middle of a backfill window and in the middle of a cleanup
@@ -22,7 +23,7 @@ function spawnWorker(
   queue: string,
   env: Record<string, string> = {},
 ): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker', '-c', '2', '-Q', queue], {
+  return spawn(process.execPath, [cliEntry, 'worker', '-c', '2', '-Q', queue], {
     env: {
       ...process.env,
       DATABASE_URL: db.url,

@@ -19,6 +19,7 @@ import { healthReport } from '../support/health.ts';
 import { findPgTools } from '../support/postgres-server.ts';
 import { assertRollupsMatchOracle, compareWithOracle } from '../support/oracle.ts';
 import { refreshAll, resetData } from '../support/rollup-helpers.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 /**
  * What built a rollup's rows (migration 000009): a refresh under another ANALYTICS_TIMEZONE,
@@ -70,7 +71,7 @@ function aggjobs(
   args: string[],
   env: Record<string, string>,
 ): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return spawnSync(process.execPath, [cliEntry, ...args], {
     env: {
       ...process.env,
       DATABASE_URL: db.url,

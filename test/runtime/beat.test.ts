@@ -10,6 +10,7 @@ import {
 import { taskRegistry } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { backends, eventually, testRedisUrl, testRuntime, type Backend } from './runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const databases: Record<Backend, TestDatabase> = {
   redis: await createTestDatabase(),
@@ -188,7 +189,7 @@ describe.each(backends)('beat on %s', (backend) => {
   it('a standby takes over within seconds when the active beat is killed', async () => {
     const runtime = await testRuntime(backend, db);
     const control = createControl(runtime);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'beat'], {
+    const child = spawn(process.execPath, [cliEntry, 'beat'], {
       env: {
         ...process.env,
         DATABASE_URL: db.url,

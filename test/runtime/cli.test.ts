@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/database.ts';
 import { backends, dropRedisNamespaces, eventually, testRedisUrl } from './runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const db = await createTestDatabase();
 const prefixes: string[] = [];
@@ -29,7 +30,7 @@ function aggjobs(
   args: string[],
   environment: NodeJS.ProcessEnv,
 ): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+  return spawnSync(process.execPath, [cliEntry, ...args], {
     env: environment,
     encoding: 'utf8',
     timeout: 40_000,
@@ -61,14 +62,10 @@ describe('aggjobs run', () => {
 
 describe.each(backends)('aggjobs start on %s', (backend) => {
   it('migrates, runs beat and worker, fills the rollups, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'start', '--no-demo', '-c', '2'],
-      {
-        env: env(backend),
-        stdio: 'ignore',
-      },
-    );
+    const child = spawn(process.execPath, [cliEntry, 'start', '--no-demo', '-c', '2'], {
+      env: env(backend),
+      stdio: 'ignore',
+    });
     try {
       await eventually(async () => {
         const { rows } = await db.pool.query(

@@ -6,6 +6,7 @@ import { startWorker, type Runtime, type WorkerHandle } from '../../src/runtime/
 import type { HealthReport } from '../../src/tasks/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { backends, testRedisUrl, testRuntime, workerOptions, type Backend } from './runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const databases: Record<Backend, TestDatabase> = {
   redis: await createTestDatabase(),
@@ -109,7 +110,7 @@ describe.each(backends)('health check and results on %s', (backend) => {
   });
 
   it('aggjobs health exits 1 when degraded and prints the report as JSON', () => {
-    const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'health', '--json'], {
+    const cli = spawnSync(process.execPath, [cliEntry, 'health', '--json'], {
       env: {
         ...process.env,
         DATABASE_URL: db.url,

@@ -12,6 +12,7 @@ import {
   workerOptions,
   type Backend,
 } from './runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const databases: Record<Backend, TestDatabase> = {
   redis: await createTestDatabase(),
@@ -59,21 +60,17 @@ describe.each(backends)('a worker killed with -9 mid-rollup, on %s', (backend) =
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE analytics.user_activity_hourly IN ACCESS EXCLUSIVE MODE');
 
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'worker', '-c', '1', '-Q', 'aggregation'],
-      {
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
-          BROKER_KEY_PREFIX: namespace,
-          WORKER_LOCK_SECONDS: '3',
-          LOG_LEVEL: 'warn',
-        },
-        stdio: 'ignore',
+    const child = spawn(process.execPath, [cliEntry, 'worker', '-c', '1', '-Q', 'aggregation'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
+        BROKER_KEY_PREFIX: namespace,
+        WORKER_LOCK_SECONDS: '3',
+        LOG_LEVEL: 'warn',
       },
-    );
+      stdio: 'ignore',
+    });
     let released = false;
     try {
       const handle = await runtime.enqueue('hourly_rollup', {});

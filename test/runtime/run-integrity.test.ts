@@ -23,6 +23,7 @@ import {
   workerOptions,
   type Backend,
 } from './runtime-harness.ts';
+import { cliEntry } from '../support/cli-command.ts';
 
 const tallyTasks = [new URL('./fixtures/tally-tasks.ts', import.meta.url).href];
 const hourlyTables = ['execution_metrics_hourly', 'user_activity_hourly', 'credit_consumption_hourly'];
@@ -49,22 +50,18 @@ function spawnWorker(
   name: string,
   env: Record<string, string> = {},
 ): { child: ChildProcess; output: () => string } {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'worker', '-c', '1', '-Q', 'aggregation', '-n', name],
-    {
-      env: {
-        ...process.env,
-        DATABASE_URL: db.url,
-        ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
-        BROKER_KEY_PREFIX: namespace,
-        WORKER_LOCK_SECONDS: '2',
-        LOG_LEVEL: 'warn',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  const child = spawn(process.execPath, [cliEntry, 'worker', '-c', '1', '-Q', 'aggregation', '-n', name], {
+    env: {
+      ...process.env,
+      DATABASE_URL: db.url,
+      ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : { REDIS_URL: '', CELERY_BROKER_URL: '' }),
+      BROKER_KEY_PREFIX: namespace,
+      WORKER_LOCK_SECONDS: '2',
+      LOG_LEVEL: 'warn',
+      ...env,
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
