@@ -1,25 +1,91 @@
-import type { Pool } from '../db/index.ts';
+import type { Pool, Queryable } from '../db/index.ts';
+import { qualified, ident } from '../rollups/sql-identifier.ts';
 import type { BackfillArgs } from './backfill-tasks.ts';
+import { rollupsOfGrain } from './rollup-tasks.ts';
 import { grainOfGranularity, MAX_BACKFILL_DAYS } from './task-args.ts';
 import {
   bucketsPerBackfillWindow,
   parseIsoInZone,
   splitIntoWindows,
+  type TaskGrain,
   type TimeWindow,
 } from './time-window.ts';
 
-/** A backfill's windows: its range cut into BACKFILL_WINDOW_DAYS of whole buckets (unset: the defaults). */
+/**
+ * Source rows a backfill window aims at when BACKFILL_WINDOW_DAYS is unset: about a minute of work
+ * on two cores (the 3 hourly rollups recompute ~25M rows in ~40 s, bench/report.md), far inside
+ * the window's 3,600 s limit even on a machine ten times slower.
+ */
+export const WINDOW_TARGET_ROWS = 50_000_000;
+/** The longest window cut by rows: a month of source time. */
+export const MAX_ROW_SIZED_WINDOW_DAYS = 31;
+const DAY_MS = 86_400_000;
+
+/** A backfill's range, or undefined when its dates do not parse (validation said why). */
+function rangeOf(args: BackfillArgs, zone: string): TimeWindow | undefined {
+  const start = parseIsoInZone(args.start_date, zone);
+  const end = parseIsoInZone(args.end_date, zone);
+  return start === undefined || end === undefined ? undefined : { start, end };
+}
+
+/**
+ * A backfill's windows: its range cut into `windowDays` of source time (BACKFILL_WINDOW_DAYS, or
+ * windowDaysByRows), whole buckets; undefined: a day of hours, a week of days, four weeks, a month.
+ */
 export function backfillWindows(
   args: BackfillArgs,
   zone: string,
   windowDays: number | undefined,
 ): TimeWindow[] {
-  const start = parseIsoInZone(args.start_date, zone);
-  const end = parseIsoInZone(args.end_date, zone);
-  if (start === undefined || end === undefined) return [];
+  const range = rangeOf(args, zone);
+  if (range === undefined) return [];
   const grain = grainOfGranularity[args.granularity];
   const buckets = bucketsPerBackfillWindow(grain, windowDays);
-  return splitIntoWindows(grain, { start, end }, zone, buckets, MAX_BACKFILL_DAYS * 24);
+  return splitIntoWindows(grain, range, zone, buckets, MAX_BACKFILL_DAYS * 24);
+}
+
+/**
+ * The window length when BACKFILL_WINDOW_DAYS is unset: as many days as hold about
+ * `targetRows` (WINDOW_TARGET_ROWS) rows of the grain's sources over the range, 1 to 31, by the planner's estimate
+ * of each source (EXPLAIN: statistics, no scan). A day's rows lie on pages shared with rows that
+ * arrived late, so short windows read many pages more than once (docs/performance.md); a month or
+ * WINDOW_TARGET_ROWS, whichever comes first, reads them once and keeps each window short.
+ * Undefined (the per-grain defaults) where the estimate means nothing: a source distributed by
+ * Citus (the coordinator's plan does not count rows).
+ */
+export async function windowDaysByRows(
+  db: Queryable,
+  grain: TaskGrain,
+  args: BackfillArgs,
+  zone: string,
+  targetRows = WINDOW_TARGET_ROWS,
+): Promise<number | undefined> {
+  const range = rangeOf(args, zone);
+  if (range === undefined) return undefined;
+  const sources = new Map(rollupsOfGrain(grain).map((def) => [def.source, def.timeColumn]));
+  const citus = await db.query<{ present: boolean }>(
+    `SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS present`,
+  );
+  let rows = 0;
+  for (const [source, timeColumn] of sources) {
+    if (citus.rows[0]?.present === true) {
+      const distributed = await db.query(`SELECT FROM pg_dist_partition WHERE logicalrelid = $1::regclass`, [
+        source,
+      ]);
+      if (distributed.rowCount !== 0) return undefined;
+    }
+    // $1, $2 the range
+    const plan = await db.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+      `EXPLAIN (FORMAT JSON) SELECT FROM ${qualified(source)}
+       WHERE ${ident(timeColumn)} >= $1::timestamptz AND ${ident(timeColumn)} < $2::timestamptz`,
+      [range.start, range.end],
+    );
+    rows += plan.rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0;
+  }
+  const days = Math.max(1 / 24, (range.end.getTime() - range.start.getTime()) / DAY_MS);
+  const perDay = rows / days;
+  if (perDay <= 0) return MAX_ROW_SIZED_WINDOW_DAYS;
+  return Math.min(MAX_ROW_SIZED_WINDOW_DAYS, Math.max(1, Math.floor(targetRows / perDay)));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { rollupWatermarkKey } from '../rollups/index.ts';
 import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
-import { backfillWindows, planBackfill } from './backfill-plan.ts';
+import { backfillWindows, planBackfill, windowDaysByRows } from './backfill-plan.ts';
 import { backfillArgs, grainOfGranularity, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
 import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
@@ -203,11 +203,10 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
       ]);
     }
     const id = backfillId(args, zone);
-    const todo = await planBackfill(
-      env.pool,
-      id,
-      backfillWindows(args, zone, env.settings.backfillWindowDays),
-    );
+    const windowDays =
+      env.settings.backfillWindowDays ??
+      (await windowDaysByRows(env.pool, grainOfGranularity[args.granularity], args, zone));
+    const todo = await planBackfill(env.pool, id, backfillWindows(args, zone, windowDays));
     return todo.map((w) => ({
       task: 'backfill_window',
       args: {

@@ -33,5 +33,6 @@ export {
   type BackfillArgs,
   type BackfillProgress,
 } from './backfill-tasks.ts';
+export { windowDaysByRows, MAX_ROW_SIZED_WINDOW_DAYS } from './backfill-plan.ts';
 export type { CleanupTaskResult } from './maintenance-tasks.ts';
 export { bucketOf, type TaskGrain } from './time-window.ts';

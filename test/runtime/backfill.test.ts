@@ -7,7 +7,12 @@ import {
   type RunRecord,
   type Runtime,
 } from '../../src/runtime/index.ts';
-import { backfillId, InvalidTaskArgsError } from '../../src/tasks/index.ts';
+import {
+  backfillId,
+  InvalidTaskArgsError,
+  MAX_ROW_SIZED_WINDOW_DAYS,
+  windowDaysByRows,
+} from '../../src/tasks/index.ts';
 import { createDashboardApp } from '../../src/web/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { assertRollupsMatchOracle } from '../support/oracle.ts';
@@ -362,6 +367,44 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
       expect(await childStates(db, handle.id)).toEqual(['succeeded']);
       expect(await windows()).toEqual([{ span: 72, state: 'done' }]);
+      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+    } finally {
+      await worker.close();
+    }
+  });
+  it("unset, sizes windows by the sources' rows (planner estimates): a day at most as many rows as the target, at most 31 days", async () => {
+    const sources = ['execution_logs', 'user_activity_events', 'credit_transactions'];
+    for (const source of sources) await db.pool.query(`ANALYZE public.${source}`);
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM public.execution_logs WHERE started_at >= $1 AND started_at < $2)
+            + (SELECT count(*) FROM public.user_activity_events WHERE occurred_at >= $1 AND occurred_at < $2)
+            + (SELECT count(*) FROM public.credit_transactions WHERE created_at >= $1 AND created_at < $2) AS n`,
+      [range.start_date, range.end_date],
+    );
+    const perDay = Number(rows[0]?.n) / 3;
+    expect(perDay).toBeGreaterThan(100);
+    // A target of 2.5 days' rows: 2 whole days (the estimate is within a few percent here).
+    expect(await windowDaysByRows(db.pool, 'hour', range, 'UTC', Math.round(perDay * 2.5))).toBe(2);
+    expect(await windowDaysByRows(db.pool, 'hour', range, 'UTC', 10)).toBe(1);
+    expect(await windowDaysByRows(db.pool, 'hour', range, 'UTC')).toBe(MAX_ROW_SIZED_WINDOW_DAYS);
+
+    // The default, end to end: this test's few rows make one window of the whole range.
+    const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
+    const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-rows`, concurrency: 2 }));
+    try {
+      await db.pool.query(`DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1`, [
+        backfillId(range, 'UTC'),
+      ]);
+      const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
+      const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
+      expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
+      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
+      const { rows: windows } = await db.pool.query<{ span: number; state: string }>(
+        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
+         FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
+        [backfillId(range, 'UTC')],
+      );
+      expect(windows).toEqual([{ span: 72, state: 'done' }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
       await worker.close();

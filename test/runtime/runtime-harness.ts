@@ -20,6 +20,9 @@ export function testSettings(backend: Backend, env: Record<string, string> = {})
     ...(backend === 'redis' ? { REDIS_URL: testRedisUrl } : {}),
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     TASK_RETRY_BACKOFF_MS: '50',
+    // A day a backfill window, so a few days hold several; unset, windows are sized by rows and a
+    // test's few rows make one window (BACKFILL_WINDOW_DAYS: '' gives that default).
+    BACKFILL_WINDOW_DAYS: '1',
     ...env,
   });
 }
