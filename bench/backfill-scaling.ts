@@ -72,12 +72,12 @@ const iso = (d: Date): string => d.toISOString().slice(0, 19);
 export async function backfillScaling(
   backend: Backend,
   db: BenchDatabase,
-  options: { end: Date; days: number; workerCounts: readonly number[] },
+  options: { end: Date; days: number; workerCounts: readonly number[]; windowDays?: string },
 ): Promise<BackfillScaling> {
   const start = new Date(options.end.getTime() - options.days * 86_400_000);
   const args = { start_date: iso(start), end_date: iso(options.end), granularity: 'hourly' } as const;
-  // The window length of the user's settings, when the bench runs with it (else the default).
-  const windowDays = process.env.BACKFILL_WINDOW_DAYS;
+  // The case's window length, else the user's setting when the bench runs with it, else the default.
+  const windowDays = options.windowDays ?? process.env.BACKFILL_WINDOW_DAYS;
   const bench = await benchRuntime(backend, db, {
     env: windowDays === undefined ? {} : { BACKFILL_WINDOW_DAYS: windowDays },
   });

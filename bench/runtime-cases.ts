@@ -243,6 +243,8 @@ async function* backfillCases(
       end: dataEnd,
       days: size.backfillDays,
       workerCounts: [1, 2],
+      // Windows of a day, so the workers have windows to share (unset: one window of ~30M rows).
+      windowDays: '1',
     });
     const one = scaling.byWorkers.get(1) ?? Number.NaN;
     const two = scaling.byWorkers.get(2) ?? Number.NaN;

@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../db/index.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { qualified, ident } from '../rollups/sql-identifier.ts';
 import type { BackfillArgs } from './backfill-tasks.ts';
 import { rollupsOfGrain } from './rollup-tasks.ts';
@@ -102,35 +102,38 @@ export async function planBackfill(
 ): Promise<TimeWindow[]> {
   const starts = windows.map((w) => w.start);
   const ends = windows.map((w) => w.end);
-  // $1 backfill id, $2 and $3 the new windows' starts and ends
-  await pool.query(
-    `DELETE FROM aggjobs.backfill_windows
-     WHERE backfill_id = $1
-       AND (window_start, window_end) NOT IN (SELECT s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e))`,
-    [id, starts, ends],
-  );
-  const { rows } = await pool.query<{ open: number; total: number }>(
-    `SELECT count(*) FILTER (WHERE state <> 'done') AS open, count(*) AS total
-     FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
-    [id],
-  );
-  if ((rows[0]?.total ?? 0) > 0 && rows[0]?.open === 0) {
-    await pool.query(
-      `UPDATE aggjobs.backfill_windows SET state = 'pending', updated_at = now() WHERE backfill_id = $1`,
+  // One transaction: two reruns of the same backfill cut otherwise never leave a mix of both cuts.
+  return await withTransaction(pool, async (tx) => {
+    // $1 backfill id, $2 and $3 the new windows' starts and ends
+    await tx.query(
+      `DELETE FROM aggjobs.backfill_windows
+       WHERE backfill_id = $1
+         AND (window_start, window_end) NOT IN (SELECT s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e))`,
+      [id, starts, ends],
+    );
+    const { rows } = await tx.query<{ open: number; total: number }>(
+      `SELECT count(*) FILTER (WHERE state <> 'done') AS open, count(*) AS total
+       FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
       [id],
     );
-  }
-  await pool.query(
-    `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end)
-     SELECT $1, s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
-     ON CONFLICT (backfill_id, window_start) DO UPDATE
-       SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now()`,
-    [id, starts, ends],
-  );
-  const open = await pool.query<{ window_start: Date; window_end: Date }>(
-    `SELECT window_start, window_end FROM aggjobs.backfill_windows
-     WHERE backfill_id = $1 AND state <> 'done' ORDER BY window_start`,
-    [id],
-  );
-  return open.rows.map((r) => ({ start: r.window_start, end: r.window_end }));
+    if ((rows[0]?.total ?? 0) > 0 && rows[0]?.open === 0) {
+      await tx.query(
+        `UPDATE aggjobs.backfill_windows SET state = 'pending', updated_at = now() WHERE backfill_id = $1`,
+        [id],
+      );
+    }
+    await tx.query(
+      `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end)
+       SELECT $1, s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
+       ON CONFLICT (backfill_id, window_start) DO UPDATE
+         SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now()`,
+      [id, starts, ends],
+    );
+    const open = await tx.query<{ window_start: Date; window_end: Date }>(
+      `SELECT window_start, window_end FROM aggjobs.backfill_windows
+       WHERE backfill_id = $1 AND state <> 'done' ORDER BY window_start`,
+      [id],
+    );
+    return open.rows.map((r) => ({ start: r.window_start, end: r.window_end }));
+  });
 }

@@ -266,10 +266,11 @@ describe.each(backends)('backfill on %s', (backend) => {
         kwargs: { ...range, granularity: 'daily' },
       });
       const progress = await control.backfillProgress(handle.id);
-      expect(progress).toMatchObject({ total: 1, pending: 1 });
+      // Three daily windows (a day each: BACKFILL_WINDOW_DAYS=1 in these tests).
+      expect(progress).toMatchObject({ total: 3, pending: 3 });
       await expect(control.cancelBackfill(handle.id)).resolves.toEqual({
-        cancelled: 1,
-        revoked: 1,
+        cancelled: 3,
+        revoked: 3,
         terminated: 0,
       });
       await control.resume('aggregation');
@@ -277,15 +278,15 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(error).toBeInstanceOf(TaskFailedError);
       expect(error.run).toMatchObject({
         state: 'revoked',
-        result: { status: 'cancelled', cancelled: 1, done: 0 },
+        result: { status: 'cancelled', cancelled: 3, done: 0 },
       });
-      expect(error.run.error).toMatch(/cancelled by an operator: 0 of 1 windows done/);
-      expect(await childStates(db, handle.id)).toEqual(['revoked']);
+      expect(error.run.error).toMatch(/cancelled by an operator: 0 of 3 windows done/);
+      expect(await childStates(db, handle.id)).toEqual(['revoked', 'revoked', 'revoked']);
 
       const resumed = await runtime.enqueue('backfill_aggregations', {
         kwargs: { ...range, granularity: 'daily' },
       });
-      await expect(resumed.get({ timeout: 30 })).resolves.toMatchObject({ status: 'completed', done: 1 });
+      await expect(resumed.get({ timeout: 30 })).resolves.toMatchObject({ status: 'completed', done: 3 });
     } finally {
       await control.resume('aggregation');
       await worker.close();
