@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.test-dist/**', '.test-dist.*/**', 'coverage/**', 'node_modules/**', '.aggjobs/**', 'src/web/assets/**'] },
+  { ignores: ['dist/**', '.test-dist-*/**', 'coverage/**', 'node_modules/**', '.aggjobs/**', 'src/web/assets/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -23,7 +23,8 @@ export interface Settings {
   readonly retentionDays: number;
   /**
    * Days of source time one backfill window covers (rounded up to whole buckets of its grain).
-   * Unset: a day of hours, a week of days, four weeks, a month.
+   * Unset: sized by the sources' rows (src/tasks/backfill-plan.ts), else a day of hours, a week of
+   * days, four weeks, a month.
    */
   readonly backfillWindowDays: number | undefined;
   readonly analyticsTimezone: string;

@@ -1,4 +1,4 @@
-import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
+import { SqlState, sqlStateOf, withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { qualified, ident } from '../rollups/sql-identifier.ts';
 import type { BackfillArgs } from './backfill-tasks.ts';
 import { rollupsOfGrain } from './rollup-tasks.ts';
@@ -44,17 +44,54 @@ export function backfillWindows(
   return splitIntoWindows(grain, range, zone, buckets, MAX_BACKFILL_DAYS * 24);
 }
 
+/** Consecutive spans of at most `days` days that cover `range`. */
+function spansOf(range: TimeWindow, days: number): TimeWindow[] {
+  const spans: TimeWindow[] = [];
+  for (let start = range.start.getTime(); start < range.end.getTime(); start += days * DAY_MS) {
+    spans.push({
+      start: new Date(start),
+      end: new Date(Math.min(start + days * DAY_MS, range.end.getTime())),
+    });
+  }
+  return spans;
+}
+
 /**
- * The window length when BACKFILL_WINDOW_DAYS is unset: as many days as hold about
- * `targetRows` (WINDOW_TARGET_ROWS) rows of the grain's sources over the range, 1 to 31, by the planner's estimate
- * of each source (EXPLAIN: statistics, no scan). A day's rows lie on pages shared with rows that
- * arrived late, so short windows read many pages more than once (docs/performance.md); a month or
- * WINDOW_TARGET_ROWS, whichever comes first, reads them once and keeps each window short.
- * Undefined (the per-grain defaults) where the estimate means nothing: a source distributed by
- * Citus (the coordinator's plan does not count rows).
+ * False where the planner's estimate of `source` means nothing: a table distributed by Citus (the
+ * coordinator's plan does not count its rows), or a table or partition that holds pages but was
+ * never analyzed (the planner would guess a fixed share of it).
+ */
+async function estimable(db: Queryable, source: string, citus: boolean): Promise<boolean> {
+  if (citus) {
+    const distributed = await db.query(`SELECT FROM pg_dist_partition WHERE logicalrelid = $1::regclass`, [
+      source,
+    ]);
+    if (distributed.rowCount !== 0) return false;
+  }
+  // $1 the source: itself when plain, its leaf partitions when partitioned (pg_partition_tree has
+  // no rows for a plain table)
+  const { rows } = await db.query<{ unanalyzed: boolean }>(
+    `SELECT EXISTS (
+       SELECT FROM pg_class AS c
+       WHERE c.oid IN (SELECT $1::regclass UNION ALL SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf)
+         AND c.relkind = 'r' AND c.reltuples < 0 AND pg_relation_size(c.oid) > 0
+     ) AS unanalyzed`,
+    [source],
+  );
+  return rows[0]?.unanalyzed === false;
+}
+
+/**
+ * The window length when BACKFILL_WINDOW_DAYS is unset: as many days as hold about `targetRows`
+ * (WINDOW_TARGET_ROWS) rows of the grain's sources at the range's densest (each month of it
+ * estimated apart), 1 to 31, by the planner's estimates (EXPLAIN: statistics, no scan). A day's rows
+ * lie on pages shared with rows that arrived late, so short windows read many pages more than once
+ * (docs/performance.md); a month or WINDOW_TARGET_ROWS, whichever comes first, reads them about once
+ * and keeps each window short. Undefined (the per-grain defaults) where no estimate can be had: a
+ * source distributed by Citus or never analyzed, or one locked by DDL for 2 s.
  */
 export async function windowDaysByRows(
-  db: Queryable,
+  pool: Pool,
   grain: TaskGrain,
   args: BackfillArgs,
   zone: string,
@@ -62,30 +99,55 @@ export async function windowDaysByRows(
 ): Promise<number | undefined> {
   const range = rangeOf(args, zone);
   if (range === undefined) return undefined;
-  const sources = new Map(rollupsOfGrain(grain).map((def) => [def.source, def.timeColumn]));
-  const citus = await db.query<{ present: boolean }>(
-    `SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS present`,
-  );
-  let rows = 0;
-  for (const [source, timeColumn] of sources) {
-    if (citus.rows[0]?.present === true) {
-      const distributed = await db.query(`SELECT FROM pg_dist_partition WHERE logicalrelid = $1::regclass`, [
-        source,
-      ]);
-      if (distributed.rowCount !== 0) return undefined;
-    }
-    // $1, $2 the range
-    const plan = await db.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
-      `EXPLAIN (FORMAT JSON) SELECT FROM ${qualified(source)}
-       WHERE ${ident(timeColumn)} >= $1::timestamptz AND ${ident(timeColumn)} < $2::timestamptz`,
-      [range.start, range.end],
-    );
-    rows += plan.rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0;
+  const sources = [...new Map(rollupsOfGrain(grain).map((def) => [def.source, def.timeColumn]))];
+  try {
+    return await withTransaction(pool, async (tx) => {
+      // The estimate gives up on a source that DDL holds (ALTER TABLE, VACUUM FULL) rather than wait.
+      await tx.query(`SET LOCAL lock_timeout = '2s'`);
+      const citus = await tx.query<{ present: boolean }>(
+        `SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL AS present`,
+      );
+      for (const [source] of sources) {
+        if (!(await estimable(tx, source, citus.rows[0]?.present === true))) return undefined;
+      }
+      let densest = 0;
+      for (const span of spansOf(range, MAX_ROW_SIZED_WINDOW_DAYS)) {
+        let rows = 0;
+        for (const [source, timeColumn] of sources) {
+          // $1, $2 the span
+          const plan = await tx.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+            `EXPLAIN (FORMAT JSON) SELECT FROM ${qualified(source)}
+             WHERE ${ident(timeColumn)} >= $1::timestamptz AND ${ident(timeColumn)} < $2::timestamptz`,
+            [span.start, span.end],
+          );
+          rows += plan.rows[0]?.['QUERY PLAN'][0].Plan['Plan Rows'] ?? 0;
+        }
+        densest = Math.max(
+          densest,
+          rows / Math.max(1 / 24, (span.end.getTime() - span.start.getTime()) / DAY_MS),
+        );
+      }
+      if (densest <= 0) return MAX_ROW_SIZED_WINDOW_DAYS;
+      return Math.min(MAX_ROW_SIZED_WINDOW_DAYS, Math.max(1, Math.floor(targetRows / densest)));
+    });
+  } catch (error) {
+    if (sqlStateOf(error) === SqlState.lockNotAvailable) return undefined;
+    throw error;
   }
-  const days = Math.max(1 / 24, (range.end.getTime() - range.start.getTime()) / DAY_MS);
-  const perDay = rows / days;
-  if (perDay <= 0) return MAX_ROW_SIZED_WINDOW_DAYS;
-  return Math.min(MAX_ROW_SIZED_WINDOW_DAYS, Math.max(1, Math.floor(targetRows / perDay)));
+}
+
+/**
+ * The windows of an earlier run of this backfill that did not finish, or undefined: a rerun
+ * resumes the cut it started with when BACKFILL_WINDOW_DAYS is unset (the estimate may have moved).
+ */
+export async function unfinishedCut(pool: Pool, id: string): Promise<TimeWindow[] | undefined> {
+  const { rows } = await pool.query<{ window_start: Date; window_end: Date; open: boolean }>(
+    `SELECT window_start, window_end, bool_or(state <> 'done') OVER () AS open
+     FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
+    [id],
+  );
+  if (rows[0]?.open !== true) return undefined;
+  return rows.map((r) => ({ start: r.window_start, end: r.window_end }));
 }
 
 /**
@@ -102,8 +164,9 @@ export async function planBackfill(
 ): Promise<TimeWindow[]> {
   const starts = windows.map((w) => w.start);
   const ends = windows.map((w) => w.end);
-  // One transaction: two reruns of the same backfill cut otherwise never leave a mix of both cuts.
+  // One at a time per backfill: two reruns cut otherwise never leave a mix of both cuts.
   return await withTransaction(pool, async (tx) => {
+    await tx.query(`SELECT pg_advisory_xact_lock(hashtext('aggjobs.backfill'), hashtext($1))`, [id]);
     // $1 backfill id, $2 and $3 the new windows' starts and ends
     await tx.query(
       `DELETE FROM aggjobs.backfill_windows

@@ -1,7 +1,7 @@
 import { withTransaction, type Pool, type Queryable } from '../db/index.ts';
 import { rollupWatermarkKey } from '../rollups/index.ts';
 import { refreshGrain, rollupsOfGrain, type RollupTaskResult } from './rollup-tasks.ts';
-import { backfillWindows, planBackfill, windowDaysByRows } from './backfill-plan.ts';
+import { backfillWindows, planBackfill, unfinishedCut, windowDaysByRows } from './backfill-plan.ts';
 import { backfillArgs, grainOfGranularity, shown, type Granularity } from './task-args.ts';
 import type { TaskDefinition } from './task-definition.ts';
 import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
@@ -203,10 +203,16 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
       ]);
     }
     const id = backfillId(args, zone);
-    const windowDays =
-      env.settings.backfillWindowDays ??
-      (await windowDaysByRows(env.pool, grainOfGranularity[args.granularity], args, zone));
-    const todo = await planBackfill(env.pool, id, backfillWindows(args, zone, windowDays));
+    const windows =
+      env.settings.backfillWindowDays !== undefined
+        ? backfillWindows(args, zone, env.settings.backfillWindowDays)
+        : ((await unfinishedCut(env.pool, id)) ??
+          backfillWindows(
+            args,
+            zone,
+            await windowDaysByRows(env.pool, grainOfGranularity[args.granularity], args, zone),
+          ));
+    const todo = await planBackfill(env.pool, id, windows);
     return todo.map((w) => ({
       task: 'backfill_window',
       args: {

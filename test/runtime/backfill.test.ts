@@ -380,7 +380,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       `SELECT (SELECT count(*) FROM public.execution_logs WHERE started_at >= $1 AND started_at < $2)
             + (SELECT count(*) FROM public.user_activity_events WHERE occurred_at >= $1 AND occurred_at < $2)
             + (SELECT count(*) FROM public.credit_transactions WHERE created_at >= $1 AND created_at < $2) AS n`,
-      [range.start_date, range.end_date],
+      [new Date(`${range.start_date}T00:00:00Z`), new Date(`${range.end_date}T00:00:00Z`)],
     );
     const perDay = Number(rows[0]?.n) / 3;
     expect(perDay).toBeGreaterThan(100);
@@ -392,23 +392,62 @@ describe.each(backends)('backfill on %s', (backend) => {
     // The default, end to end: this test's few rows make one window of the whole range.
     const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
     const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-rows`, concurrency: 2 }));
+    const id = backfillId(range, 'UTC');
+    const windows = async (): Promise<Array<{ span: number; state: string }>> => {
+      const { rows: stored } = await db.pool.query<{ span: number; state: string }>(
+        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
+         FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
+        [id],
+      );
+      return stored;
+    };
     try {
-      await db.pool.query(`DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1`, [
-        backfillId(range, 'UTC'),
-      ]);
+      // A run cut a day a window that did not finish (cancelled): a rerun resumes its cut, whatever
+      // the estimate says now.
+      await db.pool.query(`DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1`, [id]);
+      await db.pool.query(
+        `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end, state)
+         SELECT $1, d, d + interval '1 day', 'cancelled'
+         FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 day', interval '1 day') AS d`,
+        [id, new Date(`${range.start_date}T00:00:00Z`), new Date(`${range.end_date}T00:00:00Z`)],
+      );
+      const resumed = await sized.enqueue('backfill_aggregations', { kwargs: range });
+      expect(await resumed.get({ timeout: 40 })).toMatchObject({ status: 'completed', total: 3, done: 3 });
+      expect(await windows()).toEqual([24, 24, 24].map((span) => ({ span, state: 'done' })));
+
+      // Every window done: the next run starts over, cut by the estimate (one window for these rows).
       const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
       const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
       expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
       expect(await childStates(db, handle.id)).toEqual(['succeeded']);
-      const { rows: windows } = await db.pool.query<{ span: number; state: string }>(
-        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
-         FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
-        [backfillId(range, 'UTC')],
-      );
-      expect(windows).toEqual([{ span: 72, state: 'done' }]);
+      expect(await windows()).toEqual([{ span: 72, state: 'done' }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
       await worker.close();
+    }
+  });
+});
+
+describe('backfill windows by rows, where no estimate can be had', () => {
+  it('keeps the fixed cut for a source never analyzed, and for one that DDL holds for 2 s', async () => {
+    const fresh = await createTestDatabase();
+    // Not analyzed since its rows came: TRUNCATE leaves reltuples -1 (as a new table has), autovacuum
+    // kept away. (A database of its own: the truncation also makes its rollups need a rebuild.)
+    await fresh.pool.query('ALTER TABLE public.execution_logs SET (autovacuum_enabled = false)');
+    await fresh.pool.query('TRUNCATE public.execution_logs');
+    await seed(fresh);
+    expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBeUndefined();
+    await fresh.pool.query('ANALYZE public.execution_logs');
+    expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBe(MAX_ROW_SIZED_WINDOW_DAYS);
+
+    const holder = await fresh.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE public.credit_transactions IN ACCESS EXCLUSIVE MODE');
+      expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBeUndefined();
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
     }
   });
 });

@@ -1,18 +1,16 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
-import { cliEntry } from './cli-command.ts';
+import { build, version, type Plugin } from 'esbuild';
 
 /**
  * src/ transpiled file by file with esbuild, as tsx does at each start (so the code run is the
- * same), into .test-dist/: at src/'s depth, so the code's paths relative to itself (package.json,
- * migrations/) hold.
+ * same), into .test-dist-<hash of the sources>/: at src/'s depth, so the code's paths relative to
+ * itself (package.json, migrations/) hold. A build is never replaced: another vitest run in the
+ * same checkout keeps the one its processes run from.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const outDir = join(root, '.test-dist');
-const stampFile = join(outDir, '.source-hash');
 
 function sourceFiles(): string[] {
   return readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' })
@@ -21,10 +19,11 @@ function sourceFiles(): string[] {
     .map((file) => join(root, 'src', file));
 }
 
-function sourceHash(files: readonly string[]): string {
-  const hash = createHash('sha256');
-  for (const file of files) hash.update(file).update('\0').update(readFileSync(file)).update('\0');
-  return hash.digest('hex');
+function buildHash(files: readonly string[]): string {
+  const hash = createHash('sha256').update(version).update('\0');
+  const inputs = [...files, join(root, 'tsconfig.json'), fileURLToPath(import.meta.url)];
+  for (const file of inputs) hash.update(file).update('\0').update(readFileSync(file)).update('\0');
+  return hash.digest('hex').slice(0, 16);
 }
 
 /** Each relative `./x.ts` import becomes `./x.js`, left to Node; packages stay in node_modules. */
@@ -38,18 +37,24 @@ const relativeImportsAsJs: Plugin = {
   },
 };
 
-/**
- * Builds .test-dist/ unless it holds the build of the current sources; a new build goes to a
- * directory of its own first and then takes the place of the old one, so no process ever starts
- * from half a build.
- */
-async function buildCli(): Promise<'built' | 'up to date'> {
-  const files = sourceFiles();
-  const hash = sourceHash(files);
-  if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash && existsSync(cliEntry)) {
-    return 'up to date';
+/** Builds of other sources not used for an hour: no run still starts processes from them. */
+function pruneOldBuilds(keep: string): void {
+  for (const name of readdirSync(root)) {
+    const path = join(root, name);
+    if (!name.startsWith('.test-dist-') || path === keep) continue;
+    if (Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true });
   }
-  const fresh = `${outDir}.${process.pid}`;
+}
+
+async function buildCli(): Promise<{ dir: string; outcome: 'built' | 'up to date' }> {
+  const files = sourceFiles();
+  const dir = join(root, `.test-dist-${buildHash(files)}`);
+  const done = join(dir, '.complete');
+  if (existsSync(done)) {
+    writeFileSync(done, new Date().toISOString());
+    return { dir, outcome: 'up to date' };
+  }
+  const fresh = `${dir}.${process.pid}`;
   rmSync(fresh, { recursive: true, force: true });
   await build({
     entryPoints: files,
@@ -63,15 +68,22 @@ async function buildCli(): Promise<'built' | 'up to date'> {
     target: 'node20',
     logLevel: 'error',
   });
-  writeFileSync(join(fresh, '.source-hash'), hash);
-  rmSync(outDir, { recursive: true, force: true });
-  renameSync(fresh, outDir);
-  return 'built';
+  writeFileSync(join(fresh, '.complete'), new Date().toISOString());
+  try {
+    renameSync(fresh, dir);
+  } catch (error) {
+    // Another run built the same sources first: its build is the same.
+    rmSync(fresh, { recursive: true, force: true });
+    if (!existsSync(done)) throw error;
+  }
+  return { dir, outcome: 'built' };
 }
 
 /** Global setup: the tests' `aggjobs` command (`cli-command.ts`) is built before any file runs. */
 export default async function setup(): Promise<void> {
   const started = Date.now();
-  const outcome = await buildCli();
-  process.stderr.write(`test cli: .test-dist/ ${outcome} (${Date.now() - started} ms)\n`);
+  const { dir, outcome } = await buildCli();
+  pruneOldBuilds(dir);
+  process.env.AGGJOBS_TEST_CLI = join(dir, 'cli', 'main.js');
+  process.stderr.write(`test cli: ${dir.slice(root.length)} ${outcome} (${Date.now() - started} ms)\n`);
 }
