@@ -2,6 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseSettings } from '../../src/config/index.ts';
 import { builtinRollups, cleanupOldData, defaultSources, prepareDatabase } from '../../src/rollups/index.ts';
+import { MAX_ROW_SIZED_WINDOW_DAYS, windowDaysByRows } from '../../src/tasks/index.ts';
 import { healthReport } from '../support/health.ts';
 import { createPartitionedTestDatabase } from '../support/partitioned-database.ts';
 import { compareWithOracle, frozenAfterCleanup } from '../support/oracle.ts';
@@ -122,6 +123,19 @@ describe('SOURCE_PARTITIONS=day: aggjobs migrate creates the sources partitioned
     expect(older[0]?.n).toBe(2);
     await refreshAll(db.pool, ZONE);
     expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+
+    // Backfill windows by rows: partitions that hold rows but were never analyzed give no estimate
+    // (the fixed cut); once analyzed (ANALYZE of the parent takes its partitions), an estimate.
+    const backfill = {
+      start_date: new Date(today - 10 * DAY).toISOString().slice(0, 10),
+      end_date: new Date(today).toISOString().slice(0, 10),
+      granularity: 'hourly' as const,
+    };
+    expect(await windowDaysByRows(db.pool, 'hour', backfill, ZONE)).toBeUndefined();
+    for (const table of ['execution_logs', 'user_activity_events', 'credit_transactions']) {
+      await db.pool.query(`ANALYZE public.${table}`);
+    }
+    expect(await windowDaysByRows(db.pool, 'hour', backfill, ZONE)).toBe(MAX_ROW_SIZED_WINDOW_DAYS);
 
     // A second migrate with the same setting changes nothing.
     const before = await layout(db, 'public.execution_logs');
