@@ -22,6 +22,8 @@ const databases: Record<Backend, TestDatabase> = {
   redis: await createTestDatabase(),
   postgres: await createTestDatabase(),
 };
+/** Of its own for the test whose sources must not be analyzed (it truncates one). */
+const unanalyzed = await createTestDatabase();
 
 const DAY = 86_400_000;
 const day = (offset: number): string => new Date(Date.now() + offset * DAY).toISOString().slice(0, 10);
@@ -45,6 +47,26 @@ async function childStates(db: TestDatabase, parentId: string): Promise<string[]
     [parentId],
   );
   return rows.map((r) => r.state);
+}
+
+/** The stored windows of the test range's hourly backfill: hours each, state. */
+async function storedWindows(db: TestDatabase): Promise<Array<{ span: number; state: string }>> {
+  const { rows } = await db.pool.query<{ span: number; state: string }>(
+    `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
+     FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
+    [backfillId(range, 'UTC')],
+  );
+  return rows;
+}
+
+/** Runs the test range's backfill on `runtime`: one window of the whole range, the oracle's rows. */
+async function backfillsInOneWindow(runtime: Runtime, db: TestDatabase): Promise<void> {
+  const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
+  const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
+  expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
+  expect(await childStates(db, handle.id)).toEqual(['succeeded']);
+  expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
+  await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
 }
 
 async function childRuns(control: Control, parentId: string): Promise<RunRecord[]> {
@@ -346,34 +368,22 @@ describe.each(backends)('backfill on %s', (backend) => {
   it('cuts its range into windows of BACKFILL_WINDOW_DAYS; a rerun cut otherwise drops the windows of the old cut, a running one too', async () => {
     const wide = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '3' } });
     const worker = await startWorker(wide, workerOptions({ name: `w-${backend}-wide`, concurrency: 2 }));
-    const windows = async (): Promise<Array<{ span: number; state: string }>> => {
-      const { rows } = await db.pool.query<{ span: number; state: string }>(
-        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
-         FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
-        [backfillId(range, 'UTC')],
-      );
-      return rows;
-    };
     try {
       // The earlier tests' backfill of the same range (cancelled last), cut a day a window; its first
       // window left `running` by a worker that died (it starts where the new cut's one window starts).
-      expect(await windows()).toEqual([24, 24, 24].map((span) => ({ span, state: 'cancelled' })));
+      expect(await storedWindows(db)).toEqual([24, 24, 24].map((span) => ({ span, state: 'cancelled' })));
       await db.pool.query(
         `UPDATE aggjobs.backfill_windows SET state = 'running'
          WHERE backfill_id = $1 AND window_start = (SELECT min(window_start) FROM aggjobs.backfill_windows WHERE backfill_id = $1)`,
         [backfillId(range, 'UTC')],
       );
-      const handle = await wide.enqueue('backfill_aggregations', { kwargs: range });
-      const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
-      expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
-      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
-      expect(await windows()).toEqual([{ span: 72, state: 'done' }]);
-      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+      await backfillsInOneWindow(wide, db);
     } finally {
       await worker.close();
     }
   });
-  it("unset, sizes windows by the sources' rows (planner estimates): a day at most as many rows as the target, at most 31 days", async () => {
+
+  it("unset, sizes windows by the sources' rows (planner estimates): as many days as hold the target, 1 to 31", async () => {
     const sources = ['execution_logs', 'user_activity_events', 'credit_transactions'];
     for (const source of sources) await db.pool.query(`ANALYZE public.${source}`);
     const { rows } = await db.pool.query<{ n: number }>(
@@ -392,36 +402,28 @@ describe.each(backends)('backfill on %s', (backend) => {
     // The default, end to end: this test's few rows make one window of the whole range.
     const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
     const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-rows`, concurrency: 2 }));
-    const id = backfillId(range, 'UTC');
-    const windows = async (): Promise<Array<{ span: number; state: string }>> => {
-      const { rows: stored } = await db.pool.query<{ span: number; state: string }>(
-        `SELECT extract(epoch FROM window_end - window_start)::int / 3600 AS span, state
-         FROM aggjobs.backfill_windows WHERE backfill_id = $1 ORDER BY window_start`,
-        [id],
-      );
-      return stored;
-    };
     try {
       // A run cut a day a window that did not finish (cancelled): a rerun resumes its cut, whatever
       // the estimate says now.
-      await db.pool.query(`DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1`, [id]);
+      await db.pool.query(`DELETE FROM aggjobs.backfill_windows WHERE backfill_id = $1`, [
+        backfillId(range, 'UTC'),
+      ]);
       await db.pool.query(
         `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end, state)
          SELECT $1, d, d + interval '1 day', 'cancelled'
          FROM generate_series($2::timestamptz, $3::timestamptz - interval '1 day', interval '1 day') AS d`,
-        [id, new Date(`${range.start_date}T00:00:00Z`), new Date(`${range.end_date}T00:00:00Z`)],
+        [
+          backfillId(range, 'UTC'),
+          new Date(`${range.start_date}T00:00:00Z`),
+          new Date(`${range.end_date}T00:00:00Z`),
+        ],
       );
       const resumed = await sized.enqueue('backfill_aggregations', { kwargs: range });
       expect(await resumed.get({ timeout: 40 })).toMatchObject({ status: 'completed', total: 3, done: 3 });
-      expect(await windows()).toEqual([24, 24, 24].map((span) => ({ span, state: 'done' })));
+      expect(await storedWindows(db)).toEqual([24, 24, 24].map((span) => ({ span, state: 'done' })));
 
       // Every window done: the next run starts over, cut by the estimate (one window for these rows).
-      const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
-      const result = (await handle.get({ timeout: 40 })) as Record<string, unknown>;
-      expect(result).toMatchObject({ status: 'completed', total: 1, done: 1, failed: 0 });
-      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
-      expect(await windows()).toEqual([{ span: 72, state: 'done' }]);
-      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+      await backfillsInOneWindow(sized, db);
     } finally {
       await worker.close();
     }
@@ -430,21 +432,20 @@ describe.each(backends)('backfill on %s', (backend) => {
 
 describe('backfill windows by rows, where no estimate can be had', () => {
   it('keeps the fixed cut for a source never analyzed, and for one that DDL holds for 2 s', async () => {
-    const fresh = await createTestDatabase();
     // Not analyzed since its rows came: TRUNCATE leaves reltuples -1 (as a new table has), autovacuum
     // kept away. (A database of its own: the truncation also makes its rollups need a rebuild.)
-    await fresh.pool.query('ALTER TABLE public.execution_logs SET (autovacuum_enabled = false)');
-    await fresh.pool.query('TRUNCATE public.execution_logs');
-    await seed(fresh);
-    expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBeUndefined();
-    await fresh.pool.query('ANALYZE public.execution_logs');
-    expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBe(MAX_ROW_SIZED_WINDOW_DAYS);
+    await unanalyzed.pool.query('ALTER TABLE public.execution_logs SET (autovacuum_enabled = false)');
+    await unanalyzed.pool.query('TRUNCATE public.execution_logs');
+    await seed(unanalyzed);
+    expect(await windowDaysByRows(unanalyzed.pool, 'hour', range, 'UTC')).toBeUndefined();
+    await unanalyzed.pool.query('ANALYZE public.execution_logs');
+    expect(await windowDaysByRows(unanalyzed.pool, 'hour', range, 'UTC')).toBe(MAX_ROW_SIZED_WINDOW_DAYS);
 
-    const holder = await fresh.pool.connect();
+    const holder = await unanalyzed.pool.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE public.credit_transactions IN ACCESS EXCLUSIVE MODE');
-      expect(await windowDaysByRows(fresh.pool, 'hour', range, 'UTC')).toBeUndefined();
+      expect(await windowDaysByRows(unanalyzed.pool, 'hour', range, 'UTC')).toBeUndefined();
     } finally {
       await holder.query('ROLLBACK');
       holder.release();
