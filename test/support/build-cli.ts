@@ -42,7 +42,10 @@ function pruneOldBuilds(keep: string): void {
   for (const name of readdirSync(root)) {
     const path = join(root, name);
     if (!name.startsWith('.test-dist-') || path === keep) continue;
-    if (Date.now() - statSync(path).mtimeMs > 3_600_000) rmSync(path, { recursive: true, force: true });
+    // A run that uses a build touches its .complete (a directory's own time moves only with its entries).
+    const stamp = join(path, '.complete');
+    const used = statSync(existsSync(stamp) ? stamp : path).mtimeMs;
+    if (Date.now() - used > 3_600_000) rmSync(path, { recursive: true, force: true });
   }
 }
 
