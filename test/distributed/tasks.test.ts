@@ -4,6 +4,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { materializedViewNames, rollupWatermarkKey } from '../../src/rollups/index.ts';
 import { materializedViewSql } from '../../src/rollups/materialized-views.ts';
+import { oldestOpenTransaction } from '../../src/db/index.ts';
 import { compareWithOracle } from '../support/oracle.ts';
 import { createCitusTestDatabase, type CitusTestDatabase } from './citus-database.ts';
 import { cliEntry } from '../support/cli-command.ts';
@@ -124,6 +125,20 @@ describe('tasks on Citus', () => {
     const { rows } = await open.query<{ pid: number }>(
       'SELECT pg_backend_pid() AS pid, pg_current_xact_id()',
     );
+    // The node is not this test's alone: a transaction begun before it (autovacuum after the last
+    // test's writes, Citus's maintenance) may still run. Once those end, this one is the oldest.
+    const watcher = new pg.Client({
+      connectionString: db.url.replace(`:${db.ports.coordinatorPort}/`, `:${worker}/`),
+    });
+    await watcher.connect();
+    try {
+      for (let waited = 0; (await oldestOpenTransaction(watcher))?.pid !== rows[0]?.pid; waited += 100) {
+        if (waited > 60_000) throw new Error('another transaction stayed older than the test one for 60 s');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await watcher.end();
+    }
     // An eager run prints { runId, result }: the result is the health report.
     const { result: report } = (await runTask('health_check')) as {
       result: {
