@@ -12,9 +12,9 @@ import {
 } from './time-window.ts';
 
 /**
- * Source rows a backfill window aims at when BACKFILL_WINDOW_DAYS is unset: about a minute of work
- * on two cores (the 3 hourly rollups recompute ~25M rows in ~40 s, bench/report.md), far inside
- * the window's 3,600 s limit even on a machine ten times slower.
+ * Source rows a backfill window aims at when BACKFILL_WINDOW_DAYS is unset: about 80 s of work on
+ * two cores by extrapolation (the 3 hourly rollups recomputed 26M rows in ~40 s, bench/report.md),
+ * far inside the window's 3,600 s limit even on a machine ten times slower.
  */
 export const WINDOW_TARGET_ROWS = 50_000_000;
 /** The longest window cut by rows: a month of source time. */
