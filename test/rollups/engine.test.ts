@@ -108,6 +108,27 @@ describe('change capture', () => {
     const idle = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'incremental' } });
     expect(idle).toMatchObject({ groupsRecomputed: 0, rowsWritten: 0, rowsDeleted: 0 });
     expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);
+
+    // A window counts every group it computed (240 in a day of 10 workspaces: one gone, one new),
+    // and writes only what differs: the changed group, the new one; deletes the one left empty.
+    await db.pool.query(
+      `UPDATE public.execution_logs SET status = 'cancelled' WHERE workspace_id = 5 AND started_at = '2026-01-02 06:00Z'`,
+    );
+    await db.pool.query(
+      `DELETE FROM public.execution_logs WHERE workspace_id = 6 AND started_at = '2026-01-02 07:00Z'`,
+    );
+    await db.pool.query(
+      `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at) VALUES (11, 1, 1, 'success', '2026-01-02 08:00Z')`,
+    );
+    const day = { start: new Date('2026-01-02T00:00:00Z'), end: new Date('2026-01-03T00:00:00Z') };
+    const window = await refreshRollup(db.pool, hourly, {
+      timezone: 'UTC',
+      mode: { kind: 'window', ...day },
+    });
+    expect(window).toMatchObject({ mode: 'window', groupsRecomputed: 240, rowsWritten: 2, rowsDeleted: 1 });
+    const again = await refreshRollup(db.pool, hourly, { timezone: 'UTC', mode: { kind: 'window', ...day } });
+    expect(again).toMatchObject({ mode: 'window', groupsRecomputed: 240, rowsWritten: 0, rowsDeleted: 0 });
+    expect(await compareWithOracle(db.pool, 'UTC', { tables: [hourly.name] })).toEqual([]);
   });
 
   it('a window refresh recomputes whole buckets of the window and reports them', async () => {
