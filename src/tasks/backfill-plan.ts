@@ -161,13 +161,14 @@ export async function planBackfill(
   pool: Pool,
   id: string,
   windows: readonly TimeWindow[],
+  rollupsPerWindow: number,
 ): Promise<TimeWindow[]> {
   const starts = windows.map((w) => w.start);
   const ends = windows.map((w) => w.end);
   // One at a time per backfill: two reruns cut otherwise never leave a mix of both cuts.
   return await withTransaction(pool, async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(hashtext('aggjobs.backfill'), hashtext($1))`, [id]);
-    // $1 backfill id, $2 and $3 the new windows' starts and ends
+    // $1 backfill id, $2 and $3 the new windows' starts and ends, $4 the rollups a window refreshes
     await tx.query(
       `DELETE FROM aggjobs.backfill_windows
        WHERE backfill_id = $1
@@ -186,11 +187,12 @@ export async function planBackfill(
       );
     }
     await tx.query(
-      `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end)
-       SELECT $1, s, e FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
+      `INSERT INTO aggjobs.backfill_windows (backfill_id, window_start, window_end, rollups_total)
+       SELECT $1, s, e, $4 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
        ON CONFLICT (backfill_id, window_start) DO UPDATE
-         SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now()`,
-      [id, starts, ends],
+         SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now(),
+             rollups_total = $4, rollups_done = CASE WHEN backfill_windows.state = 'done' THEN $4 ELSE 0 END`,
+      [id, starts, ends, rollupsPerWindow],
     );
     const open = await tx.query<{ window_start: Date; window_end: Date }>(
       `SELECT window_start, window_end FROM aggjobs.backfill_windows

@@ -6,30 +6,13 @@ import { backfillArgs, grainOfGranularity, shown, type Granularity } from './tas
 import type { TaskDefinition } from './task-definition.ts';
 import { InvalidTaskArgsError, TaskRevokedError } from './task-errors.ts';
 import { parseIsoInZone } from './time-window.ts';
+import { backfillProgress, type BackfillResult } from './backfill-progress.ts';
 import { z } from 'zod';
 
 export interface BackfillArgs {
   start_date: string;
   end_date: string;
   granularity: Granularity;
-}
-
-export interface BackfillProgress {
-  backfillId: string;
-  total: number;
-  done: number;
-  failed: number;
-  running: number;
-  pending: number;
-  cancelled: number;
-  /** Seconds until done at the pace so far; undefined before the first window finished. */
-  etaSeconds: number | undefined;
-}
-
-export interface BackfillResult extends BackfillProgress {
-  status: 'completed' | 'failed' | 'cancelled';
-  granularity: Granularity;
-  range: { start: string; end: string };
 }
 
 /**
@@ -40,31 +23,6 @@ export function backfillId(args: BackfillArgs, zone: string): string {
   const start = parseIsoInZone(args.start_date, zone)?.toISOString() ?? args.start_date;
   const end = parseIsoInZone(args.end_date, zone)?.toISOString() ?? args.end_date;
   return `${args.granularity} ${start} ${end}`;
-}
-
-export async function backfillProgress(pool: Pool, id: string, startedAt?: Date): Promise<BackfillProgress> {
-  const { rows } = await pool.query<{ state: string; n: number; first: Date | null; last: Date | null }>(
-    `SELECT state, count(*) AS n, min(updated_at) AS first, max(updated_at) AS last
-     FROM aggjobs.backfill_windows WHERE backfill_id = $1 GROUP BY state`,
-    [id],
-  );
-  const n = (state: string): number => rows.find((r) => r.state === state)?.n ?? 0;
-  const total = rows.reduce((s, r) => s + r.n, 0);
-  const done = n('done');
-  const doneRow = rows.find((r) => r.state === 'done');
-  const from = startedAt ?? doneRow?.first ?? undefined;
-  const elapsed = from !== undefined && doneRow?.last != null ? doneRow.last.getTime() - from.getTime() : 0;
-  const remaining = total - done - n('failed') - n('cancelled');
-  return {
-    backfillId: id,
-    total,
-    done,
-    failed: n('failed'),
-    running: n('running'),
-    pending: n('pending'),
-    cancelled: n('cancelled'),
-    etaSeconds: done > 0 && elapsed > 0 ? Math.round(((elapsed / done) * remaining) / 1000) : undefined,
-  };
 }
 
 /**
@@ -95,64 +53,6 @@ export async function cancelBackfill(
   return {
     cancelled: rows.length,
     runningRuns: rows.flatMap((r) => (r.was === 'running' && r.run_id !== null ? [r.run_id] : [])),
-  };
-}
-
-/**
- * What a backfill run is, as the pages and the API show it. A cancelled backfill's run is `revoked`
- * with a result whose status is `cancelled` (`succeeded` before cancelling ended it revoked); a live
- * run whose windows are being cancelled is `cancelling`.
- */
-export type BackfillStatus =
-  | 'queued'
-  | 'running'
-  | 'retrying'
-  | 'cancelling'
-  | 'succeeded'
-  | 'failed'
-  | 'timed_out'
-  | 'cancelled'
-  | 'revoked';
-
-export function backfillStatusOf(
-  run: { state: string; result: unknown },
-  progress: BackfillProgress | undefined,
-): BackfillStatus {
-  const resultStatus =
-    typeof run.result === 'object' && run.result !== null && 'status' in run.result
-      ? run.result.status
-      : undefined;
-  switch (run.state) {
-    case 'queued':
-    case 'running':
-    case 'retrying':
-      return (progress?.cancelled ?? 0) > 0 ? 'cancelling' : run.state;
-    case 'succeeded':
-    case 'revoked':
-      return resultStatus === 'cancelled' ? 'cancelled' : run.state;
-    case 'failed':
-    case 'timed_out':
-      return run.state;
-    default:
-      return 'failed';
-  }
-}
-
-/** The progress a finished backfill run recorded in its result (its windows may have changed since). */
-export function recordedBackfillProgress(result: unknown): BackfillProgress | undefined {
-  if (typeof result !== 'object' || result === null) return undefined;
-  const r = result as Partial<BackfillResult>;
-  const count = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  if (typeof r.backfillId !== 'string' || typeof r.total !== 'number') return undefined;
-  return {
-    backfillId: r.backfillId,
-    total: r.total,
-    done: count(r.done),
-    failed: count(r.failed),
-    running: count(r.running),
-    pending: count(r.pending),
-    cancelled: count(r.cancelled),
-    etaSeconds: undefined,
   };
 }
 
@@ -212,7 +112,8 @@ export const backfillAggregationsTask: TaskDefinition<BackfillArgs, BackfillArgs
             zone,
             await windowDaysByRows(env.pool, grainOfGranularity[args.granularity], args, zone),
           ));
-    const todo = await planBackfill(env.pool, id, windows);
+    const grain = grainOfGranularity[args.granularity];
+    const todo = await planBackfill(env.pool, id, windows, rollupsOfGrain(grain).length);
     return todo.map((w) => ({
       task: 'backfill_window',
       args: {
@@ -296,14 +197,22 @@ export const backfillWindowTask: TaskDefinition<
     const claim = await withTransaction(ctx.pool, async (tx) => {
       const { rows } = await tx.query<{ was: string | null; claimed: boolean }>(
         `WITH claimed AS (
-           UPDATE aggjobs.backfill_windows SET state = 'running', run_id = $3, updated_at = now()
+           UPDATE aggjobs.backfill_windows
+           SET state = 'running', run_id = $3, updated_at = now(), claimed_at = now(),
+               rollups_done = 0, rollups_total = $5
            WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state NOT IN ('done', 'cancelled')
            RETURNING 1
          )
          SELECT (SELECT state FROM aggjobs.backfill_windows
                  WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4) AS was,
                 EXISTS (SELECT FROM claimed) AS claimed`,
-        [args.backfill_id, args.window_start, ctx.runId, args.window_end],
+        [
+          args.backfill_id,
+          args.window_start,
+          ctx.runId,
+          args.window_end,
+          rollupsOfGrain(grainOfGranularity[args.granularity]).length,
+        ],
       );
       if (rows[0]?.claimed === true) await ctx.runs.startParent(ctx.runId, tx);
       return rows[0];
@@ -317,10 +226,21 @@ export const backfillWindowTask: TaskDefinition<
       throw new TaskRevokedError(ctx.runId, 'cancelled with its backfill by an operator');
     }
     try {
-      const result = await refreshGrain(ctx, grainOfGranularity[args.granularity], {
-        start: new Date(args.window_start),
-        end: new Date(args.window_end),
-      });
+      // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 rollups refreshed: each
+      // refresh has committed, so the progress counts it (the window's own result comes at the end).
+      const recordProgress = async (done: number): Promise<void> => {
+        await ctx.pool.query(
+          `UPDATE aggjobs.backfill_windows SET rollups_done = $5, updated_at = now()
+           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3 AND run_id = $4 AND state = 'running'`,
+          [args.backfill_id, args.window_start, args.window_end, ctx.runId, done],
+        );
+      };
+      const result = await refreshGrain(
+        ctx,
+        grainOfGranularity[args.granularity],
+        { start: new Date(args.window_start), end: new Date(args.window_end) },
+        recordProgress,
+      );
       await ctx.pool.query(
         `UPDATE aggjobs.backfill_windows SET state = 'done', result = $3, error = NULL, updated_at = now()
          WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4`,

@@ -24,15 +24,13 @@ export {
 export { parseTaskArgs, granularities, type Granularity } from './task-args.ts';
 export { InvalidTaskArgsError, TaskRevokedError, UnknownTaskError } from './task-errors.ts';
 export { runHealthChecks, worst, type HealthReport } from './health-check.ts';
+export { backfillId, cancelBackfill, type BackfillArgs } from './backfill-tasks.ts';
 export {
-  backfillId,
   backfillProgress,
-  cancelBackfill,
   backfillStatusOf,
   recordedBackfillProgress,
-  type BackfillArgs,
   type BackfillProgress,
-} from './backfill-tasks.ts';
+} from './backfill-progress.ts';
 export { windowDaysByRows, MAX_ROW_SIZED_WINDOW_DAYS } from './backfill-plan.ts';
 export type { CleanupTaskResult } from './maintenance-tasks.ts';
 export { bucketOf, type TaskGrain } from './time-window.ts';

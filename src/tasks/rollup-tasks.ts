@@ -28,18 +28,21 @@ export function rollupsOfGrain(grain: TaskGrain): RollupDefinition[] {
 /**
  * Refreshes every built-in rollup of `grain`: incrementally (what changed since the last run,
  * including late, updated and deleted rows), or the buckets of one window. Then prunes the change
- * log of their sources.
+ * log of their sources. `refreshed` is told after each rollup's refresh has committed (a backfill
+ * window records its progress with it).
  */
 export async function refreshGrain(
   ctx: TaskContext,
   grain: TaskGrain,
   window: TimeWindow | undefined,
+  refreshed?: (done: number, total: number) => Promise<void>,
 ): Promise<RollupTaskResult> {
   const started = performance.now();
   const mode: RefreshMode =
     window === undefined ? { kind: 'incremental' } : { kind: 'window', start: window.start, end: window.end };
   const rollups: RefreshResult[] = [];
-  for (const def of rollupsOfGrain(grain)) {
+  const defs = rollupsOfGrain(grain);
+  for (const def of defs) {
     ctx.signal.throwIfAborted();
     const result = await refreshRollup(ctx.pool, def, {
       timezone: ctx.settings.analyticsTimezone,
@@ -55,6 +58,7 @@ export async function refreshGrain(
         `${def.source}: partitions without change capture are recomputed by every run until it is on; putting it on failed: ${result.partitionCapture.error}`,
       );
     rollups.push(result);
+    await refreshed?.(rollups.length, defs.length);
   }
   let changeLogPruned = 0;
   if (window === undefined) {

@@ -428,6 +428,50 @@ describe.each(backends)('backfill on %s', (backend) => {
       await worker.close();
     }
   });
+
+  it('a backfill of one window shows its progress by rollup refreshes: the API, /backfill, the time left', async () => {
+    const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
+    const sizedControl = createControl(sized);
+    const app = dashboard();
+    const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-steps` }));
+    // The window refreshes the executions' rollup, then waits for the activity rollup's lock.
+    const client = await db.pool.connect();
+    await client.query(
+      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
+    );
+    let held = true;
+    try {
+      const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
+      const midway = await eventually(async () => {
+        const p = await sizedControl.backfillProgress(handle.id);
+        return p?.refreshes.done === 1 ? p : undefined;
+      }, 120_000);
+      expect(midway).toMatchObject({ total: 1, done: 0, running: 1, refreshes: { done: 1, total: 3 } });
+      expect(midway.etaSeconds).toBeGreaterThanOrEqual(0);
+      const page = await (await app.request('/backfill')).text();
+      const row = [...page.matchAll(/<tr data-run="([^"]+)" data-status="[^"]+">([\s\S]*?)<\/tr>/g)].find(
+        (m) => m[1] === handle.id,
+      );
+      expect(row?.[2]).toContain('title="33%: 1 of 3 rollup refreshes"');
+      expect(row?.[2]).toContain('0 / 1');
+
+      await client.query('SELECT pg_advisory_unlock_all()');
+      held = false;
+      expect(await handle.get({ timeout: 40 })).toMatchObject({
+        status: 'completed',
+        total: 1,
+        done: 1,
+        refreshes: { done: 3, total: 3 },
+      });
+      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
+      expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
+      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+    } finally {
+      if (held) await client.query('SELECT pg_advisory_unlock_all()');
+      client.release();
+      await worker.close();
+    }
+  }, 200_000);
 });
 
 describe('backfill windows by rows, where no estimate can be had', () => {

@@ -44,10 +44,12 @@ export function backfillCommand(): Command {
           }
           const first = await control.backfillProgress(result.id);
           process.stderr.write(
-            `backfill ${result.id}: ${first?.total ?? 0} window(s), ${first?.done ?? 0} already done\n`,
+            `backfill ${result.id}: ${first?.total ?? 0} window(s) of ${first?.refreshes.total ?? 0} rollup refreshes, ${first?.done ?? 0} window(s) already done\n`,
           );
           if (flags.wait !== true) return print({ runId: result.id, progress: first });
-          const bar = createProgressBar({ label: 'backfill', total: first?.total ?? 0 });
+          // Counted in rollup refreshes (a window refreshes each rollup of the granularity, one
+          // transaction each), so that a backfill of one window moves too.
+          const bar = createProgressBar({ label: 'backfill', total: first?.refreshes.total ?? 0 });
           let cancelled = false;
           const onSignal = (): void => {
             if (cancelled) process.exit(130);
@@ -58,7 +60,8 @@ export function backfillCommand(): Command {
           process.on('SIGINT', onSignal);
           for (;;) {
             const p = await control.backfillProgress(result.id);
-            bar.update((p?.done ?? 0) + (p?.failed ?? 0) + (p?.cancelled ?? 0));
+            const perWindow = p === undefined || p.total === 0 ? 0 : p.refreshes.total / p.total;
+            bar.update((p?.refreshes.done ?? 0) + perWindow * ((p?.failed ?? 0) + (p?.cancelled ?? 0)));
             if (await result.ready()) break;
             await new Promise((r) => setTimeout(r, 500));
           }

@@ -56,10 +56,16 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
             <tbody>
               ${backfills.map(({ run, status, progress }) => {
                 const args = run.args as { start_date?: string; end_date?: string; granularity?: string };
+                // By rollup refreshes (each window refreshes every rollup of the granularity), so that
+                // a backfill of one window moves too.
                 const pct =
-                  progress === null || progress.total === 0
+                  progress === null || progress.refreshes.total === 0
                     ? 0
-                    : Math.round((100 * progress.done) / progress.total);
+                    : Math.round((100 * progress.refreshes.done) / progress.refreshes.total);
+                const refreshed =
+                  progress === null
+                    ? ''
+                    : `: ${progress.refreshes.done} of ${progress.refreshes.total} rollup refreshes`;
                 const live = ['queued', 'running', 'retrying', 'cancelling'].includes(status);
                 return html`<tr data-run="${run.id}" data-status="${status}">
                   <td><a class="mono" href="${runHref(run.id)}">${run.id.slice(0, 8)}</a></td>
@@ -67,7 +73,9 @@ export async function backfillPage(ctx: DashboardContext, req: PageRequest): Pro
                   <td class="mono">${args.start_date ?? '?'} → ${args.end_date ?? '?'}</td>
                   <td>${args.granularity ?? '?'}</td>
                   <td>
-                    <div class="progress" title="${pct}%"><span style="width:${pct}%"></span></div>
+                    <div class="progress" title="${pct}%${refreshed}">
+                      <span style="width:${pct}%"></span>
+                    </div>
                   </td>
                   <td class="num">${progress === null ? '—' : `${progress.done} / ${progress.total}`}</td>
                   <td class="num">${progress?.failed ?? '—'}</td>
