@@ -158,13 +158,17 @@ SELECT greatest(
   // without a group). It was every pair, materialized for the group count: on a month of executions
   // 643k rows and 91 MB of temporary file, written once and read twice, to write nothing. The count
   // of groups computed is the rows stored before, minus those left without a group, plus the new
-  // groups; the statement's snapshot sees the rows as they were before it wrote.
+  // groups. The rows stored before are counted in a CTE ahead of the writes: PostgreSQL runs every
+  // part of the statement on one snapshot, but Citus (a window over distributed tables runs on the
+  // coordinator) runs each CTE as a step of its own, in order, and the final SELECT after them all.
   const storedDims = def.dimensions.map((d) => ident(`aggjobs_stored_${d.column}`));
   const inWindow = (t: string): string =>
     `${t}.bucket_start >= $1::timestamptz AND ${t}.bucket_start < $2::timestamptz`;
   const refreshWindow = `
 WITH params AS (SELECT $1::timestamptz, $2::timestamptz, $3::text),
-computed AS (
+stored AS MATERIALIZED (
+  SELECT count(*) AS n FROM ${target} s WHERE ${inWindow('s')}
+), computed AS (
   SELECT ${bs(time)} AS bucket_start, ${dims.join(', ')},
     ${measureSelect}
   FROM ${source}
@@ -192,7 +196,7 @@ computed AS (
     AND ${dims.map((d, i) => `t.${d} = p.${storedDims[i] ?? ''}`).join(' AND ')}
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM ${target} s WHERE ${inWindow('s')})
+SELECT (SELECT n FROM stored)
          - (SELECT count(*) FROM pending WHERE NOT aggjobs_computed)
          + (SELECT count(*) FROM pending WHERE aggjobs_new) AS groups,
        (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM deleted) AS deleted`;

@@ -29,13 +29,15 @@ export interface BackfillResult extends BackfillProgress {
 /** How far a backfill's windows are: live, from aggjobs.backfill_windows. */
 export async function backfillProgress(pool: Pool, id: string): Promise<BackfillProgress> {
   // $1 backfill id. Per state: the refreshes committed and in all (rollups_total is set when the
-  // window is planned or claimed), the first claim (windows claimed before migration 000017 have
-  // none) and the first and last update.
+  // window is planned or claimed); `paced`: those committed by windows claimed since the backfill
+  // was last planned (a rerun clears the claim of the windows it keeps done, and windows claimed
+  // before migration 000017 have none), from `since`, the first such claim; the first and last update.
   const { rows } = await pool.query<{
     state: string;
     n: number;
     refreshed: number;
     refreshes: number;
+    paced: number;
     since: Date | null;
     first: Date;
     last: Date;
@@ -44,6 +46,8 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
     `SELECT state, count(*)::int AS n,
             sum(CASE state WHEN 'done' THEN coalesce(rollups_total, 1) WHEN 'running' THEN rollups_done ELSE 0 END)::int AS refreshed,
             sum(coalesce(rollups_total, 1))::int AS refreshes,
+            coalesce(sum(CASE state WHEN 'done' THEN rollups_total WHEN 'running' THEN rollups_done END)
+                       FILTER (WHERE claimed_at IS NOT NULL), 0)::int AS paced,
             min(claimed_at) AS since, min(updated_at) AS first, max(updated_at) AS last, now() AS now
      FROM aggjobs.backfill_windows WHERE backfill_id = $1 GROUP BY state`,
     [id],
@@ -61,33 +65,38 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
     pending: n('pending'),
     cancelled: n('cancelled'),
     refreshes,
-    etaSeconds: eta(rows, refreshes.done, left),
+    etaSeconds: eta(rows, left),
   };
 }
 
 /**
- * The time left at the pace so far: from the first claim of the windows under way or done to now,
- * per refresh committed. Windows claimed before migration 000017 have no claim time: then from the
- * first window done to the last.
+ * The time left at the pace so far: from the first claim since the backfill was planned to now, per
+ * refresh those windows committed. Without such a claim (windows claimed before migration 000017):
+ * the pace of the windows done, first to last.
  */
 function eta(
-  rows: ReadonlyArray<{ state: string; since: Date | null; first: Date; last: Date; now: Date }>,
-  refreshed: number,
+  rows: ReadonlyArray<{
+    state: string;
+    refreshed: number;
+    paced: number;
+    since: Date | null;
+    first: Date;
+    last: Date;
+    now: Date;
+  }>,
   left: number,
 ): number | undefined {
-  if (refreshed <= 0) return undefined;
-  const claims = rows
-    .filter((r) => r.state === 'done' || r.state === 'running')
-    .flatMap((r) => (r.since === null ? [] : [r.since.getTime()]));
+  const under = rows.filter((r) => r.state === 'done' || r.state === 'running');
+  const paced = under.reduce((s, r) => s + r.paced, 0);
+  const claims = under.flatMap((r) => (r.since === null ? [] : [r.since.getTime()]));
   const done = rows.find((r) => r.state === 'done');
-  const now = rows[0]?.now.getTime() ?? 0;
-  const elapsed =
-    claims.length > 0
-      ? now - Math.min(...claims)
+  const [elapsed, units] =
+    paced > 0 && claims.length > 0
+      ? [(rows[0]?.now.getTime() ?? 0) - Math.min(...claims), paced]
       : done === undefined
-        ? 0
-        : done.last.getTime() - done.first.getTime();
-  return elapsed > 0 ? Math.round(((elapsed / refreshed) * left) / 1000) : undefined;
+        ? [0, 0]
+        : [done.last.getTime() - done.first.getTime(), done.refreshed];
+  return elapsed > 0 && units > 0 ? Math.round(((elapsed / units) * left) / 1000) : undefined;
 }
 
 /**

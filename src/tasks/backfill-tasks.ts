@@ -228,12 +228,20 @@ export const backfillWindowTask: TaskDefinition<
     try {
       // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 rollups refreshed: each
       // refresh has committed, so the progress counts it (the window's own result comes at the end).
+      // Progress only: a failure to record it is logged, and the window goes on.
       const recordProgress = async (done: number): Promise<void> => {
-        await ctx.pool.query(
-          `UPDATE aggjobs.backfill_windows SET rollups_done = $5, updated_at = now()
-           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3 AND run_id = $4 AND state = 'running'`,
-          [args.backfill_id, args.window_start, args.window_end, ctx.runId, done],
-        );
+        await ctx.pool
+          .query(
+            `UPDATE aggjobs.backfill_windows SET rollups_done = $5, updated_at = now()
+             WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3 AND run_id = $4 AND state = 'running'`,
+            [args.backfill_id, args.window_start, args.window_end, ctx.runId, done],
+          )
+          .catch((error: unknown) =>
+            ctx.logger.warn(
+              { err: error, backfill: args.backfill_id },
+              'could not record the window’s progress',
+            ),
+          );
       };
       const result = await refreshGrain(
         ctx,

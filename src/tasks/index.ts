@@ -31,6 +31,6 @@ export {
   recordedBackfillProgress,
   type BackfillProgress,
 } from './backfill-progress.ts';
-export { windowDaysByRows, MAX_ROW_SIZED_WINDOW_DAYS } from './backfill-plan.ts';
+export { planBackfill, windowDaysByRows, MAX_ROW_SIZED_WINDOW_DAYS } from './backfill-plan.ts';
 export type { CleanupTaskResult } from './maintenance-tasks.ts';
 export { bucketOf, type TaskGrain } from './time-window.ts';

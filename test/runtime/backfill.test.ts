@@ -9,8 +9,10 @@ import {
 } from '../../src/runtime/index.ts';
 import {
   backfillId,
+  backfillProgress,
   InvalidTaskArgsError,
   MAX_ROW_SIZED_WINDOW_DAYS,
+  planBackfill,
   windowDaysByRows,
 } from '../../src/tasks/index.ts';
 import { createDashboardApp } from '../../src/web/index.ts';
@@ -465,6 +467,11 @@ describe.each(backends)('backfill on %s', (backend) => {
       });
       expect(await childStates(db, handle.id)).toEqual(['succeeded']);
       expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
+      const { rows } = await db.pool.query(
+        `SELECT rollups_done, rollups_total, claimed_at IS NOT NULL AS claimed FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
+        [backfillId(range, 'UTC')],
+      );
+      expect(rows).toEqual([{ rollups_done: 3, rollups_total: 3, claimed: true }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
       if (held) await client.query('SELECT pg_advisory_unlock_all()');
@@ -494,5 +501,42 @@ describe('backfill windows by rows, where no estimate can be had', () => {
       await holder.query('ROLLBACK');
       holder.release();
     }
+  });
+});
+
+describe('backfill progress', () => {
+  it('paces the time left by the windows claimed since the backfill was planned, not those of an earlier run', async () => {
+    const db = databases.redis;
+    const id = 'test pacing';
+    const day0 = new Date('2026-01-01T00:00:00Z');
+    const days = [0, 1, 2].map((d) => ({
+      start: new Date(day0.getTime() + d * DAY),
+      end: new Date(day0.getTime() + (d + 1) * DAY),
+    }));
+    await planBackfill(db.pool, id, days, 3);
+    // An earlier run did the first window a day ago, then stopped.
+    await db.pool.query(
+      `UPDATE aggjobs.backfill_windows SET state = 'done', rollups_done = 3, claimed_at = now() - interval '1 day'
+       WHERE backfill_id = $1 AND window_start = $2`,
+      [id, days[0]?.start],
+    );
+    // A rerun keeps it done; its second window was claimed 10 s ago and has one of 3 refreshes.
+    await planBackfill(db.pool, id, days, 3);
+    await db.pool.query(
+      `UPDATE aggjobs.backfill_windows SET state = 'running', rollups_done = 1, claimed_at = now() - interval '10 seconds'
+       WHERE backfill_id = $1 AND window_start = $2`,
+      [id, days[1]?.start],
+    );
+    const progress = await backfillProgress(db.pool, id);
+    expect(progress).toMatchObject({
+      total: 3,
+      done: 1,
+      running: 1,
+      pending: 1,
+      refreshes: { done: 4, total: 9 },
+    });
+    // 10 s for 1 refresh, 5 left: about 50 s (not a day's pace).
+    expect(progress.etaSeconds).toBeGreaterThanOrEqual(50);
+    expect(progress.etaSeconds).toBeLessThan(200);
   });
 });

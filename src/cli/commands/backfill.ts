@@ -60,8 +60,12 @@ export function backfillCommand(): Command {
           process.on('SIGINT', onSignal);
           for (;;) {
             const p = await control.backfillProgress(result.id);
+            // As a share of the refreshes now known (a window planned before migration 000017
+            // counts one until a worker claims it), on the bar's total.
             const perWindow = p === undefined || p.total === 0 ? 0 : p.refreshes.total / p.total;
-            bar.update((p?.refreshes.done ?? 0) + perWindow * ((p?.failed ?? 0) + (p?.cancelled ?? 0)));
+            const settled = (p?.refreshes.done ?? 0) + perWindow * ((p?.failed ?? 0) + (p?.cancelled ?? 0));
+            const total = p?.refreshes.total ?? 0;
+            bar.update(total === 0 ? 0 : ((first?.refreshes.total ?? 0) * settled) / total);
             if (await result.ready()) break;
             await new Promise((r) => setTimeout(r, 500));
           }
