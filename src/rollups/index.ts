@@ -6,6 +6,7 @@ export { installCoveringIndexes, planCoveringIndexes } from './covering-index.ts
 export {
   refreshRollup,
   pruneChangeLog,
+  pruneUnreadChangeLog,
   RefreshAbortedError,
   type RefreshResult,
   type RefreshMode,

@@ -291,3 +291,19 @@ export async function pruneChangeLog(pool: Pool, source: string): Promise<number
   );
   return rowCount ?? 0;
 }
+
+/**
+ * Forgets change-log entries of tables no rollup reads. A partition detached from a source keeps
+ * aggjobs' statement triggers, and logs the deletes and updates made to it under its own name (the
+ * partition root of a detached table is itself): no refresh reads them (a partition attached again
+ * has both its ranges recomputed, partition-changes.ts) and pruneChangeLog, by source, never reaches
+ * them. Reads the whole log: run daily (cleanup_old_data), not after each refresh. A rollup
+ * installed meanwhile loses nothing: its first run recomputes all.
+ */
+export async function pruneUnreadChangeLog(pool: Pool): Promise<number> {
+  const { rowCount } = await pool.query(
+    `DELETE FROM aggjobs.change_log l
+     WHERE NOT EXISTS (SELECT 1 FROM aggjobs.rollup_state s WHERE s.source_table = l.source_table)`,
+  );
+  return rowCount ?? 0;
+}

@@ -3,6 +3,7 @@ import {
   cleanupOldData,
   defaultSources,
   ensureFuturePartitions,
+  pruneUnreadChangeLog,
   refreshMaterializedViews,
   type EnsuredPartitions,
   type CleanupResult,
@@ -55,6 +56,8 @@ export interface CleanupTaskResult extends CleanupResult {
   runHistoryPruned: number;
   /** Per source partitioned by time: the partitions created to reach PARTITION_LEAD_DAYS ahead. */
   partitionsAhead: EnsuredPartitions[];
+  /** Change-log entries of tables no rollup reads (partitions detached from a source) removed. */
+  changeLogUnreadPruned: number;
 }
 
 export const cleanupOldDataTask: TaskDefinition<
@@ -101,6 +104,7 @@ export const cleanupOldDataTask: TaskDefinition<
       `DELETE FROM aggjobs.backfill_windows WHERE updated_at < now() - make_interval(days => $1)`,
       [ctx.settings.runHistoryDays],
     );
-    return { ...result, runHistoryPruned, partitionsAhead };
+    const changeLogUnreadPruned = await pruneUnreadChangeLog(ctx.pool);
+    return { ...result, runHistoryPruned, partitionsAhead, changeLogUnreadPruned };
   },
 };

@@ -1,5 +1,11 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { installRollups, refreshRollup, type RollupDefinition } from '../../src/rollups/index.ts';
+import {
+  installRollups,
+  pruneChangeLog,
+  pruneUnreadChangeLog,
+  refreshRollup,
+  type RollupDefinition,
+} from '../../src/rollups/index.ts';
 import { readSourcePartitions } from '../../src/rollups/partition-changes.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
@@ -97,6 +103,24 @@ describe('partitions changed behind the triggers', () => {
     // Nothing more to recompute on the next run.
     const next = await refreshRollup(db.pool, def, { timezone: 'UTC', mode: { kind: 'incremental' } });
     expect(next.partitions).toBeUndefined();
+
+    // What was done to ev_a while detached was logged under its own name: no rollup reads it, and
+    // the prune by source leaves it; the daily prune of unread entries removes it, and only it.
+    const logged = async (): Promise<Record<string, number>> => {
+      const { rows } = await db.pool.query<{ source_table: string; n: number }>(
+        `SELECT source_table, count(*)::int AS n FROM aggjobs.change_log GROUP BY 1`,
+      );
+      return Object.fromEntries(rows.map((r) => [r.source_table, r.n]));
+    };
+    await db.pool.query(`UPDATE public.ev SET ws = 9 WHERE id = 5`);
+    await pruneChangeLog(db.pool, 'public.ev');
+    const before = await logged();
+    expect(before['public.ev_a']).toBeGreaterThan(0);
+    expect(before['public.ev']).toBe(1);
+    expect(await pruneUnreadChangeLog(db.pool)).toBe(before['public.ev_a']);
+    expect(await logged()).toEqual({ 'public.ev': 1 });
+    await refresh();
+    expect(await differing()).toBe(0);
   });
 
   it('a statement that names a middle level of a sub-partitioned source is logged; a level without the triggers is recomputed', async () => {
