@@ -191,7 +191,8 @@ export async function planBackfill(
        SELECT $1, s, e, $4 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS w(s, e)
        ON CONFLICT (backfill_id, window_start) DO UPDATE
          SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now(),
-             rollups_total = $4, rollups_done = CASE WHEN backfill_windows.state = 'done' THEN $4 ELSE 0 END,
+             rollups_total = $4,
+             rollups_refreshed = '{}',
              -- The time left is paced by the windows claimed from now on (backfill-progress.ts).
              claimed_at = CASE WHEN backfill_windows.state = 'done' THEN NULL ELSE backfill_windows.claimed_at END`,
       [id, starts, ends, rollupsPerWindow],

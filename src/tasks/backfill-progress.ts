@@ -44,9 +44,9 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
     now: Date;
   }>(
     `SELECT state, count(*)::int AS n,
-            sum(CASE state WHEN 'done' THEN coalesce(rollups_total, 1) WHEN 'running' THEN rollups_done ELSE 0 END)::int AS refreshed,
+            sum(CASE state WHEN 'done' THEN coalesce(rollups_total, 1) WHEN 'running' THEN cardinality(rollups_refreshed) ELSE 0 END)::int AS refreshed,
             sum(coalesce(rollups_total, 1))::int AS refreshes,
-            coalesce(sum(CASE state WHEN 'done' THEN rollups_total WHEN 'running' THEN rollups_done END)
+            coalesce(sum(CASE state WHEN 'done' THEN rollups_total WHEN 'running' THEN cardinality(rollups_refreshed) END)
                        FILTER (WHERE claimed_at IS NOT NULL), 0)::int AS paced,
             min(claimed_at) AS since, min(updated_at) AS first, max(updated_at) AS last, now() AS now
      FROM aggjobs.backfill_windows WHERE backfill_id = $1 GROUP BY state`,

@@ -191,21 +191,24 @@ export const backfillWindowTask: TaskDefinition<
   hardLimitSeconds: 3600,
   async run(ctx, args) {
     // $1 backfill id, $2 window start, $3 this window's run, $4 window end (a window of an older cut
-    // of the same backfill that starts at the same instant is not this one). Claims the window and, in the same
-    // transaction, when it is the first window of the backfill to start, makes its parent run
-    // `running` (RunHistory.startParent): the parent's duration then covers its windows.
+    // of the same backfill that starts at the same instant is not this one), $5 the rollups of its
+    // granularity. Claims the window and, in the same transaction, when it is the first window of
+    // the backfill to start, makes its parent run `running` (RunHistory.startParent): the parent's
+    // duration then covers its windows. A retry of the same run (a transient failure, a worker
+    // lost) keeps the rollups it refreshed and its first claim; another run starts them afresh.
     const claim = await withTransaction(ctx.pool, async (tx) => {
-      const { rows } = await tx.query<{ was: string | null; claimed: boolean }>(
+      const { rows } = await tx.query<{ was: string | null; claimed: boolean; refreshed: string[] | null }>(
         `WITH claimed AS (
            UPDATE aggjobs.backfill_windows
-           SET state = 'running', run_id = $3, updated_at = now(), claimed_at = now(),
-               rollups_done = 0, rollups_total = $5
+           SET state = 'running', run_id = $3, updated_at = now(), rollups_total = $5,
+               claimed_at = CASE WHEN run_id = $3 THEN coalesce(claimed_at, now()) ELSE now() END,
+               rollups_refreshed = CASE WHEN run_id = $3 THEN rollups_refreshed ELSE '{}' END
            WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state NOT IN ('done', 'cancelled')
-           RETURNING 1
+           RETURNING rollups_refreshed
          )
          SELECT (SELECT state FROM aggjobs.backfill_windows
                  WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4) AS was,
-                EXISTS (SELECT FROM claimed) AS claimed`,
+                EXISTS (SELECT FROM claimed) AS claimed, (SELECT rollups_refreshed FROM claimed) AS refreshed`,
         [
           args.backfill_id,
           args.window_start,
@@ -226,15 +229,17 @@ export const backfillWindowTask: TaskDefinition<
       throw new TaskRevokedError(ctx.runId, 'cancelled with its backfill by an operator');
     }
     try {
-      // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 rollups refreshed: each
-      // refresh has committed, so the progress counts it (the window's own result comes at the end).
-      // Progress only: a failure to record it is logged, and the window goes on.
-      const recordProgress = async (done: number): Promise<void> => {
+      // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 the rollup refreshed: its
+      // refresh has committed, so the progress counts it and a retry skips it (the window's own
+      // result comes at the end). A failure to record it is logged, and the window goes on (a retry
+      // then refreshes that rollup again).
+      const recordProgress = async (rollup: string): Promise<void> => {
         await ctx.pool
           .query(
-            `UPDATE aggjobs.backfill_windows SET rollups_done = $5, updated_at = now()
+            `UPDATE aggjobs.backfill_windows
+             SET rollups_refreshed = array_append(array_remove(rollups_refreshed, $5), $5), updated_at = now()
              WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3 AND run_id = $4 AND state = 'running'`,
-            [args.backfill_id, args.window_start, args.window_end, ctx.runId, done],
+            [args.backfill_id, args.window_start, args.window_end, ctx.runId, rollup],
           )
           .catch((error: unknown) =>
             ctx.logger.warn(
@@ -247,7 +252,7 @@ export const backfillWindowTask: TaskDefinition<
         ctx,
         grainOfGranularity[args.granularity],
         { start: new Date(args.window_start), end: new Date(args.window_end) },
-        recordProgress,
+        { skip: new Set(claim.refreshed ?? []), refreshed: recordProgress },
       );
       await ctx.pool.query(
         `UPDATE aggjobs.backfill_windows SET state = 'done', result = $3, error = NULL, updated_at = now()

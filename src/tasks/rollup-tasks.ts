@@ -16,6 +16,11 @@ export interface RollupTaskResult {
   /** Window mode: the buckets recomputed. */
   window?: { start: string; end: string };
   rollups: RefreshResult[];
+  /**
+   * A retried backfill window: the rollups its run's earlier attempt refreshed (committed), not
+   * refreshed again.
+   */
+  resumed?: string[];
   /** Change-log entries forgotten after the refreshes (incremental mode). */
   changeLogPruned: number;
   durationMs: number;
@@ -28,21 +33,25 @@ export function rollupsOfGrain(grain: TaskGrain): RollupDefinition[] {
 /**
  * Refreshes every built-in rollup of `grain`: incrementally (what changed since the last run,
  * including late, updated and deleted rows), or the buckets of one window. Then prunes the change
- * log of their sources. `refreshed` is told after each rollup's refresh has committed (a backfill
- * window records its progress with it).
+ * log of their sources. A backfill window passes `skip` (the rollups its run refreshed before a
+ * retry) and `refreshed`, told each rollup's name once its refresh has committed.
  */
 export async function refreshGrain(
   ctx: TaskContext,
   grain: TaskGrain,
   window: TimeWindow | undefined,
-  refreshed?: (done: number, total: number) => Promise<void>,
+  progress: { skip?: ReadonlySet<string>; refreshed?: (rollup: string) => Promise<void> } = {},
 ): Promise<RollupTaskResult> {
   const started = performance.now();
   const mode: RefreshMode =
     window === undefined ? { kind: 'incremental' } : { kind: 'window', start: window.start, end: window.end };
   const rollups: RefreshResult[] = [];
-  const defs = rollupsOfGrain(grain);
-  for (const def of defs) {
+  const resumed: string[] = [];
+  for (const def of rollupsOfGrain(grain)) {
+    if (progress.skip?.has(def.name) === true) {
+      resumed.push(def.name);
+      continue;
+    }
     ctx.signal.throwIfAborted();
     const result = await refreshRollup(ctx.pool, def, {
       timezone: ctx.settings.analyticsTimezone,
@@ -58,7 +67,7 @@ export async function refreshGrain(
         `${def.source}: partitions without change capture are recomputed by every run until it is on; putting it on failed: ${result.partitionCapture.error}`,
       );
     rollups.push(result);
-    await refreshed?.(rollups.length, defs.length);
+    await progress.refreshed?.(def.name);
   }
   let changeLogPruned = 0;
   if (window === undefined) {
@@ -73,6 +82,7 @@ export async function refreshGrain(
       ? {}
       : { window: { start: window.start.toISOString(), end: window.end.toISOString() } }),
     rollups,
+    ...(resumed.length > 0 ? { resumed } : {}),
     changeLogPruned,
     durationMs: Math.round(performance.now() - started),
   };

@@ -102,6 +102,13 @@ async function holdHourlyRollups(db: TestDatabase): Promise<() => Promise<void>>
   };
 }
 
+/** Analyzed sources: windows sized by rows (the default), one for the test range's few rows. */
+async function analyzeSources(db: TestDatabase): Promise<void> {
+  await db.pool.query(
+    'ANALYZE public.execution_logs, public.user_activity_events, public.credit_transactions',
+  );
+}
+
 async function counts(db: TestDatabase): Promise<{ runs: number; windows: number }> {
   const { rows } = await db.pool.query<{ runs: number; windows: number }>(
     `SELECT (SELECT count(*)::int FROM aggjobs.task_runs) AS runs,
@@ -432,6 +439,7 @@ describe.each(backends)('backfill on %s', (backend) => {
   });
 
   it('a backfill of one window shows its progress by rollup refreshes: the API, /backfill, the time left', async () => {
+    await analyzeSources(db);
     const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
     const sizedControl = createControl(sized);
     const app = dashboard();
@@ -468,10 +476,69 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(await childStates(db, handle.id)).toEqual(['succeeded']);
       expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
       const { rows } = await db.pool.query(
-        `SELECT rollups_done, rollups_total, claimed_at IS NOT NULL AS claimed FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
+        `SELECT rollups_refreshed, rollups_total, claimed_at IS NOT NULL AS claimed FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
         [backfillId(range, 'UTC')],
       );
-      expect(rows).toEqual([{ rollups_done: 3, rollups_total: 3, claimed: true }]);
+      expect(rows).toEqual([{ rollups_refreshed: hourlyTables, rollups_total: 3, claimed: true }]);
+      await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
+    } finally {
+      if (held) await client.query('SELECT pg_advisory_unlock_all()');
+      client.release();
+      await worker.close();
+    }
+  }, 200_000);
+
+  it('a window retried after a failure resumes: the rollups its first attempt refreshed are not redone', async () => {
+    await analyzeSources(db);
+    // The activity rollup's lock held past ROLLUP_LOCK_TIMEOUT_MS: its refresh fails (lock
+    // timeout, transient), after the executions' rollup committed; the run retries.
+    const sized = await testRuntime(backend, db, {
+      env: {
+        BACKFILL_WINDOW_DAYS: '',
+        ROLLUP_LOCK_TIMEOUT_MS: '300',
+        TASK_RETRY_BACKOFF_MS: '500',
+        TASK_MAX_RETRIES: '20',
+      },
+    });
+    const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-resume` }));
+    const client = await db.pool.connect();
+    await client.query(
+      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
+    );
+    let held = true;
+    const refreshedAt = async (): Promise<string | undefined> => {
+      const { rows } = await db.pool.query<{ at: string }>(
+        `SELECT last_refresh_at::text AS at FROM aggjobs.rollup_state WHERE rollup = 'execution_metrics_hourly'`,
+      );
+      return rows[0]?.at;
+    };
+    try {
+      const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
+      const failed = await eventually(async () => {
+        const { rows } = await db.pool.query<{ state: string; rollups_refreshed: string[] }>(
+          `SELECT state, rollups_refreshed FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
+          [backfillId(range, 'UTC')],
+        );
+        return rows[0]?.state === 'failed' ? rows[0] : undefined;
+      }, 120_000);
+      expect(failed.rollups_refreshed).toEqual(['execution_metrics_hourly']);
+      const first = await refreshedAt();
+      await client.query('SELECT pg_advisory_unlock_all()');
+      held = false;
+
+      expect(await handle.get({ timeout: 60 })).toMatchObject({ status: 'completed', total: 1, done: 1 });
+      const [window] = await childRuns(createControl(sized), handle.id);
+      expect(window?.state).toBe('succeeded');
+      expect(window?.attempts).toBeGreaterThan(1);
+      expect(window?.result).toMatchObject({ resumed: ['execution_metrics_hourly'] });
+      const result = window?.result as { rollups: Array<{ rollup: string }> };
+      expect(result.rollups.map((r) => r.rollup)).toEqual([
+        'user_activity_hourly',
+        'credit_consumption_hourly',
+      ]);
+      // Not refreshed again by the retry.
+      expect(await refreshedAt()).toBe(first);
+      expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
       if (held) await client.query('SELECT pg_advisory_unlock_all()');
@@ -516,14 +583,14 @@ describe('backfill progress', () => {
     await planBackfill(db.pool, id, days, 3);
     // An earlier run did the first window a day ago, then stopped.
     await db.pool.query(
-      `UPDATE aggjobs.backfill_windows SET state = 'done', rollups_done = 3, claimed_at = now() - interval '1 day'
+      `UPDATE aggjobs.backfill_windows SET state = 'done', claimed_at = now() - interval '1 day'
        WHERE backfill_id = $1 AND window_start = $2`,
       [id, days[0]?.start],
     );
     // A rerun keeps it done; its second window was claimed 10 s ago and has one of 3 refreshes.
     await planBackfill(db.pool, id, days, 3);
     await db.pool.query(
-      `UPDATE aggjobs.backfill_windows SET state = 'running', rollups_done = 1, claimed_at = now() - interval '10 seconds'
+      `UPDATE aggjobs.backfill_windows SET state = 'running', rollups_refreshed = '{execution_metrics_hourly}', claimed_at = now() - interval '10 seconds'
        WHERE backfill_id = $1 AND window_start = $2`,
       [id, days[1]?.start],
     );
