@@ -193,8 +193,9 @@ export async function planBackfill(
          SET state = CASE WHEN backfill_windows.state = 'done' THEN 'done' ELSE 'pending' END, updated_at = now(),
              rollups_total = $4,
              rollups_refreshed = '{}',
-             -- The time left is paced by the windows claimed from now on (backfill-progress.ts).
-             claimed_at = CASE WHEN backfill_windows.state = 'done' THEN NULL ELSE backfill_windows.claimed_at END`,
+             -- The time left is paced by the windows claimed from now on (backfill-progress.ts);
+             -- a window run of an earlier plan that claims its window again starts its pace anew.
+             claimed_at = NULL`,
       [id, starts, ends, rollupsPerWindow],
     );
     const open = await tx.query<{ window_start: Date; window_end: Date }>(

@@ -192,17 +192,20 @@ export const backfillWindowTask: TaskDefinition<
   async run(ctx, args) {
     // $1 backfill id, $2 window start, $3 this window's run, $4 window end (a window of an older cut
     // of the same backfill that starts at the same instant is not this one), $5 the rollups of its
-    // granularity. Claims the window and, in the same transaction, when it is the first window of
-    // the backfill to start, makes its parent run `running` (RunHistory.startParent): the parent's
-    // duration then covers its windows. A retry of the same run (a transient failure, a worker
-    // lost) keeps the rollups it refreshed and its first claim; another run starts them afresh.
+    // granularity's names. Claims the window and, in the same transaction, when it is the first
+    // window of the backfill to start, makes its parent run `running` (RunHistory.startParent): the
+    // parent's duration then covers its windows. A retry of the same run (a transient failure, a
+    // worker lost) keeps the rollups it refreshed (those still of the granularity: a deploy may have
+    // changed them meanwhile) and its first claim; another run starts them afresh.
     const claim = await withTransaction(ctx.pool, async (tx) => {
       const { rows } = await tx.query<{ was: string | null; claimed: boolean; refreshed: string[] | null }>(
         `WITH claimed AS (
            UPDATE aggjobs.backfill_windows
-           SET state = 'running', run_id = $3, updated_at = now(), rollups_total = $5,
+           SET state = 'running', run_id = $3, updated_at = now(), rollups_total = cardinality($5::text[]),
                claimed_at = CASE WHEN run_id = $3 THEN coalesce(claimed_at, now()) ELSE now() END,
-               rollups_refreshed = CASE WHEN run_id = $3 THEN rollups_refreshed ELSE '{}' END
+               rollups_refreshed = CASE WHEN run_id = $3
+                                        THEN ARRAY(SELECT unnest(rollups_refreshed) INTERSECT SELECT unnest($5::text[]))
+                                        ELSE '{}' END
            WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state NOT IN ('done', 'cancelled')
            RETURNING rollups_refreshed
          )
@@ -214,7 +217,7 @@ export const backfillWindowTask: TaskDefinition<
           args.window_start,
           ctx.runId,
           args.window_end,
-          rollupsOfGrain(grainOfGranularity[args.granularity]).length,
+          rollupsOfGrain(grainOfGranularity[args.granularity]).map((r) => r.name),
         ],
       );
       if (rows[0]?.claimed === true) await ctx.runs.startParent(ctx.runId, tx);
