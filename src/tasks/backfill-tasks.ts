@@ -196,12 +196,14 @@ export const backfillWindowTask: TaskDefinition<
     // window of the backfill to start, makes its parent run `running` (RunHistory.startParent): the
     // parent's duration then covers its windows. A retry of the same run (a transient failure, a
     // worker lost) keeps the rollups it refreshed (those still of the granularity: a deploy may have
-    // changed them meanwhile) and its first claim; another run starts them afresh.
+    // changed them meanwhile) and its first claim; another run starts them afresh. $6 this
+    // attempt: what the window run writes to the window later is fenced by its run and attempt.
     const claim = await withTransaction(ctx.pool, async (tx) => {
       const { rows } = await tx.query<{ was: string | null; claimed: boolean; refreshed: string[] | null }>(
         `WITH claimed AS (
            UPDATE aggjobs.backfill_windows
-           SET state = 'running', run_id = $3, updated_at = now(), rollups_total = cardinality($5::text[]),
+           SET state = 'running', run_id = $3, claim_attempt = $6, updated_at = now(),
+               rollups_total = cardinality($5::text[]),
                claimed_at = CASE WHEN run_id = $3 THEN coalesce(claimed_at, now()) ELSE now() END,
                rollups_refreshed = CASE WHEN run_id = $3
                                         THEN ARRAY(SELECT unnest(rollups_refreshed) INTERSECT SELECT unnest($5::text[]))
@@ -218,6 +220,7 @@ export const backfillWindowTask: TaskDefinition<
           ctx.runId,
           args.window_end,
           rollupsOfGrain(grainOfGranularity[args.granularity]).map((r) => r.name),
+          ctx.attempt,
         ],
       );
       if (rows[0]?.claimed === true) await ctx.runs.startParent(ctx.runId, tx);
@@ -232,7 +235,8 @@ export const backfillWindowTask: TaskDefinition<
       throw new TaskRevokedError(ctx.runId, 'cancelled with its backfill by an operator');
     }
     try {
-      // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 the rollup refreshed: its
+      // $1 backfill id, $2 window start, $3 window end, $4 this run, $5 the rollup refreshed, $6
+      // this attempt (another attempt of the run, or another run, may have claimed the window): its
       // refresh has committed, so the progress counts it and a retry skips it (the window's own
       // result comes at the end). A failure to record it is logged, and the window goes on (a retry
       // then refreshes that rollup again).
@@ -241,8 +245,9 @@ export const backfillWindowTask: TaskDefinition<
           .query(
             `UPDATE aggjobs.backfill_windows
              SET rollups_refreshed = array_append(array_remove(rollups_refreshed, $5), $5), updated_at = now()
-             WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3 AND run_id = $4 AND state = 'running'`,
-            [args.backfill_id, args.window_start, args.window_end, ctx.runId, rollup],
+             WHERE backfill_id = $1 AND window_start = $2 AND window_end = $3
+               AND run_id = $4 AND claim_attempt = $6 AND state = 'running'`,
+            [args.backfill_id, args.window_start, args.window_end, ctx.runId, rollup, ctx.attempt],
           )
           .catch((error: unknown) =>
             ctx.logger.warn(
@@ -257,22 +262,34 @@ export const backfillWindowTask: TaskDefinition<
         { start: new Date(args.window_start), end: new Date(args.window_end) },
         { skip: new Set(claim.refreshed ?? []), refreshed: recordProgress },
       );
+      // $1 backfill id, $2 window start, $3 result, $4 window end, $5 this run, $6 this attempt:
+      // only while the window is still this attempt's (see the claim).
       await ctx.pool.query(
         `UPDATE aggjobs.backfill_windows SET state = 'done', result = $3, error = NULL, updated_at = now()
-         WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4`,
-        [args.backfill_id, args.window_start, JSON.stringify(result), args.window_end],
+         WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND run_id = $5 AND claim_attempt = $6`,
+        [
+          args.backfill_id,
+          args.window_start,
+          JSON.stringify(result),
+          args.window_end,
+          ctx.runId,
+          ctx.attempt,
+        ],
       );
       return result;
     } catch (error) {
       await ctx.pool
         .query(
           `UPDATE aggjobs.backfill_windows SET state = 'failed', error = $3, updated_at = now()
-           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state = 'running'`,
+           WHERE backfill_id = $1 AND window_start = $2 AND window_end = $4 AND state = 'running'
+             AND run_id = $5 AND claim_attempt = $6`,
           [
             args.backfill_id,
             args.window_start,
             error instanceof Error ? error.message : String(error),
             args.window_end,
+            ctx.runId,
+            ctx.attempt,
           ],
         )
         .catch(() => undefined);

@@ -488,6 +488,47 @@ describe.each(backends)('backfill on %s', (backend) => {
     }
   }, 200_000);
 
+  it('a window another attempt has claimed: the earlier attempt no longer writes its progress nor its end', async () => {
+    await analyzeSources(db);
+    const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
+    const sizedControl = createControl(sized);
+    const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-fence` }));
+    const client = await db.pool.connect();
+    await client.query(
+      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
+    );
+    let held = true;
+    try {
+      const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
+      await eventually(
+        async () => (await sizedControl.backfillProgress(handle.id))?.refreshes.done === 1 || undefined,
+        120_000,
+      );
+      // What a takeover's claim does to the window (a later attempt of the same run); the earlier
+      // attempt goes on, as a stalled worker that wakes up would.
+      await db.pool.query(
+        `UPDATE aggjobs.backfill_windows SET claim_attempt = claim_attempt + 1 WHERE backfill_id = $1`,
+        [backfillId(range, 'UTC')],
+      );
+      await client.query('SELECT pg_advisory_unlock_all()');
+      held = false;
+      const error = (await handle.get({ timeout: 60 }).catch((e: unknown) => e)) as TaskFailedError;
+      expect(error).toBeInstanceOf(TaskFailedError);
+      expect(error.run.error).toMatch(/1 window\(s\) did not finish/);
+      expect(await childStates(db, handle.id)).toEqual(['succeeded']);
+      // The window is the later attempt's: still running, with only what was recorded before.
+      const { rows } = await db.pool.query(
+        `SELECT state, rollups_refreshed FROM aggjobs.backfill_windows WHERE backfill_id = $1`,
+        [backfillId(range, 'UTC')],
+      );
+      expect(rows).toEqual([{ state: 'running', rollups_refreshed: ['execution_metrics_hourly'] }]);
+    } finally {
+      if (held) await client.query('SELECT pg_advisory_unlock_all()');
+      client.release();
+      await worker.close();
+    }
+  }, 200_000);
+
   it('a window retried after a failure resumes: the rollups its first attempt refreshed are not redone', async () => {
     await analyzeSources(db);
     // The activity rollup's lock held past ROLLUP_LOCK_TIMEOUT_MS: its refresh fails (lock
