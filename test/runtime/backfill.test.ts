@@ -12,6 +12,7 @@ import {
   backfillProgress,
   InvalidTaskArgsError,
   MAX_ROW_SIZED_WINDOW_DAYS,
+  type BackfillProgress,
   planBackfill,
   windowDaysByRows,
 } from '../../src/tasks/index.ts';
@@ -86,12 +87,13 @@ async function windowsRunning(db: TestDatabase, parentId: string): Promise<numbe
 }
 
 /**
- * Holds the advisory lock of every hourly rollup (the lock a refresh takes before its transaction),
- * so that windows started meanwhile wait in their refresh: a backfill that stays in progress.
+ * Holds the advisory lock of `rollups` (the lock a refresh takes before its transaction), so that
+ * windows started meanwhile wait in their refresh of them: a backfill that stays in progress.
+ * Returns the release (once).
  */
-async function holdHourlyRollups(db: TestDatabase): Promise<() => Promise<void>> {
+async function holdRollups(db: TestDatabase, rollups: readonly string[]): Promise<() => Promise<void>> {
   const client = await db.pool.connect();
-  for (const table of hourlyTables) {
+  for (const table of rollups) {
     await client.query("SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext($1))", [table]);
   }
   let released = false;
@@ -100,6 +102,14 @@ async function holdHourlyRollups(db: TestDatabase): Promise<() => Promise<void>>
     released = true;
     await client.query('SELECT pg_advisory_unlock_all()').finally(() => client.release());
   };
+}
+
+/** The progress of backfill run `id` once its window has refreshed its first rollup. */
+async function firstRefreshDone(control: Control, id: string): Promise<BackfillProgress> {
+  return await eventually(async () => {
+    const p = await control.backfillProgress(id);
+    return p?.refreshes.done === 1 ? p : undefined;
+  }, 120_000);
 }
 
 /** Analyzed sources: windows sized by rows (the default), one for the test range's few rows. */
@@ -169,7 +179,7 @@ describe.each(backends)('backfill on %s', (backend) => {
 
   it('is running from its first window’s start while its windows run, and ends succeeded with their span', async () => {
     const worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-span`, concurrency: 2 }));
-    const release = await holdHourlyRollups(db);
+    const release = await holdRollups(db, hourlyTables);
     try {
       const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
       // Two task threads must start (tsx loads in each): slow on a loaded 2-core machine.
@@ -208,7 +218,7 @@ describe.each(backends)('backfill on %s', (backend) => {
   it('cancelled mid-way (revoke of its run): windows stop, none is left running, it ends cancelled on the API and /backfill', async () => {
     const app = dashboard();
     const worker = await startWorker(runtime, workerOptions({ name: `w-${backend}-stop`, concurrency: 2 }));
-    const release = await holdHourlyRollups(db);
+    const release = await holdRollups(db, hourlyTables);
     try {
       const handle = await runtime.enqueue('backfill_aggregations', { kwargs: range });
       // Two task threads must start (tsx loads in each): slow on a loaded 2-core machine.
@@ -445,17 +455,10 @@ describe.each(backends)('backfill on %s', (backend) => {
     const app = dashboard();
     const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-steps` }));
     // The window refreshes the executions' rollup, then waits for the activity rollup's lock.
-    const client = await db.pool.connect();
-    await client.query(
-      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
-    );
-    let held = true;
+    const release = await holdRollups(db, ['user_activity_hourly']);
     try {
       const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
-      const midway = await eventually(async () => {
-        const p = await sizedControl.backfillProgress(handle.id);
-        return p?.refreshes.done === 1 ? p : undefined;
-      }, 120_000);
+      const midway = await firstRefreshDone(sizedControl, handle.id);
       expect(midway).toMatchObject({ total: 1, done: 0, running: 1, refreshes: { done: 1, total: 3 } });
       expect(midway.etaSeconds).toBeGreaterThanOrEqual(0);
       const page = await (await app.request('/backfill')).text();
@@ -465,8 +468,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(row?.[2]).toContain('title="33%: 1 of 3 rollup refreshes"');
       expect(row?.[2]).toContain('0 / 1');
 
-      await client.query('SELECT pg_advisory_unlock_all()');
-      held = false;
+      await release();
       expect(await handle.get({ timeout: 40 })).toMatchObject({
         status: 'completed',
         total: 1,
@@ -482,8 +484,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(rows).toEqual([{ rollups_refreshed: hourlyTables, rollups_total: 3, claimed: true }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
-      if (held) await client.query('SELECT pg_advisory_unlock_all()');
-      client.release();
+      await release();
       await worker.close();
     }
   }, 200_000);
@@ -493,25 +494,17 @@ describe.each(backends)('backfill on %s', (backend) => {
     const sized = await testRuntime(backend, db, { env: { BACKFILL_WINDOW_DAYS: '' } });
     const sizedControl = createControl(sized);
     const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-fence` }));
-    const client = await db.pool.connect();
-    await client.query(
-      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
-    );
-    let held = true;
+    const release = await holdRollups(db, ['user_activity_hourly']);
     try {
       const handle = await sized.enqueue('backfill_aggregations', { kwargs: range });
-      await eventually(
-        async () => (await sizedControl.backfillProgress(handle.id))?.refreshes.done === 1 || undefined,
-        120_000,
-      );
+      await firstRefreshDone(sizedControl, handle.id);
       // What a takeover's claim does to the window (a later attempt of the same run); the earlier
       // attempt goes on, as a stalled worker that wakes up would.
       await db.pool.query(
         `UPDATE aggjobs.backfill_windows SET claim_attempt = claim_attempt + 1 WHERE backfill_id = $1`,
         [backfillId(range, 'UTC')],
       );
-      await client.query('SELECT pg_advisory_unlock_all()');
-      held = false;
+      await release();
       const error = (await handle.get({ timeout: 60 }).catch((e: unknown) => e)) as TaskFailedError;
       expect(error).toBeInstanceOf(TaskFailedError);
       expect(error.run.error).toMatch(/1 window\(s\) did not finish/);
@@ -523,8 +516,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       );
       expect(rows).toEqual([{ state: 'running', rollups_refreshed: ['execution_metrics_hourly'] }]);
     } finally {
-      if (held) await client.query('SELECT pg_advisory_unlock_all()');
-      client.release();
+      await release();
       await worker.close();
     }
   }, 200_000);
@@ -542,11 +534,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       },
     });
     const worker = await startWorker(sized, workerOptions({ name: `w-${backend}-resume` }));
-    const client = await db.pool.connect();
-    await client.query(
-      "SELECT pg_advisory_lock(hashtext('aggjobs.rollup'), hashtext('user_activity_hourly'))",
-    );
-    let held = true;
+    const release = await holdRollups(db, ['user_activity_hourly']);
     const refreshedAt = async (): Promise<string | undefined> => {
       const { rows } = await db.pool.query<{ at: string }>(
         `SELECT last_refresh_at::text AS at FROM aggjobs.rollup_state WHERE rollup = 'execution_metrics_hourly'`,
@@ -564,8 +552,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       }, 120_000);
       expect(failed.rollups_refreshed).toEqual(['execution_metrics_hourly']);
       const first = await refreshedAt();
-      await client.query('SELECT pg_advisory_unlock_all()');
-      held = false;
+      await release();
 
       expect(await handle.get({ timeout: 60 })).toMatchObject({ status: 'completed', total: 1, done: 1 });
       const [window] = await childRuns(createControl(sized), handle.id);
@@ -582,8 +569,7 @@ describe.each(backends)('backfill on %s', (backend) => {
       expect(await storedWindows(db)).toEqual([{ span: 72, state: 'done' }]);
       await assertRollupsMatchOracle(db.pool, 'UTC', { tables: hourlyTables });
     } finally {
-      if (held) await client.query('SELECT pg_advisory_unlock_all()');
-      client.release();
+      await release();
       await worker.close();
     }
   }, 200_000);
