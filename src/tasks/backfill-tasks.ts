@@ -191,8 +191,8 @@ export const backfillWindowTask: TaskDefinition<
   hardLimitSeconds: 3600,
   async run(ctx, args) {
     // $1 backfill id, $2 window start, $3 this window's run, $4 window end (a window of an older cut
-    // of the same backfill that starts at the same instant is not this one), $5 the rollups of its
-    // granularity's names. Claims the window and, in the same transaction, when it is the first
+    // of the same backfill that starts at the same instant is not this one), $5 the names of its
+    // granularity's rollups. Claims the window and, in the same transaction, when it is the first
     // window of the backfill to start, makes its parent run `running` (RunHistory.startParent): the
     // parent's duration then covers its windows. A retry of the same run (a transient failure, a
     // worker lost) keeps the rollups it refreshed (those still of the granularity: a deploy may have
