@@ -16,7 +16,10 @@ export interface BackfillProgress {
    * not yet claimed counts as one.)
    */
   refreshes: { done: number; total: number };
-  /** Seconds until done at the pace so far; undefined before the first window or rollup finished. */
+  /**
+   * Seconds until done at the pace of the refreshes committed since the backfill was last planned;
+   * undefined before the first.
+   */
   etaSeconds: number | undefined;
 }
 
@@ -30,8 +33,7 @@ export interface BackfillResult extends BackfillProgress {
 export async function backfillProgress(pool: Pool, id: string): Promise<BackfillProgress> {
   // $1 backfill id. Per state: the refreshes committed and in all (rollups_total is set when the
   // window is planned or claimed); `paced`: those committed by windows claimed since the backfill
-  // was last planned (a rerun clears the claim of the windows it keeps done, and windows claimed
-  // before migration 000017 have none), from `since`, the first such claim; the first and last update.
+  // was last planned (a plan clears every claim), from `since`, the first such claim.
   const { rows } = await pool.query<{
     state: string;
     n: number;
@@ -39,8 +41,6 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
     refreshes: number;
     paced: number;
     since: Date | null;
-    first: Date;
-    last: Date;
     now: Date;
   }>(
     `SELECT state, count(*)::int AS n,
@@ -48,7 +48,7 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
             sum(coalesce(rollups_total, 1))::int AS refreshes,
             coalesce(sum(CASE state WHEN 'done' THEN rollups_total WHEN 'running' THEN cardinality(rollups_refreshed) END)
                        FILTER (WHERE claimed_at IS NOT NULL), 0)::int AS paced,
-            min(claimed_at) AS since, min(updated_at) AS first, max(updated_at) AS last, now() AS now
+            min(claimed_at) AS since, now() AS now
      FROM aggjobs.backfill_windows WHERE backfill_id = $1 GROUP BY state`,
     [id],
   );
@@ -56,6 +56,11 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
   const sum = (f: (r: (typeof rows)[number]) => number): number => rows.reduce((s, r) => s + f(r), 0);
   const refreshes = { done: sum((r) => r.refreshed), total: sum((r) => r.refreshes) };
   const left = sum((r) => (r.state === 'pending' || r.state === 'running' ? r.refreshes - r.refreshed : 0));
+  // The time left at the pace so far: from the first claim of this plan to now, per refresh its
+  // windows committed; undefined until one has (an earlier run's pace is not this one's).
+  const paced = sum((r) => r.paced);
+  const claims = rows.flatMap((r) => (r.since === null ? [] : [r.since.getTime()]));
+  const elapsed = claims.length > 0 ? (rows[0]?.now.getTime() ?? 0) - Math.min(...claims) : 0;
   return {
     backfillId: id,
     total: sum((r) => r.n),
@@ -65,38 +70,8 @@ export async function backfillProgress(pool: Pool, id: string): Promise<Backfill
     pending: n('pending'),
     cancelled: n('cancelled'),
     refreshes,
-    etaSeconds: eta(rows, left),
+    etaSeconds: paced > 0 && elapsed > 0 ? Math.round(((elapsed / paced) * left) / 1000) : undefined,
   };
-}
-
-/**
- * The time left at the pace so far: from the first claim since the backfill was planned to now, per
- * refresh those windows committed. Without such a claim (windows claimed before migration 000017):
- * the pace of the windows done, first to last.
- */
-function eta(
-  rows: ReadonlyArray<{
-    state: string;
-    refreshed: number;
-    paced: number;
-    since: Date | null;
-    first: Date;
-    last: Date;
-    now: Date;
-  }>,
-  left: number,
-): number | undefined {
-  const under = rows.filter((r) => r.state === 'done' || r.state === 'running');
-  const paced = under.reduce((s, r) => s + r.paced, 0);
-  const claims = under.flatMap((r) => (r.since === null ? [] : [r.since.getTime()]));
-  const done = rows.find((r) => r.state === 'done');
-  const [elapsed, units] =
-    paced > 0 && claims.length > 0
-      ? [(rows[0]?.now.getTime() ?? 0) - Math.min(...claims), paced]
-      : done === undefined
-        ? [0, 0]
-        : [done.last.getTime() - done.first.getTime(), done.refreshed];
-  return elapsed > 0 && units > 0 ? Math.round(((elapsed / units) * left) / 1000) : undefined;
 }
 
 /**
