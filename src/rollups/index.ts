@@ -7,6 +7,7 @@ export {
   refreshRollup,
   pruneChangeLog,
   pruneUnreadChangeLog,
+  pruneSeenTruncations,
   RefreshAbortedError,
   type RefreshResult,
   type RefreshMode,

@@ -307,3 +307,20 @@ export async function pruneUnreadChangeLog(pool: Pool): Promise<number> {
   );
   return rowCount ?? 0;
 }
+
+/**
+ * Forgets the truncations (migration 000013) that no rollup can be refused for any more: every
+ * rollup of the source has stored a snapshot that sees the TRUNCATE (it was rebuilt, or first built,
+ * after it), or has none (it recomputes all on its next run). A refresh in progress stores a snapshot
+ * newer than the one it replaces, so a truncation seen by the stored one is seen by the next.
+ * Truncations of a table no rollup reads go too, as pruneUnreadChangeLog's entries do.
+ */
+export async function pruneSeenTruncations(pool: Pool): Promise<number> {
+  const { rowCount } = await pool.query(
+    `DELETE FROM aggjobs.source_truncations t
+     WHERE NOT EXISTS (SELECT 1 FROM aggjobs.rollup_state s
+                       WHERE s.source_table = t.source_table AND s.snapshot IS NOT NULL
+                         AND NOT pg_visible_in_snapshot(t.xid, s.snapshot))`,
+  );
+  return rowCount ?? 0;
+}

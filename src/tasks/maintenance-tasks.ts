@@ -4,6 +4,7 @@ import {
   defaultSources,
   ensureFuturePartitions,
   pruneUnreadChangeLog,
+  pruneSeenTruncations,
   refreshMaterializedViews,
   type EnsuredPartitions,
   type CleanupResult,
@@ -105,6 +106,7 @@ export const cleanupOldDataTask: TaskDefinition<
       [ctx.settings.runHistoryDays],
     );
     const changeLogUnreadPruned = await pruneUnreadChangeLog(ctx.pool);
-    return { ...result, runHistoryPruned, partitionsAhead, changeLogUnreadPruned };
+    const truncationsPruned = await pruneSeenTruncations(ctx.pool);
+    return { ...result, runHistoryPruned, partitionsAhead, changeLogUnreadPruned, truncationsPruned };
   },
 };

@@ -1,6 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   builtinRollups,
+  pruneSeenTruncations,
   rebuildRollup,
   refreshRollup,
   RollupRebuildRequiredError,
@@ -100,6 +101,41 @@ describe('TRUNCATE of a source table', () => {
     // Incremental refreshes go on, exact: deletes and late rows after the rebuild.
     await db.pool.query(`DELETE FROM ${EVENTS} WHERE id % 4 = 0`);
     await seed(9);
+    await refreshAll(db.pool, ZONE);
+    await assertRollupsMatchOracle(db.pool, ZONE);
+  });
+
+  it('the daily cleanup forgets a truncation only once every rollup of the source sees it', async () => {
+    expect(onEvents.length).toBeGreaterThan(1);
+    await seed(0);
+    await refreshAll(db.pool, ZONE);
+    await db.pool.query(`TRUNCATE ${EVENTS}`);
+    const { rows } = await db.pool.query<{ id: string }>(
+      `SELECT max(id)::text AS id FROM aggjobs.source_truncations WHERE source_table = $1`,
+      [EVENTS],
+    );
+    const recorded = async (): Promise<boolean> =>
+      (await db.pool.query(`SELECT FROM aggjobs.source_truncations WHERE id = $1`, [rows[0]?.id]))
+        .rowCount === 1;
+    expect(await recorded()).toBe(true);
+    await seed(5);
+
+    const [first, ...rest] = onEvents;
+    if (first === undefined) throw new Error('no rollup of the events');
+    await rebuildRollup(db.pool, first, { timezone: ZONE });
+    await pruneSeenTruncations(db.pool);
+    expect(await recorded()).toBe(true); // the others are still refused for it
+    for (const def of rest)
+      await expect(
+        refreshRollup(db.pool, def, { timezone: ZONE, mode: { kind: 'incremental' } }),
+      ).rejects.toBeInstanceOf(RollupRebuildRequiredError);
+
+    for (const def of rest) await rebuildRollup(db.pool, def, { timezone: ZONE });
+    expect(await pruneSeenTruncations(db.pool)).toBeGreaterThan(0);
+    expect(await recorded()).toBe(false);
+    // Nothing is refused for it any more, and the rollups go on exact.
+    await db.pool.query(`DELETE FROM ${EVENTS} WHERE id % 3 = 0`);
+    await seed(7);
     await refreshAll(db.pool, ZONE);
     await assertRollupsMatchOracle(db.pool, ZONE);
   });
