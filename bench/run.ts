@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- --size small|full [--runs N] [--cases engine,runtime]` (or parts of either:
- * `--cases user-backfill,new-hour,updates,covering-index`; `--cases partitions`: retention by
+ * `--cases user-backfill,new-hour,updates,covering-index,delta-state`; `--cases partitions`: retention by
  * partition drop against batched deletes, bench/partitions.ts): seeds (or reuses) data
  * sets with the workload generator, runs each case several times, and writes a report of medians,
  * min/max and ratios measured in the same run (absolute times on a shared machine are not stable;
@@ -22,6 +22,7 @@ import {
   type CaseResult,
 } from './engine-cases.ts';
 import { openDataset } from './datasets.ts';
+import { deltaStateCase } from './delta-state-case.ts';
 import { runtimeCases, runtimeParts, type RuntimePart } from './runtime-cases.ts';
 import { formatMs, formatRatios, summarize } from './stats.ts';
 
@@ -104,7 +105,15 @@ if (cases.has('partitions')) {
 }
 const isPart = (c: string): c is RuntimePart => (runtimeParts as readonly string[]).includes(c);
 /** Parts of the engine cases, to run one alone (a full-size run of all of them takes ~40 minutes). */
-const engineParts = ['user-backfill', 'new-hour', 'updates', 'covering-index', 'writer', 'tasks'] as const;
+const engineParts = [
+  'user-backfill',
+  'new-hour',
+  'updates',
+  'covering-index',
+  'delta-state',
+  'writer',
+  'tasks',
+] as const;
 type EnginePart = (typeof engineParts)[number];
 const isEnginePart = (c: string): c is EnginePart => (engineParts as readonly string[]).includes(c);
 if (
@@ -209,6 +218,10 @@ if (engine.has('covering-index')) {
       seconds: s.writerSeconds,
     })),
   );
+}
+if (engine.has('delta-state')) {
+  log('case: per-group state (scattered updates)');
+  results.push(await deltaStateCase(main.pool, pairs));
 }
 if (engine.has('writer')) {
   log('case: writer latency');

@@ -31,6 +31,8 @@ export interface CanonicalDefinition {
   bucket: string;
   dimensions: Array<{ column: string; type: string }>;
   measures: Array<{ name: string; type: string; sql: string }>;
+  /** Present only when on (delta-state.ts), so that the fingerprints of other rollups stay as they were. */
+  deltaState?: true;
 }
 
 /**
@@ -87,6 +89,7 @@ export function canonicalDefinition(def: RollupDefinition): CanonicalDefinition 
     measures: def.measures
       .map((m) => ({ name: m.name, type: normalizeSql(m.type), sql: normalizeSql(m.sql) }))
       .sort(byKey((m) => m.name)),
+    ...(def.deltaState === true ? { deltaState: true as const } : {}),
   };
 }
 
@@ -133,6 +136,7 @@ export function describeDefinitionChange(from: CanonicalDefinition, to: Canonica
   const dims = (d: CanonicalDefinition): string =>
     d.dimensions.map((x) => `${x.column} ${x.type}`).join(', ');
   field('dimensions', dims(from), dims(to));
+  field('per-group state', from.deltaState === true ? 'on' : 'off', to.deltaState === true ? 'on' : 'off');
   const names = [...new Set([...from.measures, ...to.measures].map((m) => m.name))].sort();
   for (const name of names) {
     const a = from.measures.find((m) => m.name === name);

@@ -46,6 +46,13 @@ export interface RollupDefinition {
    * fingerprint: it changes no row.
    */
   readonly coveringIndex?: boolean;
+  /**
+   * Opt-in: per-group state beside each row, so that a refresh applies changed rows to the touched
+   * groups instead of reading each group's rows again (delta-state.ts, docs/delta-state.md). Every
+   * measure must be of a form the state keeps exactly; on a plain (not partitioned) source, not on
+   * Citus. Part of the fingerprint: turning it on or off asks for a rebuild.
+   */
+  readonly deltaState?: boolean;
 }
 
 export function grainLabel(grain: Grain): string {

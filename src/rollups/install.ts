@@ -5,6 +5,7 @@ import { checkCitusDefinition, citusInstalled, distributeForCitus } from './citu
 import { withViewRollups } from './citus-view-rollups.ts';
 import { groupColumnsBySource, type RollupDefinition } from './definition.ts';
 import { checkCoveringIndexKeys, installCoveringIndexes } from './covering-index.ts';
+import { installStateColumns, statePlan } from './delta-state.ts';
 import { checkGrain } from './grain.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, literal, qualified } from './sql-identifier.ts';
@@ -38,12 +39,42 @@ export function checkDefinition(def: RollupDefinition): void {
   } catch (error) {
     fail('grain', 'valid', (error as Error).message);
   }
+  if (def.deltaState === true) statePlan(def); // throws naming a measure it cannot keep
 }
 
-function changeCaptureSql(source: string, columns: readonly string[]): string[] {
+/**
+ * Per-group state (delta-state.ts) is kept on one server, for a plain source: a partition's own
+ * capture triggers (migration 000012) and Citus's per-node capture log only group columns.
+ */
+async function checkDeltaStateSource(
+  client: PoolClient,
+  def: RollupDefinition,
+  citus: boolean,
+): Promise<void> {
+  if (def.deltaState !== true) return;
+  const refuse = (why: string): never => {
+    throw new Error(`rollup ${JSON.stringify(def.name)}: deltaState must be off ${why}`);
+  };
+  if (citus) refuse('on a Citus cluster (its change capture per node keeps no old rows whole)');
+  const { rows } = await client.query<{ partitioned: boolean }>(
+    `SELECT relkind = 'p' OR relispartition AS partitioned FROM pg_class WHERE oid = to_regclass($1)`,
+    [def.source],
+  );
+  if (rows[0]?.partitioned === true)
+    refuse(`for a partitioned source, got ${def.source} (its partitions' capture keeps no old rows whole)`);
+}
+
+/**
+ * `whole`: a rollup of the source keeps per-group state (delta-state.ts), so every old row of a
+ * DELETE or UPDATE is logged whole (migration 000018), not only the group columns of those that
+ * left their group.
+ */
+function changeCaptureSql(source: string, columns: readonly string[], whole: boolean): string[] {
   const table = qualified(source);
   const bare = source.split('.')[1] ?? source;
   const args = columns.map(literal).join(', ');
+  const logOld = whole ? 'aggjobs.log_old_rows()' : `aggjobs.log_old_groups(${args})`;
+  const logReplicated = whole ? 'aggjobs.log_replicated_old_row()' : `aggjobs.log_replicated_row(${args})`;
   return [
     // No default on ADD COLUMN: existing rows keep NULL without a table rewrite; a rollup that has
     // never run recomputes all of history on its first run, so they are covered.
@@ -54,10 +85,10 @@ function changeCaptureSql(source: string, columns: readonly string[]): string[] 
        FOR EACH ROW EXECUTE FUNCTION aggjobs.stamp_row_xid()`,
     `CREATE OR REPLACE TRIGGER aggjobs_log_deletes AFTER DELETE ON ${table}
        REFERENCING OLD TABLE AS old_rows
-       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_old_groups(${args})`,
+       FOR EACH STATEMENT EXECUTE FUNCTION ${logOld}`,
     `CREATE OR REPLACE TRIGGER aggjobs_log_moves AFTER UPDATE ON ${table}
        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-       FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_old_groups(${args})`,
+       FOR EACH STATEMENT EXECUTE FUNCTION ${logOld}`,
     // TRUNCATE fires no DELETE trigger: recorded, so that a refresh refuses (migration 000013).
     `CREATE OR REPLACE TRIGGER aggjobs_log_truncate AFTER TRUNCATE ON ${table}
        FOR EACH STATEMENT EXECUTE FUNCTION aggjobs.log_truncate()`,
@@ -67,7 +98,7 @@ function changeCaptureSql(source: string, columns: readonly string[]): string[] 
     // trigger back to ORIGIN: enabled again on each install.
     `ALTER TABLE ${table} ENABLE ALWAYS TRIGGER aggjobs_stamp_xid`,
     `CREATE OR REPLACE TRIGGER aggjobs_log_replicated AFTER UPDATE OR DELETE ON ${table}
-       FOR EACH ROW EXECUTE FUNCTION aggjobs.log_replicated_row(${args})`,
+       FOR EACH ROW EXECUTE FUNCTION ${logReplicated}`,
     `ALTER TABLE ${table} ENABLE REPLICA TRIGGER aggjobs_log_replicated`,
   ];
 }
@@ -181,15 +212,27 @@ export async function installRollups(pool: Pool, given: readonly RollupDefinitio
     await client.query("SELECT pg_advisory_xact_lock(hashtext('aggjobs.migrate'))");
     for (const [source] of groupColumnsBySource(definitions)) await checkPrimaryKey(client, source);
     for (const def of definitions) await checkSourceColumns(client, def);
+    for (const def of definitions) await checkDeltaStateSource(client, def, citus);
     for (const [source, columns] of groupColumnsBySource(definitions)) {
       if (citus) continue;
-      for (const statement of changeCaptureSql(source, columns)) await client.query(statement);
+      // Kept whole while a rollup built with state reads the source, even when this install does
+      // not name it: its refreshes subtract the old rows (the whole rows serve the others too).
+      // $1 source
+      const { rows: kept } = await client.query<{ whole: boolean }>(
+        `SELECT EXISTS (SELECT FROM aggjobs.rollup_state
+                        WHERE source_table = $1 AND built_definition ->> 'deltaState' = 'true') AS whole`,
+        [source],
+      );
+      const whole =
+        kept[0]?.whole === true || definitions.some((d) => d.source === source && d.deltaState === true);
+      for (const statement of changeCaptureSql(source, columns, whole)) await client.query(statement);
       // A partitioned source: the statement triggers on every partition too, for statements that
       // name a partition (migration 000012); none for a plain table.
       await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [source]);
     }
     for (const def of definitions) {
       await client.query(rollupSql(def).createTable);
+      await installStateColumns(client, def);
       await client.query(
         'INSERT INTO aggjobs.rollup_state (rollup, source_table) VALUES ($1, $2) ON CONFLICT (rollup) DO NOTHING',
         [def.name, def.source],

@@ -11,6 +11,7 @@ import {
 } from './identity-state.ts';
 import { readSourcePartitions } from './partition-changes.ts';
 import { inRollupTransaction } from './rollup-session.ts';
+import { syncStateColumns } from './delta-state.ts';
 import { rollupSql } from './rollup-sql.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -72,6 +73,8 @@ async function tableMatches(client: PoolClient, def: RollupDefinition): Promise<
   );
   const row = rows[0];
   if (row?.columns == null) return 'missing';
+  // State columns (delta-state.ts) are the engine's: added or dropped by syncStateColumns.
+  row.columns = row.columns.filter((c) => !c.startsWith('aggjobs_state_'));
   const key = ['bucket_start', ...def.dimensions.map((d) => d.column)].sort();
   const columns = [...key, ...def.measures.map((m) => m.name), 'updated_at'].sort();
   return (
@@ -139,6 +142,7 @@ export async function rebuildRollup(
       // which each node's next incremental refresh recomputes whole).
       await placeRecreatedRollup(client, def);
     }
+    await syncStateColumns(client, def);
 
     const cutoff: Date | string = state.cutoff ?? '-infinity';
     const { rows: aligned } = await client.query<{ lo: string }>(
@@ -224,7 +228,8 @@ export async function rebuildRollup(
     // $1 rollup, $2 horizon, $3 snapshot, $4 result, $5 the source's partitions (partition-changes.ts)
     await client.query(
       `UPDATE aggjobs.rollup_state
-       SET horizon = $2::xid8, snapshot = $3::pg_snapshot, horizon_at = now(), last_refresh_at = now(),
+       SET horizon = $2::xid8, snapshot = $3::pg_snapshot, snapshot_xid = pg_current_xact_id(),
+           horizon_at = now(), last_refresh_at = now(),
            last_result = $4::jsonb, source_partitions = $5::jsonb
        WHERE rollup = $1`,
       [

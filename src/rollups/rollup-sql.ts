@@ -1,4 +1,5 @@
 import type { RollupDefinition } from './definition.ts';
+import { stateColumns } from './delta-state.ts';
 import { bucketEndSql, bucketRowsStartSql, bucketStartSql } from './grain.ts';
 import { ident, qualified } from './sql-identifier.ts';
 
@@ -29,12 +30,22 @@ export function rollupSql(def: RollupDefinition): RollupSql {
   const source = qualified(def.source);
   const time = ident(def.timeColumn);
   const dims = def.dimensions.map((d) => ident(d.column));
-  const measures = def.measures.map((m) => ident(m.name));
+  // A stateful rollup's state columns (delta-state.ts) are computed and written with its measures;
+  // the writer's id among them is not compared (a window writes a row only when it differs).
+  const state = stateColumns(def);
+  const measures = [...def.measures.map((m) => ident(m.name)), ...state.map((c) => ident(c.name))];
+  const compared = [
+    ...def.measures.map((m) => ident(m.name)),
+    ...state.filter((c) => c.compared).map((c) => ident(c.name)),
+  ];
   const key = ['bucket_start', ...dims];
   const columns = [...key, ...measures].join(', ');
-  const measureSelect = def.measures.map((m) => `${m.sql} AS ${ident(m.name)}`).join(',\n    ');
+  const measureSelect = [
+    ...def.measures.map((m) => `${m.sql} AS ${ident(m.name)}`),
+    ...state.map((c) => `${c.sql} AS ${ident(c.name)}`),
+  ].join(',\n    ');
   const setMeasures = [...measures, 'updated_at'].map((m) => `${m} = EXCLUDED.${m}`).join(', ');
-  const differs = `(${measures.map((m) => `tgt.${m}`).join(', ')}) IS DISTINCT FROM (${measures
+  const differs = `(${compared.map((m) => `tgt.${m}`).join(', ')}) IS DISTINCT FROM (${compared
     .map((m) => `EXCLUDED.${m}`)
     .join(', ')})`;
   const dimMatch = (a: string, b: string): string => dims.map((d) => `${a}.${d} = ${b}.${d}`).join(' AND ');
@@ -181,7 +192,7 @@ stored AS MATERIALIZED (
   FULL JOIN (SELECT * FROM ${target} s WHERE ${inWindow('s')}) t
     ON t.bucket_start = c.bucket_start AND ${dimMatch('t', 'c')}
   WHERE c.bucket_start IS NULL OR t.bucket_start IS NULL
-     OR (${measures.map((m) => `t.${m}`).join(', ')}) IS DISTINCT FROM (${measures.map((m) => `c.${m}`).join(', ')})
+     OR (${compared.map((m) => `t.${m}`).join(', ')}) IS DISTINCT FROM (${compared.map((m) => `c.${m}`).join(', ')})
 ), written AS (
   INSERT INTO ${target} AS tgt (${[...key, ...measures].join(', ')}, updated_at)
   SELECT ${[...key, ...measures].join(', ')}, now() FROM pending WHERE aggjobs_computed

@@ -1,11 +1,16 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { PoolClient } from '../../src/db/index.ts';
-import { builtinRollups, refreshRollup } from '../../src/rollups/index.ts';
+import {
+  builtinRollups,
+  installRollups,
+  refreshRollup,
+  type RollupDefinition,
+} from '../../src/rollups/index.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createPartitionedTestDatabase, partitionedSourcesSql } from '../support/partitioned-database.ts';
-import { compareWithOracle } from '../support/oracle.ts';
-import { refreshAll, resetData } from '../support/rollup-helpers.ts';
+import { compareWithOracle, oracleQueries } from '../support/oracle.ts';
+import { resetData } from '../support/rollup-helpers.ts';
 
 // A zone with DST: the 14 days from 2026-10-24 hold the 25-hour day of 2026-11-01, a month change
 // and two week changes, so every grain's bucket math is exercised.
@@ -16,6 +21,21 @@ const RUNS = Number(process.env.PROPERTY_RUNS ?? 300);
 // On partitioned sources every statement plans a scan per partition: a case costs about four times
 // as much, so half the cases by default.
 const PARTITIONED_RUNS = Number(process.env.PROPERTY_RUNS_PARTITIONED ?? Math.ceil(RUNS / 2));
+
+// On plain sources, two rollups with per-group state (deltaState, docs/delta-state.md) beside the
+// built-in ones: the same measures as the hourly and daily execution rollups, brought up to date by
+// applying changed rows to each group's state. Their oracle is the built-in rollups'.
+const statefulRollups: RollupDefinition[] = ['execution_metrics_hourly', 'execution_metrics_daily'].map(
+  (name) => {
+    const def = builtinRollups.find((d) => d.name === name);
+    if (def === undefined) throw new Error(`no built-in rollup ${name}`);
+    return { ...def, name: `${name}_state`, deltaState: true };
+  },
+);
+const statefulOracles = Object.fromEntries(
+  statefulRollups.map((d) => [d.name, oracleQueries[d.name.replace(/_state$/, '')] ?? '']),
+);
+const allRollups = [...builtinRollups, ...statefulRollups];
 
 const time = fc
   .integer({ min: 0, max: SPAN_MINUTES })
@@ -193,7 +213,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       op: fc.constant('windowRefresh' as const),
-      rollup: fc.nat(builtinRollups.length - 1),
+      rollup: fc.nat(allRollups.length - 1),
       from: time,
       to: time,
     }),
@@ -215,6 +235,25 @@ function nth(table: string, param = 1): string {
 interface Target {
   db: TestDatabase;
   partitioned: boolean;
+  /** The rollups refreshed and compared: the built-in ones, and on plain sources the stateful ones. */
+  rollups: readonly RollupDefinition[];
+}
+
+/** Groups the stateful rollups brought up to date from their state (not recomputed). */
+let groupsApplied = 0;
+
+async function refreshAll(target: Target): Promise<void> {
+  for (const def of target.rollups) {
+    const result = await refreshRollup(target.db.pool, def, {
+      timezone: ZONE,
+      mode: { kind: 'incremental' },
+    });
+    groupsApplied += result.groupsApplied ?? 0;
+  }
+}
+
+function compare(target: Target): ReturnType<typeof compareWithOracle> {
+  return compareWithOracle(target.db.pool, ZONE, { oracles: target.partitioned ? {} : statefulOracles });
 }
 
 /** Single-row time moves that changed the row's partition (on plain tables a row has one). */
@@ -235,7 +274,8 @@ async function inTransaction(db: TestDatabase, work: (client: PoolClient) => Pro
   }
 }
 
-async function apply({ db, partitioned }: Target, op: Op): Promise<void> {
+async function apply(target: Target, op: Op): Promise<void> {
+  const { db, partitioned } = target;
   const q = (sql: string, params: unknown[]): Promise<unknown> => db.pool.query(sql, params);
   switch (op.op) {
     case 'insertExecution':
@@ -429,7 +469,7 @@ async function apply({ db, partitioned }: Target, op: Op): Promise<void> {
       });
       return;
     case 'windowRefresh': {
-      const def = builtinRollups[op.rollup];
+      const def = target.rollups[op.rollup % target.rollups.length];
       if (def === undefined) return;
       const [from, to] = op.from <= op.to ? [op.from, op.to] : [op.to, op.from];
       await refreshRollup(db.pool, def, {
@@ -439,7 +479,7 @@ async function apply({ db, partitioned }: Target, op: Op): Promise<void> {
       return;
     }
     case 'refresh':
-      await refreshAll(db.pool, ZONE);
+      await refreshAll(target);
       return;
   }
 }
@@ -448,34 +488,40 @@ describe.each([
   { sources: 'plain source tables', partitioned: false },
   { sources: 'source tables partitioned by day', partitioned: true },
 ])('rollups equal a plain GROUP BY over the source rows ($sources)', ({ partitioned }) => {
-  const target = { partitioned } as Target;
+  const target = { partitioned, rollups: partitioned ? builtinRollups : allRollups } as Target;
   beforeAll(async () => {
     target.db = partitioned
       ? await createPartitionedTestDatabase(
           partitionedSourcesSql({ from: '2026-10-23', to: '2026-11-08' }, { below: true, above: true }),
         )
       : await createTestDatabase();
+    if (!partitioned) await installRollups(target.db.pool, allRollups);
   });
 
   const runs = partitioned ? PARTITIONED_RUNS : RUNS;
-  it(`after random inserts, late inserts, updates, moves, key changes, upserts, rolled-back savepoints and deletes (${runs} cases, ${ZONE})`, async () => {
+  it(`after random inserts, late inserts, updates, moves, key changes, upserts, rolled-back savepoints and deletes (${runs} cases, ${ZONE}${partitioned ? '' : '; with per-group state too'})`, async () => {
     const { db } = target;
     crossPartitionMoves = 0;
+    groupsApplied = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 25 }), async (ops) => {
         await resetData(db.pool);
-        await refreshAll(db.pool, ZONE); // initial run on empty tables: the rest is incremental
+        if (!partitioned)
+          await db.pool.query(`TRUNCATE ${statefulRollups.map((d) => `analytics.${d.name}`).join(', ')}`);
+        await refreshAll(target); // initial run on empty tables: the rest is incremental
         for (const op of ops) {
           await apply(target, op);
-          if (op.op === 'refresh') expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+          if (op.op === 'refresh') expect(await compare(target)).toEqual([]);
         }
-        await refreshAll(db.pool, ZONE);
-        expect(await compareWithOracle(db.pool, ZONE)).toEqual([]);
+        await refreshAll(target);
+        expect(await compare(target)).toEqual([]);
       }),
       { numRuns: runs, endOnFailure: true },
     );
     // The property ran over rows that did move between partitions (and none on plain tables).
     if (partitioned) expect(crossPartitionMoves).toBeGreaterThan(0);
     else expect(crossPartitionMoves).toBe(0);
+    // The stateful rollups took changes through their state (and not only recomputed).
+    if (!partitioned) expect(groupsApplied).toBeGreaterThan(0);
   }, 600_000);
 });
