@@ -69,7 +69,11 @@ function plainGroupBy(def: RollupDefinition, range?: Range): string {
  * row, as a refresh does. Same work_mem as a refresh (64MB). Not EXPLAIN ANALYZE (which discards
  * the rows), nor an INSERT into an empty table (which is cheaper than a user's backfill).
  */
-export async function bareGroupBy(pool: Pool, defs: readonly RollupDefinition[], range?: Range): Promise<void> {
+export async function bareGroupBy(
+  pool: Pool,
+  defs: readonly RollupDefinition[],
+  range?: Range,
+): Promise<void> {
   const params = range === undefined ? [] : [range.start, range.end];
   await intoTempTables(
     pool,
