@@ -8,17 +8,27 @@ ALTER TABLE aggjobs.rollup_state ADD COLUMN snapshot_xid xid8;
 
 -- A multiset kept as a sorted array, NULLs left out (as aggregates skip them): one occurrence of
 -- each removed value taken out, each added value put in, found by binary search (width_bucket
--- counts the elements <= a value), without a sort. `distinct_delta` is how many distinct values it
--- gained (negative: lost). An empty result is NULL, as array_agg over no row. A removed value that
--- is not there means the state and the source disagree: raised, so that nothing is written.
+-- counts the elements <= a value), without a sort. A value both removed and added (an update that
+-- kept it) moves nothing and is skipped. `distinct_delta` is how many distinct values it gained
+-- (negative: lost). An empty result is NULL, as array_agg over no row. A removed value that is not
+-- there means the state and the source disagree: raised, so that nothing is written.
 CREATE FUNCTION aggjobs.multiset_apply(sorted anyarray, removed anyarray, added anyarray,
                                        OUT result anyarray, OUT distinct_delta integer)
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
+  j integer;
   k integer;
 BEGIN
   result := sorted;
   distinct_delta := 0;
+  FOR i IN 1 .. coalesce(cardinality(removed), 0) LOOP
+    CONTINUE WHEN removed[i] IS NULL OR added IS NULL;
+    j := array_position(added, removed[i]);
+    IF j IS NOT NULL THEN
+      removed[i] := NULL;
+      added[j] := NULL;
+    END IF;
+  END LOOP;
   FOR i IN 1 .. coalesce(cardinality(removed), 0) LOOP
     CONTINUE WHEN removed[i] IS NULL;
     k := coalesce(width_bucket(removed[i], result), 0);

@@ -361,6 +361,9 @@ export async function installStateColumns(db: Queryable, def: RollupDefinition):
         `rollup ${JSON.stringify(def.name)}: a column read by max, min, a percentile or count(DISTINCT) must not be ` +
           `of a collatable type (text, varchar) when deltaState is on, got ${def.source}.${c} of type ${types.get(c)?.type ?? '?'}`,
       );
+  // Room on each page for the row's next version: an applied refresh rewrites the touched rows in
+  // place (HOT, no new index entry) instead of moving them (bench/report.md, per-group state).
+  await db.query(`ALTER TABLE analytics.${ident(def.name)} SET (fillfactor = 70)`);
   const adds = columns.map((c) => {
     const type = typeof c.type === 'string' ? c.type : `${types.get(c.type.arrayOf)?.type ?? 'unknown'}[]`;
     return `ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${type}`;
