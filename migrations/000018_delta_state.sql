@@ -6,6 +6,15 @@
 -- snapshot, as do rows written by transactions the snapshot sees (src/rollups/delta-state.ts).
 ALTER TABLE aggjobs.rollup_state ADD COLUMN snapshot_xid xid8;
 
+-- Sources whose change capture logs old rows whole (log_old_rows below), and the transaction that
+-- made it so (installRollups). A refresh applies deltas only when that transaction is visible in
+-- its stored snapshot: every change since was logged whole. A source put back to group columns
+-- loses its row, and applying stops until it is whole again and a snapshot has passed.
+CREATE TABLE aggjobs.whole_capture (
+  source_table text PRIMARY KEY,
+  since        xid8 NOT NULL DEFAULT pg_current_xact_id()
+);
+
 -- A multiset kept as a sorted array, NULLs left out (as aggregates skip them): one occurrence of
 -- each removed value taken out, each added value put in, found by binary search (width_bucket
 -- counts the elements <= a value), without a sort. A value both removed and added (an update that
@@ -98,9 +107,10 @@ $$;
 -- Change capture of a source with a stateful rollup: every old row of a DELETE or UPDATE whole
 -- (its measure inputs and its aggjobs_xid stamp), not only those that left their group as
 -- aggjobs.log_old_groups logs. Static SQL: the plan is kept across calls. Retention deletes are
--- not logged (their buckets are frozen), as in log_old_groups.
+-- not logged (their buckets are frozen), as in log_old_groups. extra_float_digits 3: a float is
+-- logged with every digit (a writer's session may round its output), so it reads back equal.
 CREATE FUNCTION aggjobs.log_old_rows() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET extra_float_digits = 3 AS $$
 DECLARE
   source text := format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
 BEGIN
@@ -115,7 +125,7 @@ $$;
 -- The same for changes applied by logical replication (replica sessions fire row triggers only,
 -- migration 000014): every old row, whole.
 CREATE FUNCTION aggjobs.log_replicated_old_row() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET extra_float_digits = 3 AS $$
 BEGIN
   IF current_setting('aggjobs.retention', true) = 'on' THEN
     RETURN NULL;

@@ -22,7 +22,7 @@ const COLUMN = '([a-z_][a-z0-9_]*)';
 /** One measure of a stateful rollup: how it moves when rows come in and go out. */
 export type StateMeasure =
   | { kind: 'count'; measure: Measure; filter: string | null }
-  | { kind: 'sum'; measure: Measure; column: string }
+  | { kind: 'sum'; measure: Measure; column: string; cast: string }
   | { kind: 'max' | 'min'; measure: Measure; column: string }
   | { kind: 'percentile_cont' | 'percentile_disc'; measure: Measure; column: string; fraction: number }
   | { kind: 'distinct'; measure: Measure; column: string };
@@ -36,11 +36,15 @@ export function stateMeasure(measure: Measure): StateMeasure | null {
   const sql = measure.sql.trim().replace(/\s+/g, ' ');
   if (/^count\( ?\* ?\)$/i.test(sql)) return { kind: 'count', measure, filter: null };
   const filtered = /^count\( ?\* ?\) filter ?\( ?where (.+)\)$/i.exec(sql);
-  if (filtered?.[1] !== undefined) return { kind: 'count', measure, filter: filtered[1] };
-  const sum = new RegExp(`^sum\\( ?${COLUMN} ?\\)(?: ?:: ?[a-z][a-z0-9_ ]*(?:\\([0-9, ]+\\))?)?$`, 'i').exec(
-    sql,
-  );
-  if (sum?.[1] !== undefined) return { kind: 'sum', measure, column: sum[1] };
+  // One FILTER whose condition closes where the measure ends: `count(*) FILTER (WHERE a) +
+  // count(*) FILTER (WHERE b)` matches the pattern too, and is not one count.
+  if (filtered?.[1] !== undefined && balanced(filtered[1]))
+    return { kind: 'count', measure, filter: filtered[1] };
+  const sum = new RegExp(
+    `^sum\\( ?${COLUMN} ?\\)((?: ?:: ?[a-z][a-z0-9_ ]*(?:\\([0-9, ]+\\))?)?)$`,
+    'i',
+  ).exec(sql);
+  if (sum?.[1] !== undefined) return { kind: 'sum', measure, column: sum[1], cast: sum[2] ?? '' };
   const extreme = new RegExp(`^(max|min)\\( ?${COLUMN} ?\\)$`, 'i').exec(sql);
   if (extreme?.[1] !== undefined && extreme[2] !== undefined)
     return { kind: extreme[1].toLowerCase() as 'max' | 'min', measure, column: extreme[2] };
@@ -61,6 +65,23 @@ export function stateMeasure(measure: Measure): StateMeasure | null {
   const distinct = new RegExp(`^count\\( ?distinct ${COLUMN} ?\\)$`, 'i').exec(sql);
   if (distinct?.[1] !== undefined) return { kind: 'distinct', measure, column: distinct[1] };
   return null;
+}
+
+/** Parentheses outside '…' and "…" never close more than they opened, and all close. */
+function balanced(sql: string): boolean {
+  let depth = 0;
+  let quote: string | null = null;
+  for (const ch of sql) {
+    if (quote !== null) {
+      if (ch === quote) quote = null;
+    } else if (ch === "'" || ch === '"') quote = ch;
+    else if (ch === '(') depth += 1;
+    else if (ch === ')') {
+      depth -= 1;
+      if (depth < 0) return false;
+    }
+  }
+  return depth === 0 && quote === null;
 }
 
 export interface StatePlan {
@@ -99,9 +120,16 @@ export interface StateColumn {
   compared: boolean;
 }
 
+/**
+ * Rows in and out above which a group is recomputed rather than applied: each one copies the
+ * group's arrays (a bulk update of a busy hour would cost rows × changes).
+ */
+const maxMoves = 256;
+
 export const stateRowsColumn = 'aggjobs_state_rows';
 export const stateXidColumn = 'aggjobs_state_xid';
 const countColumn = (column: string): string => `aggjobs_state_count_${column}`;
+const sumColumn = (column: string): string => `aggjobs_state_sum_${column}`;
 const valuesColumn = (column: string): string => `aggjobs_state_values_${column}`;
 
 /** The state columns of a rollup: none unless it opts in. */
@@ -110,12 +138,11 @@ export function stateColumns(def: RollupDefinition): StateColumn[] {
   const plan = statePlan(def);
   return [
     { name: stateRowsColumn, sql: 'count(*)', type: 'bigint', compared: true },
-    ...plan.summed.map((c) => ({
-      name: countColumn(c),
-      sql: `count(${ident(c)})`,
-      type: 'bigint',
-      compared: true,
-    })),
+    ...plan.summed.flatMap((c) => [
+      { name: countColumn(c), sql: `count(${ident(c)})`, type: 'bigint', compared: true },
+      // The exact sum: a measure may round it (`sum(x)::numeric(12,2)`), its deltas must not.
+      { name: sumColumn(c), sql: `sum(${ident(c)})::numeric`, type: 'numeric', compared: true },
+    ]),
     ...plan.sorted.map((c) => ({
       name: valuesColumn(c),
       sql: `array_agg(${ident(c)} ORDER BY ${ident(c)}) FILTER (WHERE ${ident(c)} IS NOT NULL)`,
@@ -126,11 +153,10 @@ export function stateColumns(def: RollupDefinition): StateColumn[] {
   ];
 }
 
-/** A count's or a sum's delta over the change rows (`aggjobs_sign`: +1 in, -1 out); null for the others. */
+/** A count's delta over the change rows (`aggjobs_sign`: +1 in, -1 out); null for the others. */
 function measureDelta(m: StateMeasure, i: number): string | null {
   if (m.kind === 'count')
     return `coalesce(sum(aggjobs_sign)${m.filter === null ? '' : ` FILTER (WHERE ${m.filter})`}, 0) AS aggjobs_d_${i}`;
-  if (m.kind === 'sum') return `coalesce(sum(aggjobs_sign * ${ident(m.column)}), 0) AS aggjobs_d_${i}`;
   return null;
 }
 
@@ -191,10 +217,10 @@ export function refreshByDeltaSql(def: RollupDefinition): string {
       const d = measureDelta(m, i);
       return d === null ? [] : [d];
     }),
-    ...plan.summed.map(
-      (c) =>
-        `coalesce(sum(aggjobs_sign) FILTER (WHERE ${ident(c)} IS NOT NULL), 0) AS ${ident(`aggjobs_dn_${c}`)}`,
-    ),
+    ...plan.summed.flatMap((c) => [
+      `coalesce(sum(aggjobs_sign) FILTER (WHERE ${ident(c)} IS NOT NULL), 0) AS ${ident(`aggjobs_dn_${c}`)}`,
+      `coalesce(sum(aggjobs_sign * ${ident(c)}::numeric), 0) AS ${ident(`aggjobs_ds_${c}`)}`,
+    ]),
     ...plan.sorted.flatMap((c) => [
       `array_agg(${ident(c)}) FILTER (WHERE aggjobs_sign < 0 AND ${ident(c)} IS NOT NULL) AS ${ident(`aggjobs_out_${c}`)}`,
       `array_agg(${ident(c)}) FILTER (WHERE aggjobs_sign > 0 AND ${ident(c)} IS NOT NULL) AS ${ident(`aggjobs_in_${c}`)}`,
@@ -208,14 +234,20 @@ export function refreshByDeltaSql(def: RollupDefinition): string {
       const name = ident(m.measure.name);
       if (m.kind === 'count') return [`${name} = t.${name} + ch.aggjobs_d_${i}`];
       if (m.kind === 'sum') {
+        // The measure's own cast applied to the new exact sum, as the GROUP BY applies it to sum().
         const n = `t.${ident(countColumn(m.column))} + ch.${ident(`aggjobs_dn_${m.column}`)}`;
-        return [`${name} = CASE WHEN ${n} = 0 THEN NULL ELSE coalesce(t.${name}, 0) + ch.aggjobs_d_${i} END`];
+        const exact = `coalesce(t.${ident(sumColumn(m.column))}, 0) + ch.${ident(`aggjobs_ds_${m.column}`)}`;
+        return [`${name} = CASE WHEN ${n} = 0 THEN NULL ELSE (${exact})${m.cast} END`];
       }
       return [];
     }),
-    ...plan.summed.map(
-      (c) => `${ident(countColumn(c))} = t.${ident(countColumn(c))} + ch.${ident(`aggjobs_dn_${c}`)}`,
-    ),
+    ...plan.summed.flatMap((c) => {
+      const n = `t.${ident(countColumn(c))} + ch.${ident(`aggjobs_dn_${c}`)}`;
+      return [
+        `${ident(countColumn(c))} = ${n}`,
+        `${ident(sumColumn(c))} = CASE WHEN ${n} = 0 THEN NULL ELSE coalesce(t.${ident(sumColumn(c))}, 0) + ch.${ident(`aggjobs_ds_${c}`)} END`,
+      ];
+    }),
     // One sub-select per array, computed once (OFFSET 0: a flattened sub-select computes a value
     // once per mention; docs/delta-state.md), giving the array and the measures read from it.
     ...plan.sorted.map((c) => {
@@ -228,7 +260,7 @@ export function refreshByDeltaSql(def: RollupDefinition): string {
   ];
 
   return `
-WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot, $6::xid8),
+WITH params AS (SELECT $1::xid8, $2::text, $3::text, $4::timestamptz, $5::pg_snapshot, $6::xid8, $7::boolean),
 fresh_rows AS MATERIALIZED (
   SELECT * FROM ${source}
   WHERE aggjobs_xid >= $1::xid8 AND NOT pg_visible_in_snapshot(aggjobs_xid, $5::pg_snapshot)
@@ -247,6 +279,7 @@ fresh_rows AS MATERIALIZED (
 ), delta AS MATERIALIZED (
   SELECT ${bucketStartSql(def.grain, time, zone)} AS bucket_start, ${dims.join(', ')},
     bool_and(aggjobs_full) AS aggjobs_full, sum(aggjobs_sign) AS aggjobs_d_rows,
+    count(*) FILTER (WHERE aggjobs_sign <> 0) AS aggjobs_moves,
     ${deltas.join(',\n    ')}
   FROM changes
   ${groupBy}
@@ -254,7 +287,8 @@ fresh_rows AS MATERIALIZED (
   SELECT d.*, ${rowsStart('d.bucket_start')} AS rows_start,
          ${rowsStart(bucketEndSql(def.grain, 'd.bucket_start', zone))} AS rows_end,
          t.aggjobs_stored IS NOT NULL AS aggjobs_stored,
-         coalesce(d.aggjobs_full AND t.${stateRowsColumn} + d.aggjobs_d_rows >= 0
+         coalesce($7::boolean AND d.aggjobs_full AND d.aggjobs_moves <= ${maxMoves}
+                  AND t.${stateRowsColumn} + d.aggjobs_d_rows >= 0
                   AND (t.${stateXidColumn} = $6::xid8 OR pg_visible_in_snapshot(t.${stateXidColumn}, $5::pg_snapshot)), false) AS aggjobs_apply
   FROM delta d
   LEFT JOIN LATERAL (
@@ -281,7 +315,10 @@ fresh_rows AS MATERIALIZED (
     FROM fresh_rows
     ${groupBy}
   ) f
-  WHERE (${key.map((k) => `f.${k}`).join(', ')}) IN (SELECT ${key.join(', ')} FROM changed WHERE NOT aggjobs_stored)
+  -- IS NOT DISTINCT FROM: a NULL dimension reaches the INSERT, which refuses it (NOT NULL), as in
+  -- refreshChanged, instead of leaving the group out.
+  WHERE EXISTS (SELECT FROM changed c WHERE NOT c.aggjobs_stored
+                AND ${key.map((k) => `c.${k} IS NOT DISTINCT FROM f.${k}`).join(' AND ')})
 ), written AS (
   INSERT INTO ${target} AS tgt (${[...key, ...columns].join(', ')}, updated_at)
   SELECT ${[...key, ...columns].join(', ')}, now() FROM computed WHERE aggjobs_stored
@@ -332,7 +369,7 @@ export async function installStateColumns(db: Queryable, def: RollupDefinition):
   const plan = statePlan(def);
   // $1 source, $2 columns
   const { rows } = await db.query<{ name: string; type: string; base: string; collatable: boolean }>(
-    `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+    `SELECT a.attname AS name, format_type(a.atttypid, NULL) AS type,
             format_type(coalesce(nullif(t.typbasetype, 0), a.atttypid), NULL) AS base, t.typcollation <> 0 AS collatable
      FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
      WHERE a.attrelid = to_regclass($1) AND a.attname = ANY ($2::text[]) AND NOT a.attisdropped`,

@@ -226,6 +226,15 @@ export async function installRollups(pool: Pool, given: readonly RollupDefinitio
       const whole =
         kept[0]?.whole === true || definitions.some((d) => d.source === source && d.deltaState === true);
       for (const statement of changeCaptureSql(source, columns, whole)) await client.query(statement);
+      // Since when the capture is whole (kept from the first install that made it so): a stateful
+      // refresh applies deltas only from a snapshot that sees it (delta-state.ts).
+      // $1 source
+      await client.query(
+        whole
+          ? 'INSERT INTO aggjobs.whole_capture (source_table) VALUES ($1) ON CONFLICT (source_table) DO NOTHING'
+          : 'DELETE FROM aggjobs.whole_capture WHERE source_table = $1',
+        [source],
+      );
       // A partitioned source: the statement triggers on every partition too, for statements that
       // name a partition (migration 000012); none for a plain table.
       await client.query('SELECT aggjobs.capture_partitions($1::regclass)', [source]);

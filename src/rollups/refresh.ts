@@ -123,6 +123,7 @@ export async function refreshRollup(
         horizon: string | null;
         snapshot: string | null;
         snapshot_xid: string | null;
+        whole_since_snapshot: boolean;
         cutoff: Date | null;
         next: string;
         nextSnapshot: string;
@@ -151,6 +152,8 @@ export async function refreshRollup(
       `SELECT set_config('statement_timeout', $2, true), set_config('work_mem', $3, true),
               set_config('synchronous_commit', 'off', true), set_config('jit', 'off', true),
               s.horizon::text AS horizon, s.snapshot::text AS snapshot, s.snapshot_xid::text AS snapshot_xid,
+              coalesce((SELECT pg_visible_in_snapshot(w.since, s.snapshot) FROM aggjobs.whole_capture w
+                        WHERE w.source_table = s.source_table), false) AS whole_since_snapshot,
               (SELECT max(w.cutoff) FROM aggjobs.retention_watermarks w
                WHERE w.source_table IN (s.source_table, 'analytics.' || s.rollup)) AS cutoff,
               pg_snapshot_xmin(pg_current_snapshot())::text AS next, pg_current_snapshot()::text AS "nextSnapshot",
@@ -224,7 +227,11 @@ export async function refreshRollup(
       const params = [state.horizon, options.timezone, def.source, cutoff, state.snapshot];
       const { rows } =
         def.deltaState === true
-          ? await client.query(refreshByDeltaSql(def), [...params, state.snapshot_xid])
+          ? await client.query(refreshByDeltaSql(def), [
+              ...params,
+              state.snapshot_xid,
+              state.whole_since_snapshot,
+            ])
           : await client.query(sql.refreshChanged, params);
       result = {
         rollup: def.name,

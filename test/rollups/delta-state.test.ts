@@ -110,6 +110,20 @@ describe('per-group state (deltaState)', () => {
       },
       /rollup "avg_state": measures\[\]\.sql of avg_ms must be one of count\(\*\).*got "avg\(duration_ms\)"/,
     );
+    await refused(
+      {
+        ...stateful,
+        name: 'two_filters_state',
+        measures: [
+          {
+            name: 'failed_or_timed_out',
+            type: 'bigint',
+            sql: "count(*) FILTER (WHERE status = 'failed') + count(*) FILTER (WHERE status = 'timeout')",
+          },
+        ],
+      },
+      /rollup "two_filters_state": measures\[\]\.sql of failed_or_timed_out must be one of/,
+    );
     const activity = builtinRollups.find((d) => d.name === 'user_activity_hourly');
     if (activity === undefined) throw new Error('no user_activity_hourly');
     await refused(
@@ -160,6 +174,74 @@ describe('per-group state (deltaState)', () => {
       tables: ['execution_metrics_hourly_later'],
       oracles: { execution_metrics_hourly_later: oracleQueries.execution_metrics_hourly ?? '' },
     });
+  });
+
+  it('a measure that rounds its sum equals the GROUP BY: the state keeps the exact sum', async () => {
+    const rounded: RollupDefinition = {
+      ...stateful,
+      name: 'rounded_state',
+      measures: [
+        { name: 'n', type: 'bigint', sql: 'count(*)' },
+        { name: 'tenths', type: 'numeric', sql: 'sum(credits_used)::numeric(12,1)' },
+        { name: 'whole', type: 'bigint', sql: 'sum(credits_used)::bigint' },
+      ],
+    };
+    await installRollups(db.pool, [...builtinRollups, stateful, rounded]);
+    const insert = (n: number): Promise<unknown> =>
+      db.pool.query(
+        `INSERT INTO public.execution_logs (workspace_id, user_id, workflow_id, status, started_at, credits_used)
+         SELECT 1, 1, 1, 'success', timestamptz '2026-11-01 10:00Z' + make_interval(secs => i), 0.04
+         FROM generate_series(1, $1::int) i`,
+        [n],
+      );
+    const oracle = `SELECT date_trunc('hour', started_at, $1) AS bucket_start, workspace_id, count(*) AS n,
+                      sum(credits_used)::numeric(12,1) AS tenths, sum(credits_used)::bigint AS whole
+                    FROM public.execution_logs GROUP BY 1, 2`;
+    const options = { tables: ['rounded_state'], oracles: { rounded_state: oracle } };
+    await insert(1);
+    await refreshRollup(db.pool, rounded, { timezone: ZONE, mode: { kind: 'incremental' } });
+    for (let i = 0; i < 3; i += 1) {
+      await insert(7);
+      await db.pool.query(
+        `UPDATE public.execution_logs SET credits_used = credits_used + 0.03 WHERE id % 5 = 0`,
+      );
+      const run = await refreshRollup(db.pool, rounded, { timezone: ZONE, mode: { kind: 'incremental' } });
+      expect(run.groupsApplied).toBe(1);
+      await assertRollupsMatchOracle(db.pool, ZONE, options);
+    }
+  });
+
+  it('applies only once capture has logged whole rows since before the stored snapshot', async () => {
+    const late: RollupDefinition = { ...stateful, name: 'capture_state' };
+    await installRollups(db.pool, [...builtinRollups, stateful, late]);
+    // An install without any stateful rollup's definition, before either was first refreshed:
+    // the capture goes back to group columns (an update that keeps its group logs nothing).
+    await db.pool.query(
+      `DELETE FROM aggjobs.rollup_state WHERE rollup <> $1 AND built_definition ->> 'deltaState' = 'true'`,
+      [late.name],
+    );
+    await installRollups(db.pool, [...builtinRollups, late]);
+    await installRollups(db.pool, builtinRollups);
+    const options = {
+      tables: ['capture_state'],
+      oracles: { capture_state: oracleQueries.execution_metrics_hourly ?? '' },
+    };
+    const run = (): ReturnType<typeof refreshRollup> =>
+      refreshRollup(db.pool, late, { timezone: ZONE, mode: { kind: 'incremental' } });
+    await seed();
+    await run();
+    await db.pool.query(`UPDATE public.execution_logs SET duration_ms = 1 WHERE id % 4 = 0`);
+    expect((await run()).groupsApplied).toBe(0); // recomputed: the old rows were not logged
+    await assertRollupsMatchOracle(db.pool, ZONE, options);
+    // Whole again: applied from the first snapshot that sees the switch, not before.
+    await installRollups(db.pool, [...builtinRollups, late]);
+    await db.pool.query(`UPDATE public.execution_logs SET duration_ms = 2 WHERE id % 4 = 1`);
+    expect((await run()).groupsApplied).toBe(0);
+    await assertRollupsMatchOracle(db.pool, ZONE, options);
+    await db.pool.query(`UPDATE public.execution_logs SET duration_ms = 3 WHERE id % 4 = 2`);
+    expect((await run()).groupsApplied).toBeGreaterThan(0);
+    await assertRollupsMatchOracle(db.pool, ZONE, options);
+    await installRollups(db.pool, [...builtinRollups, stateful]); // as the other tests expect
   });
 
   it('recomputes the group of a version never counted when a window wrote its row since (a row moved away)', async () => {
