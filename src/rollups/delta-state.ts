@@ -315,10 +315,11 @@ fresh_rows AS MATERIALIZED (
     FROM fresh_rows
     ${groupBy}
   ) f
-  -- IS NOT DISTINCT FROM: a NULL dimension reaches the INSERT, which refuses it (NOT NULL), as in
-  -- refreshChanged, instead of leaving the group out.
-  WHERE EXISTS (SELECT FROM changed c WHERE NOT c.aggjobs_stored
-                AND ${key.map((k) => `c.${k} IS NOT DISTINCT FROM f.${k}`).join(' AND ')})
+  -- Every fresh group is in changed unless frozen: those not stored, as refreshChanged picks them
+  -- (one hashed SubPlan; coalesce: a NULL dimension counts as not stored and reaches the INSERT,
+  -- which refuses it, instead of being left out).
+  WHERE ${bucketRowsStartSql(def.grain, 'f.bucket_start', zone)} >= $4::timestamptz
+    AND NOT coalesce((${key.map((k) => `f.${k}`).join(', ')}) IN (SELECT ${key.join(', ')} FROM changed WHERE aggjobs_stored), false)
 ), written AS (
   INSERT INTO ${target} AS tgt (${[...key, ...columns].join(', ')}, updated_at)
   SELECT ${[...key, ...columns].join(', ')}, now() FROM computed WHERE aggjobs_stored
@@ -356,6 +357,7 @@ SELECT (SELECT count(*) FROM changed) AS groups,
 }
 
 const exactSumTypes = ['smallint', 'integer', 'bigint', 'numeric'];
+const numericTypes = [...exactSumTypes, 'real', 'double precision'];
 
 /**
  * Adds a stateful rollup's state columns to its table (an existing table gets them NULL: such rows
@@ -392,6 +394,13 @@ export async function installStateColumns(db: Queryable, def: RollupDefinition):
   // The arrays are sorted by array_agg's ORDER BY and searched by width_bucket: for a collatable
   // type the two could compare under different collations, and a search that misses a value would
   // miscount silently. Refused rather than risked.
+  // percentile_cont interpolates in double precision: its column must cast to it, as the aggregate's does.
+  for (const m of plan.measures)
+    if (m.kind === 'percentile_cont' && !numericTypes.includes(types.get(m.column)?.base ?? ''))
+      throw new Error(
+        `rollup ${JSON.stringify(def.name)}: the column of percentile_cont in ${m.measure.name} must be of type ` +
+          `${numericTypes.join(', ')} when deltaState is on, got ${def.source}.${m.column} of type ${types.get(m.column)?.base ?? '?'}`,
+      );
   for (const c of plan.sorted)
     if (types.get(c)?.collatable === true)
       throw new Error(
@@ -410,17 +419,24 @@ export async function installStateColumns(db: Queryable, def: RollupDefinition):
 
 /** Adds the state columns a rollup's definition needs and drops those it no longer does (a rebuild). */
 export async function syncStateColumns(db: Queryable, def: RollupDefinition): Promise<void> {
-  await installStateColumns(db, def);
   const wanted = new Set(stateColumns(def).map((c) => c.name));
-  const { rows } = await db.query<{ name: string }>(
-    `SELECT attname AS name FROM pg_attribute
-     WHERE attrelid = to_regclass(format('analytics.%I', $1::text)) AND attnum > 0 AND NOT attisdropped
-       AND attname LIKE 'aggjobs\\_state\\_%'`,
-    [def.name],
+  // An array whose type is no longer its source column's (the column's type was changed since) is
+  // dropped and added again: the rebuild fills it.
+  // $1 rollup, $2 source
+  const { rows } = await db.query<{ name: string; stale: boolean }>(
+    `SELECT a.attname AS name,
+            coalesce(format_type(a.atttypid, NULL) <> (SELECT format_type(s.atttypid, NULL) || '[]' FROM pg_attribute s
+                       WHERE s.attrelid = to_regclass($2) AND 'aggjobs_state_values_' || s.attname = a.attname
+                         AND NOT s.attisdropped), false) AS stale
+     FROM pg_attribute a
+     WHERE a.attrelid = to_regclass(format('analytics.%I', $1::text)) AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname LIKE 'aggjobs\\_state\\_%'`,
+    [def.name, def.source],
   );
-  const unused = rows.filter((r) => !wanted.has(r.name));
+  const unused = rows.filter((r) => !wanted.has(r.name) || r.stale);
   if (unused.length > 0)
     await db.query(
       `ALTER TABLE analytics.${ident(def.name)} ${unused.map((r) => `DROP COLUMN ${ident(r.name)}`).join(', ')}`,
     );
+  await installStateColumns(db, def);
 }

@@ -260,4 +260,39 @@ describe('per-group state (deltaState)', () => {
     await refresh();
     await assertRollupsMatchOracle(db.pool, ZONE, only);
   });
+
+  it("a source column's type changed: the refresh fails loudly, the rebuild makes the state's type follow", async () => {
+    await db.pool.query(
+      `CREATE TABLE public.readings (id bigserial PRIMARY KEY, at timestamptz NOT NULL, workspace_id bigint NOT NULL, v integer);
+       INSERT INTO public.readings (at, workspace_id, v)
+       SELECT timestamptz '2026-11-01 10:00Z' + make_interval(mins => i), 1 + i % 2, i FROM generate_series(1, 200) i`,
+    );
+    const readings: RollupDefinition = {
+      name: 'readings_state',
+      source: 'public.readings',
+      timeColumn: 'at',
+      grain: 'hour',
+      dimensions: [{ column: 'workspace_id', type: 'bigint' }],
+      measures: [
+        { name: 'v_max', type: 'bigint', sql: 'max(v)' },
+        { name: 'v_p50', type: 'double precision', sql: 'percentile_cont(0.5) WITHIN GROUP (ORDER BY v)' },
+      ],
+      deltaState: true,
+    };
+    const oracle = `SELECT date_trunc('hour', at, $1) AS bucket_start, workspace_id, max(v) AS v_max,
+                      percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS v_p50 FROM public.readings GROUP BY 1, 2`;
+    const options = { tables: ['readings_state'], oracles: { readings_state: oracle } };
+    const run = (): ReturnType<typeof refreshRollup> =>
+      refreshRollup(db.pool, readings, { timezone: ZONE, mode: { kind: 'incremental' } });
+    await installRollups(db.pool, [...builtinRollups, stateful, readings]);
+    await run();
+    await db.pool.query(`ALTER TABLE public.readings ALTER COLUMN v TYPE bigint`);
+    await db.pool.query(`UPDATE public.readings SET v = v + 5000000000 WHERE id % 6 = 1`);
+    await expect(run()).rejects.toThrow(/multiset_apply/);
+    await rebuildRollup(db.pool, readings, { timezone: ZONE });
+    await assertRollupsMatchOracle(db.pool, ZONE, options);
+    await db.pool.query(`UPDATE public.readings SET v = v + 1 WHERE id % 6 = 2`);
+    expect((await run()).groupsApplied).toBeGreaterThan(0);
+    await assertRollupsMatchOracle(db.pool, ZONE, options);
+  });
 });
