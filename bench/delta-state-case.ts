@@ -5,7 +5,7 @@ import {
   refreshRollup,
   type RollupDefinition,
 } from '../src/rollups/index.ts';
-import { bareGroupBy, pairedCase, type CaseResult, type PairCount } from './engine-cases.ts';
+import { bareGroupBy, pairedCase, updateScattered, type CaseResult, type PairCount } from './engine-cases.ts';
 import { interleavedPairs } from './stats.ts';
 
 /**
@@ -36,11 +36,7 @@ export async function deltaStateCase(pool: Pool, pairs: PairCount): Promise<Case
       minPairs: pairs.min,
       maxPairs: pairs.max,
       goal,
-      before: () =>
-        pool.query(
-          `UPDATE public.execution_logs SET credits_used = credits_used + 1, duration_ms = coalesce(duration_ms, 0) + 1
-           WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM public.execution_logs))::bigint FROM generate_series(1, 1000))`,
-        ),
+      before: () => updateScattered(pool),
       measure: () => refreshRollup(pool, stateful, incremental),
       reference: () => bareGroupBy(pool, [hourly], undefined),
     });

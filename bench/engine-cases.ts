@@ -269,6 +269,14 @@ export async function incrementalHour(
   };
 }
 
+/** The scattered-updates cases' change: 1,000 random executions across all of history updated. */
+export function updateScattered(pool: Pool): Promise<unknown> {
+  return pool.query(
+    `UPDATE public.execution_logs SET credits_used = credits_used + 1, duration_ms = coalesce(duration_ms, 0) + 1
+     WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM public.execution_logs))::bigint FROM generate_series(1, 1000))`,
+  );
+}
+
 /**
  * Incremental run after 1,000 rows updated across all of history ÷ a full recompute, taken as the
  * bare GROUP BY over every row (CREATE TEMP TABLE … AS): the cheapest full recompute, so the
@@ -284,11 +292,7 @@ export async function scatteredUpdates(pool: Pool, pairs: PairCount): Promise<Ca
     minPairs: pairs.min,
     maxPairs: pairs.max,
     goal,
-    before: () =>
-      pool.query(
-        `UPDATE public.execution_logs SET credits_used = credits_used + 1, duration_ms = coalesce(duration_ms, 0) + 1
-         WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM public.execution_logs))::bigint FROM generate_series(1, 1000))`,
-      ),
+    before: () => updateScattered(pool),
     measure: () => refreshRollup(pool, hourly, { timezone: 'UTC', mode: incremental }),
     reference: () => bareGroupBy(pool, [hourly], undefined),
   });
@@ -359,11 +363,7 @@ export async function coveringIndexCases(
       minPairs: options.pairs.min,
       maxPairs: options.pairs.max,
       goal,
-      before: () =>
-        pool.query(
-          `UPDATE public.execution_logs SET credits_used = credits_used + 1, duration_ms = coalesce(duration_ms, 0) + 1
-           WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM public.execution_logs))::bigint FROM generate_series(1, 1000))`,
-        ),
+      before: () => updateScattered(pool),
       measure: () => refreshRollup(pool, hourly, { timezone: 'UTC', mode: incremental }),
       reference: () => bareGroupBy(pool, [hourly], undefined),
     });
