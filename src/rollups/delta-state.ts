@@ -407,14 +407,27 @@ export async function installStateColumns(db: Queryable, def: RollupDefinition):
         `rollup ${JSON.stringify(def.name)}: a column read by max, min, a percentile or count(DISTINCT) must not be ` +
           `of a collatable type (text, varchar) when deltaState is on, got ${def.source}.${c} of type ${types.get(c)?.type ?? '?'}`,
       );
+  // Only what is missing: ALTER TABLE takes a lock that readers of the rollup would queue behind,
+  // and an install runs at every start.
+  // $1 rollup
+  const { rows: present } = await db.query<{ columns: string[]; fillfactor: boolean }>(
+    `SELECT coalesce((SELECT array_agg(attname::text) FROM pg_attribute
+                      WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped), '{}') AS columns,
+            coalesce('fillfactor=70' = ANY (c.reloptions), false) AS fillfactor
+     FROM pg_class c WHERE c.oid = to_regclass(format('analytics.%I', $1::text))`,
+    [def.name],
+  );
+  const have = new Set(present[0]?.columns ?? []);
+  const changes = columns
+    .filter((c) => !have.has(c.name))
+    .map((c) => {
+      const type = typeof c.type === 'string' ? c.type : `${types.get(c.type.arrayOf)?.type ?? 'unknown'}[]`;
+      return `ADD COLUMN ${ident(c.name)} ${type}`;
+    });
   // Room on each page for the row's next version: an applied refresh rewrites the touched rows in
   // place (HOT, no new index entry) instead of moving them (bench/report.md, per-group state).
-  await db.query(`ALTER TABLE analytics.${ident(def.name)} SET (fillfactor = 70)`);
-  const adds = columns.map((c) => {
-    const type = typeof c.type === 'string' ? c.type : `${types.get(c.type.arrayOf)?.type ?? 'unknown'}[]`;
-    return `ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${type}`;
-  });
-  await db.query(`ALTER TABLE analytics.${ident(def.name)} ${adds.join(', ')}`);
+  if (present[0]?.fillfactor !== true) changes.push('SET (fillfactor = 70)');
+  if (changes.length > 0) await db.query(`ALTER TABLE analytics.${ident(def.name)} ${changes.join(', ')}`);
 }
 
 /** Adds the state columns a rollup's definition needs and drops those it no longer does (a rebuild). */
