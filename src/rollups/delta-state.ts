@@ -153,13 +153,6 @@ export function stateColumns(def: RollupDefinition): StateColumn[] {
   ];
 }
 
-/** A count's delta over the change rows (`aggjobs_sign`: +1 in, -1 out); null for the others. */
-function measureDelta(m: StateMeasure, i: number): string | null {
-  if (m.kind === 'count')
-    return `coalesce(sum(aggjobs_sign)${m.filter === null ? '' : ` FILTER (WHERE ${m.filter})`}, 0) AS aggjobs_d_${i}`;
-  return null;
-}
-
 /** The new value of a measure read from its column's applied array `a` (result, distinct_delta). */
 function fromSorted(m: StateMeasure, a: string): string {
   const name = ident(m.measure.name);
@@ -213,10 +206,14 @@ export function refreshByDeltaSql(def: RollupDefinition): string {
   const rowsStart = (bucket: string): string => bucketRowsStartSql(def.grain, bucket, zone);
 
   const deltas = [
-    ...plan.measures.flatMap((m, i) => {
-      const d = measureDelta(m, i);
-      return d === null ? [] : [d];
-    }),
+    // Each count's delta over the change rows (`aggjobs_sign`: +1 in, -1 out, 0 never counted).
+    ...plan.measures.flatMap((m, i) =>
+      m.kind === 'count'
+        ? [
+            `coalesce(sum(aggjobs_sign)${m.filter === null ? '' : ` FILTER (WHERE ${m.filter})`}, 0) AS aggjobs_d_${i}`,
+          ]
+        : [],
+    ),
     ...plan.summed.flatMap((c) => [
       `coalesce(sum(aggjobs_sign) FILTER (WHERE ${ident(c)} IS NOT NULL), 0) AS ${ident(`aggjobs_dn_${c}`)}`,
       `coalesce(sum(aggjobs_sign * ${ident(c)}::numeric), 0) AS ${ident(`aggjobs_ds_${c}`)}`,
